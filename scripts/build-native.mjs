@@ -1,0 +1,120 @@
+// Builds native/*.cc into build/rdt_native.node against libtorch.
+// libtorch comes from $LIBTORCH (an unpacked standalone libtorch: include/ and lib/) or, by default,
+// from the Python `torch` package (`pip install torch`). Each .cc compiles on its own (in parallel,
+// skipped when newer than its .o), so editing one op family rebuilds one file.
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync, readFileSync, renameSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const buildDir = join(root, 'build');
+const objDir = join(buildDir, 'obj');
+const out = join(buildDir, 'rdt_native.node');
+
+function fail(msg) {
+  console.error(`\nrdt-libero native build failed: ${msg}\n`);
+  process.exit(1);
+}
+
+function findLibtorch() {
+  const explicit = process.env.LIBTORCH;
+  if (explicit) {
+    const inc = join(explicit, 'include');
+    const lib = join(explicit, 'lib');
+    if (!existsSync(join(inc, 'ATen', 'ATen.h')) || !existsSync(lib))
+      fail(`LIBTORCH=${explicit} does not look like libtorch: expected ${inc}/ATen/ATen.h and ${lib}/.\n` +
+        'Unset LIBTORCH to use the Python torch package, or point it at an unpacked libtorch zip.');
+    const cuda = readdirSync(lib).some((f) => f.startsWith('libtorch_cuda'));
+    // The standalone zip names its ABI in the folder (cxx11-abi); torch >= 2.6 only ships that ABI.
+    return { source: `LIBTORCH=${explicit}`, includes: [inc, join(inc, 'torch/csrc/api/include')], lib, abi: 1, cuda, version: 'libtorch' };
+  }
+  const py = process.env.PYTHON || 'python3';
+  const script = [
+    'import json, torch, torch.utils.cpp_extension as c',
+    'print(json.dumps({"includes": c.include_paths(), "lib": c.library_paths()[0],',
+    ' "abi": int(torch._C._GLIBCXX_USE_CXX11_ABI), "cuda": torch.version.cuda is not None, "version": torch.__version__}))',
+  ].join('\n');
+  let info;
+  try {
+    info = JSON.parse(execFileSync(py, ['-c', script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }));
+  } catch (e) {
+    fail(`could not import the Python torch package with '${py}' (${String(e.stderr || e.message).trim().split('\n').pop()}).\n` +
+      'Install it with `pip install torch` (torch 2.1 or newer), set PYTHON to the interpreter that has it,\n' +
+      'or set LIBTORCH to an unpacked libtorch directory.');
+  }
+  const [maj, min] = info.version.split('.').map(Number);
+  if (maj < 2 || (maj === 2 && min < 1)) fail(`torch ${info.version} is too old; rdt-libero needs torch 2.1 or newer.`);
+  return { source: `python torch ${info.version}`, ...info };
+}
+
+function nodeApiInclude() {
+  const p = join(root, 'node_modules', 'node-api-headers', 'include');
+  if (!existsSync(join(p, 'node_api.h'))) fail(`Node-API headers not found at ${p}; run \`npm ci\` first.`);
+  return p;
+}
+
+function run(cmd, args) {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+    p.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} exited with ${code}`))));
+  });
+}
+
+const lt = findLibtorch();
+const cxx = process.env.CXX || 'g++';
+const flags = [
+  '-std=c++20', '-O2', '-fPIC', '-fvisibility=hidden', '-Wno-deprecated-declarations',
+  `-D_GLIBCXX_USE_CXX11_ABI=${lt.abi}`, '-DNAPI_VERSION=8', '-DNODE_GYP_MODULE_NAME=rdt_native',
+  ...(lt.cuda ? ['-DRDT_WITH_CUDA=1'] : []),
+  `-I${nodeApiInclude()}`, ...lt.includes.map((i) => `-I${i}`),
+];
+const stamp = JSON.stringify({ flags, cxx });
+mkdirSync(objDir, { recursive: true });
+const stampFile = join(objDir, 'flags.json');
+const flagsChanged = !existsSync(stampFile) || readFileSync(stampFile, 'utf8') !== stamp;
+
+const srcDir = join(root, 'native');
+const sources = readdirSync(srcDir).filter((f) => f.endsWith('.cc')).sort();
+const headers = readdirSync(srcDir).filter((f) => f.endsWith('.h')).map((h) => statSync(join(srcDir, h)).mtimeMs);
+const newestHeader = Math.max(0, ...headers);
+
+const todo = sources.filter((s) => {
+  const o = join(objDir, s.replace(/\.cc$/, '.o'));
+  if (flagsChanged || !existsSync(o)) return true;
+  const ot = statSync(o).mtimeMs;
+  return statSync(join(srcDir, s)).mtimeMs > ot || newestHeader > ot;
+});
+
+console.log(`native: libtorch from ${lt.source} (${lt.cuda ? 'CUDA' : 'CPU'}), compiling ${todo.length}/${sources.length} files`);
+const jobs = Math.max(1, Number(process.env.JOBS) || cpus().length);
+const queue = [...todo];
+try {
+  await Promise.all(Array.from({ length: jobs }, async () => {
+    while (queue.length) {
+      const s = queue.shift();
+      const o = join(objDir, s.replace(/\.cc$/, '.o'));
+      await run(cxx, [...flags, '-c', join(srcDir, s), '-o', o + '.tmp']);
+      renameSync(o + '.tmp', o);
+    }
+  }));
+} catch (e) {
+  fail(`${e.message} while compiling against ${lt.source} (includes: ${lt.includes.join(', ')}).`);
+}
+writeFileSync(stampFile, stamp);
+
+const objs = sources.map((s) => join(objDir, s.replace(/\.cc$/, '.o')));
+const newestObj = Math.max(...objs.map((o) => statSync(o).mtimeMs));
+if (todo.length || !existsSync(out) || statSync(out).mtimeMs < newestObj) {
+  const libs = ['-ltorch', '-ltorch_cpu', '-lc10', ...(lt.cuda ? ['-ltorch_cuda', '-lc10_cuda'] : [])];
+  try {
+    await run(cxx, ['-shared', '-o', out + '.tmp', ...objs, `-L${lt.lib}`, `-Wl,-rpath,${lt.lib}`,
+      '-Wl,--no-as-needed', ...libs]);
+  } catch (e) {
+    fail(`linking failed against ${lt.lib}: ${e.message}`);
+  }
+  renameSync(out + '.tmp', out);
+}
+writeFileSync(join(buildDir, 'libtorch.json'), JSON.stringify(lt, null, 2));
+console.log(`native: ${out}`);

@@ -1,0 +1,36 @@
+#!/usr/bin/env node
+// The `rdt-libero` command. Subcommands parse their arguments and call into the layers; no logic here.
+import { doctor } from './doctor.js';
+
+const USAGE = `usage: rdt-libero <command> [options]
+
+commands:
+  doctor      report libtorch, threads, BLAS and devices
+`;
+
+const commands: Record<string, (args: string[]) => Promise<number> | number> = {
+  doctor: () => doctor(),
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === '-h' || cmd === '--help') {
+    process.stdout.write(USAGE);
+    return cmd ? 0 : 2;
+  }
+  const run = commands[cmd];
+  if (!run) {
+    const near = Object.keys(commands).find((c) => c.startsWith(cmd.slice(0, 2)));
+    process.stderr.write(`rdt-libero: unknown command '${cmd}'${near ? ` (did you mean '${near}'?)` : ''}\n\n${USAGE}`);
+    return 2;
+  }
+  return run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    process.stderr.write(`rdt-libero: ${err.message}\n`);
+    process.exit(1);
+  },
+);

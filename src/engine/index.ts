@@ -1,0 +1,8 @@
+// The engine's public face: `import * as torch from '../engine/index.js'`.
+export { Tensor, EngineError, type Device } from './tensor.js';
+export { type DType, DTYPE_BYTES, isFloating, f32ToBf16Bits, bf16BitsToF32 } from './dtype.js';
+export { scope, keep, scopeDepth } from './scope.js';
+export * from './create.js';
+export { noGrad, enableGrad, noGradGuard, isGradEnabled, grad } from './autograd.js';
+export * from './system.js';
+import './ops/math.js';

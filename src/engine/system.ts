@@ -1,0 +1,57 @@
+// Process-wide engine state: seeds, threads, generators, CUDA queries, live-tensor counters.
+import { N, type GenHandle } from './native.js';
+import { Tensor, type Device } from './tensor.js';
+
+/** torch.manual_seed: seeds libtorch's default CPU (and CUDA) generators. */
+export function manualSeed(seed: number): void {
+  N.manualSeed(seed);
+}
+export function setNumThreads(n: number): void {
+  N.setNumThreads(n);
+}
+export function getNumThreads(): number {
+  return N.getNumThreads();
+}
+
+/** torch.Generator: an explicit random stream, passed to random ops for reproducibility. */
+export class Generator {
+  readonly g: GenHandle;
+  constructor(seed: number, device: Device = 'cpu') {
+    this.g = N.generatorNew(seed, device);
+  }
+  manualSeed(seed: number): this {
+    N.generatorManualSeed(this.g, seed);
+    return this;
+  }
+  /** The full RNG state (uint8 tensor), as torch.Generator.get_state(). */
+  getState(): Tensor {
+    return new Tensor(N.generatorGetState(this.g));
+  }
+  setState(state: Tensor): void {
+    N.generatorSetState(this.g, state.h);
+  }
+}
+
+export const cuda = {
+  isAvailable: (): boolean => N.cudaIsAvailable(),
+  deviceCount: (): number => N.cudaDeviceCount(),
+  synchronize: (): void => N.cudaSynchronize(),
+  deviceName: (i = 0): string => N.cudaDeviceName(i),
+  memoryStats: (i = 0): { allocated: number; reserved: number; peakAllocated: number } => N.cudaMemoryStats(i),
+  resetPeakMemoryStats: (i = 0): void => N.cudaResetPeakMemoryStats(i),
+};
+
+/** Live native tensor handles: created and not yet disposed. A leak shows as growth here. */
+export function liveTensors(): number {
+  return N.counters().live;
+}
+/** {live, created, gcFinalized}: gcFinalized counts tensors the GC freed because nobody disposed them. */
+export function tensorCounters(): { live: number; created: number; gcFinalized: number } {
+  return N.counters();
+}
+
+export const libtorch = {
+  version: (): string => N.libtorchVersion(),
+  parallelInfo: (): string => N.parallelInfo(),
+  buildConfig: (): string => N.buildConfig(),
+};
