@@ -5,4 +5,7 @@ export { scope, keep, scopeDepth } from './scope.js';
 export * from './create.js';
 export { noGrad, enableGrad, noGradGuard, isGradEnabled, grad } from './autograd.js';
 export * from './system.js';
-import './ops/math.js';
+export * from './ops/index.js';
+export * from './nn/index.js';
+export * from './optim/index.js';
+export * from './io/index.js';

@@ -1,0 +1,2 @@
+// Checkpoint IO: safetensors and PyTorch zip checkpoints.
+export {};

@@ -1,0 +1,2 @@
+// nn: Module, Parameter, layers, init; F: the functional forms.
+export {};

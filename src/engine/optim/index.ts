@@ -1,0 +1,2 @@
+// Optimizers and gradient utilities.
+export {};
