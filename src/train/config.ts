@@ -1,0 +1,294 @@
+// The training configuration. Keys follow the official RDT launch flags (main.py / finetune.sh,
+// rdt-spec.md 6.1) where they exist; defaults are the LIBERO fixes the original project learned
+// the hard way: effective batch 256, LR warmup, bf16, clipping that is actually on.
+import { readFileSync, existsSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { didYouMean } from '../util/did-you-mean.js';
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export const LR_SCHEDULERS = ['constant', 'constant_with_warmup', 'cosine', 'linear'] as const;
+export type LrSchedulerName = (typeof LR_SCHEDULERS)[number];
+
+export interface EmaConfig {
+  enabled: boolean;
+  update_after_step: number;
+  inv_gamma: number;
+  power: number;
+  min_value: number;
+  max_value: number;
+}
+
+export interface LoraConfig {
+  enabled: boolean;
+  rank: number;
+  alpha: number;
+  /** Which linears of each RDT block get adapters (official module names). */
+  targets: string[];
+  /** Also train the language/image/state adaptors fully. */
+  train_adaptors: boolean;
+}
+
+export interface DataConfig {
+  /** Folder holding libero_spatial/, libero_object/, ... (or the suite folders themselves). */
+  dataset_root: string;
+  /** Suites to train on; empty = every suite found under dataset_root. */
+  suites: string[];
+  /** Relative sampling weight per suite (default: proportional to step count). */
+  suite_weights: Record<string, number>;
+  action_encoding: string;
+  instruction_source: 'filename' | 'problem_info';
+  /** Demos per task held out for sample evaluation. */
+  holdout_demos_per_task: number;
+  skip_idle_steps: boolean;
+  drop_noops: boolean;
+  /** Undo the original files' one-step observation/action offset. */
+  realign_obs_action: boolean;
+  num_workers: number;
+}
+
+export interface TrainConfig {
+  /** Architecture preset ('rdt-1b', 'rdt-170m', 'tiny') or a hub config.json path. */
+  model: string;
+  /** Checkpoint directory to fine-tune from (hub layout), or null to train from scratch. */
+  pretrained_model_name_or_path: string | null;
+  /** 'demo' = deterministic stand-in encoders (no T5/SigLIP); labelled as such in every output. */
+  encoders: 'demo' | 'official';
+  output_dir: string;
+  seed: number;
+  device: string;
+  train_batch_size: number;
+  gradient_accumulation_steps: number;
+  learning_rate: number;
+  lr_scheduler: LrSchedulerName;
+  lr_warmup_steps: number;
+  max_train_steps: number | null;
+  num_train_epochs: number;
+  adam_beta1: number;
+  adam_beta2: number;
+  adam_epsilon: number;
+  adam_weight_decay: number;
+  max_grad_norm: number;
+  mixed_precision: 'no' | 'bf16';
+  checkpointing_period: number;
+  checkpoints_total_limit: number | null;
+  resume_from_checkpoint: string | null;
+  sample_period: number;
+  sample_batch_size: number;
+  num_sample_batches: number;
+  cond_mask_prob: number;
+  cam_ext_mask_prob: number;
+  state_noise_snr: number | null;
+  image_aug: boolean;
+  ctrl_freq: number;
+  report_to: string[];
+  log_every: number;
+  /** Stop after this many consecutive non-finite losses (each such step is skipped). */
+  max_bad_steps: number;
+  ema: EmaConfig;
+  lora: LoraConfig;
+  data: DataConfig;
+}
+
+export const DEFAULT_CONFIG: TrainConfig = {
+  model: 'rdt-1b',
+  pretrained_model_name_or_path: null,
+  encoders: 'official',
+  output_dir: 'runs/rdt-libero',
+  seed: 42,
+  device: 'cpu',
+  train_batch_size: 32,
+  gradient_accumulation_steps: 8, // 32 x 8 = 256 per GPU-step group: the seeds' batch of 32 was too small
+  learning_rate: 1e-4,
+  lr_scheduler: 'constant_with_warmup',
+  lr_warmup_steps: 1000,
+  max_train_steps: 30000,
+  num_train_epochs: 1,
+  adam_beta1: 0.9,
+  adam_beta2: 0.999,
+  adam_epsilon: 1e-8,
+  adam_weight_decay: 1e-2,
+  max_grad_norm: 1.0,
+  mixed_precision: 'bf16',
+  checkpointing_period: 1000,
+  checkpoints_total_limit: 5,
+  resume_from_checkpoint: null,
+  sample_period: 500,
+  sample_batch_size: 64,
+  num_sample_batches: 2,
+  cond_mask_prob: 0.1,
+  cam_ext_mask_prob: -1,
+  state_noise_snr: 40,
+  image_aug: false,
+  ctrl_freq: 20,
+  report_to: ['jsonl', 'tensorboard'],
+  log_every: 10,
+  max_bad_steps: 10,
+  ema: { enabled: true, update_after_step: 0, inv_gamma: 1.0, power: 0.75, min_value: 0.0, max_value: 0.9999 },
+  lora: { enabled: false, rank: 32, alpha: 32, targets: ['attn.qkv', 'attn.proj', 'cross_attn.q', 'cross_attn.kv', 'cross_attn.proj', 'ffn.fc1', 'ffn.fc2'], train_adaptors: true },
+  data: {
+    dataset_root: '',
+    suites: [],
+    suite_weights: {},
+    action_encoding: 'eef_velocity',
+    instruction_source: 'filename',
+    holdout_demos_per_task: 1,
+    skip_idle_steps: true,
+    drop_noops: false,
+    realign_obs_action: false,
+    num_workers: 2,
+  },
+};
+
+type Plain = Record<string, unknown>;
+const isObj = (v: unknown): v is Plain => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+// Merge `src` into `dst` following the shape of `proto`, rejecting unknown keys and wrong types.
+function mergeChecked(dst: Plain, src: Plain, proto: Plain, where: string, origin: string): void {
+  for (const [k, v] of Object.entries(src)) {
+    const path = where ? `${where}.${k}` : k;
+    if (!(k in proto)) {
+      const hint = didYouMean(k, Object.keys(proto));
+      throw new ConfigError(`${origin}: unknown key '${path}'${hint ? ` (did you mean '${where ? where + '.' : ''}${hint}'?)` : ''}`);
+    }
+    const def = proto[k];
+    if (isObj(def) && Object.keys(def).length && !isRecordOfNumbers(k)) {
+      if (!isObj(v)) throw new ConfigError(`${origin}: '${path}' must be a mapping`);
+      mergeChecked(dst[k] as Plain, v, def, path, origin);
+      continue;
+    }
+    dst[k] = coerce(v, def, path, origin);
+  }
+}
+
+// suite_weights is a free-form mapping from suite name to number.
+const isRecordOfNumbers = (k: string) => k === 'suite_weights';
+
+function coerce(v: unknown, def: unknown, path: string, origin: string): unknown {
+  const nullable = NULLABLE.has(path);
+  if (v === null || v === 'null' || v === 'none' || v === 'None') {
+    if (nullable) return null;
+    throw new ConfigError(`${origin}: '${path}' cannot be null`);
+  }
+  const want = def === null ? NULL_DEFAULT_TYPES[path] : Array.isArray(def) ? 'array' : typeof def;
+  if (want === 'number') {
+    const n = typeof v === 'string' ? Number(v) : v;
+    if (typeof n !== 'number' || !Number.isFinite(n)) throw new ConfigError(`${origin}: '${path}' must be a number, got ${JSON.stringify(v)}`);
+    return n;
+  }
+  if (want === 'boolean') {
+    if (v === 'true' || v === true) return true;
+    if (v === 'false' || v === false) return false;
+    throw new ConfigError(`${origin}: '${path}' must be true or false, got ${JSON.stringify(v)}`);
+  }
+  if (want === 'array') {
+    if (typeof v === 'string') return v.split(',').map((s) => s.trim()).filter(Boolean);
+    if (!Array.isArray(v)) throw new ConfigError(`${origin}: '${path}' must be a list`);
+    return v;
+  }
+  if (want === 'object') {
+    if (!isObj(v)) throw new ConfigError(`${origin}: '${path}' must be a mapping`);
+    return v;
+  }
+  if (typeof v !== 'string' && typeof v !== 'number') throw new ConfigError(`${origin}: '${path}' must be a string`);
+  return String(v);
+}
+
+const NULLABLE = new Set(['pretrained_model_name_or_path', 'max_train_steps', 'checkpoints_total_limit', 'resume_from_checkpoint', 'state_noise_snr']);
+const NULL_DEFAULT_TYPES: Record<string, string> = {
+  pretrained_model_name_or_path: 'string', max_train_steps: 'number', checkpoints_total_limit: 'number',
+  resume_from_checkpoint: 'string', state_noise_snr: 'number',
+};
+
+function validate(c: TrainConfig, origin: string): void {
+  const fail = (m: string) => { throw new ConfigError(`${origin}: ${m}`); };
+  const posInt = (k: keyof TrainConfig) => {
+    const v = c[k] as number;
+    if (!Number.isInteger(v) || v < 1) fail(`'${k}' must be a positive integer, got ${v}`);
+  };
+  posInt('train_batch_size');
+  posInt('gradient_accumulation_steps');
+  posInt('checkpointing_period');
+  posInt('log_every');
+  posInt('max_bad_steps');
+  if (!(LR_SCHEDULERS as readonly string[]).includes(c.lr_scheduler)) {
+    const hint = didYouMean(c.lr_scheduler, LR_SCHEDULERS);
+    fail(`'lr_scheduler' must be one of ${LR_SCHEDULERS.join(', ')}, got '${c.lr_scheduler}'${hint ? ` (did you mean '${hint}'?)` : ''}`);
+  }
+  if (c.mixed_precision !== 'no' && c.mixed_precision !== 'bf16') fail(`'mixed_precision' must be 'no' or 'bf16', got '${c.mixed_precision}'`);
+  if (c.encoders !== 'demo' && c.encoders !== 'official') fail(`'encoders' must be 'demo' or 'official', got '${c.encoders}'`);
+  if (!(c.learning_rate > 0)) fail(`'learning_rate' must be > 0`);
+  if (c.lr_warmup_steps < 0) fail(`'lr_warmup_steps' must be >= 0`);
+  if (c.cond_mask_prob < 0 || c.cond_mask_prob > 1) fail(`'cond_mask_prob' must be in [0, 1]`);
+  if (c.max_train_steps !== null && c.max_train_steps < 1) fail(`'max_train_steps' must be >= 1 or null`);
+  if (c.data.instruction_source !== 'filename' && c.data.instruction_source !== 'problem_info')
+    fail(`'data.instruction_source' must be 'filename' or 'problem_info'`);
+  if (c.lora.enabled && (c.lora.rank < 1 || !Number.isInteger(c.lora.rank))) fail(`'lora.rank' must be a positive integer`);
+}
+
+/**
+ * Parse `key=value` / `--key value` / `--key=value` overrides (dotted keys reach nested sections).
+ * Returns a nested plain object ready to merge.
+ */
+export function parseOverrides(args: string[]): Plain {
+  const out: Plain = {};
+  for (let i = 0; i < args.length; i++) {
+    let a = args[i];
+    let key: string;
+    let value: string;
+    if (a.startsWith('--')) a = a.slice(2);
+    const eq = a.indexOf('=');
+    if (eq >= 0) {
+      key = a.slice(0, eq);
+      value = a.slice(eq + 1);
+    } else {
+      key = a;
+      if (i + 1 >= args.length) throw new ConfigError(`override '${args[i]}' has no value`);
+      value = args[++i];
+    }
+    const parts = key.split('.');
+    let node = out;
+    for (const p of parts.slice(0, -1)) node = (node[p] ??= {}) as Plain;
+    node[parts[parts.length - 1]] = parseScalar(value);
+  }
+  return out;
+}
+
+function parseScalar(v: string): unknown {
+  if (v === 'true' || v === 'false' || v === 'null') return v === 'null' ? null : v === 'true';
+  if (v.trim() !== '' && !Number.isNaN(Number(v))) return Number(v);
+  if (v.startsWith('[') || v.startsWith('{')) return parseYaml(v);
+  return v;
+}
+
+/** Build a config: defaults, then the YAML file (if any), then the overrides; validated. */
+export function loadConfig(opts: { file?: string; overrides?: Plain | string[]; base?: TrainConfig } = {}): TrainConfig {
+  const cfg = structuredClone(opts.base ?? DEFAULT_CONFIG) as unknown as Plain;
+  if (opts.file) {
+    if (!existsSync(opts.file)) throw new ConfigError(`config file ${opts.file} does not exist`);
+    let parsed: unknown;
+    try {
+      parsed = parseYaml(readFileSync(opts.file, 'utf8'));
+    } catch (e) {
+      throw new ConfigError(`${opts.file}: not valid YAML (${(e as Error).message.split('\n')[0]})`);
+    }
+    if (parsed !== null && parsed !== undefined) {
+      if (!isObj(parsed)) throw new ConfigError(`${opts.file}: the top level must be a mapping of config keys`);
+      mergeChecked(cfg, parsed, DEFAULT_CONFIG as unknown as Plain, '', opts.file);
+    }
+  }
+  if (opts.overrides) {
+    const o = Array.isArray(opts.overrides) ? parseOverrides(opts.overrides) : opts.overrides;
+    mergeChecked(cfg, o, DEFAULT_CONFIG as unknown as Plain, '', 'command line');
+  }
+  const c = cfg as unknown as TrainConfig;
+  validate(c, opts.file ?? 'config');
+  return c;
+}
+
+/** Effective batch = per-device batch x accumulation x world size (printed at start). */
+export function effectiveBatch(c: TrainConfig, worldSize = 1): number {
+  return c.train_batch_size * c.gradient_accumulation_steps * worldSize;
+}
