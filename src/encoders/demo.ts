@@ -1,0 +1,119 @@
+// DEMO ENCODERS. Deterministic stand-ins for T5 and SigLIP so training and evaluation run end to end
+// on any machine today: fixed random projections of pooled image patches, and of hashed instruction
+// words. They carry real information (which image, which words) but no pre-trained knowledge, so a
+// policy trained on them is only good for the demo and tests. Everything they touch says "demo".
+import * as torch from '../engine/index.js';
+import type { Tensor } from '../engine/index.js';
+import type { TextEncoder, VisionEncoder } from './types.js';
+
+/** Patches: the image is average-pooled to (grid*cells)^2 and each grid cell's cells^2 RGB means form one patch. */
+export class DemoVisionEncoder implements VisionEncoder {
+  readonly name = 'demo-vision (fixed random patch projection; NOT SigLIP)';
+  readonly isDemo = true;
+  readonly tokensPerImage: number;
+  readonly #proj: Tensor; // (cells*cells*3, tokenDim)
+  readonly #posEmb: Tensor; // (tokensPerImage, tokenDim): tells the patches apart
+
+  constructor(readonly tokenDim: number, readonly grid = 3, readonly cells = 4, seed = 1234) {
+    this.tokensPerImage = grid * grid;
+    const feat = cells * cells * 3;
+    const gen = new torch.Generator(seed);
+    this.#proj = torch.scope(() => torch.randn([feat, tokenDim], { generator: gen }).div(Math.sqrt(feat))).keep();
+    this.#posEmb = torch.scope(() => torch.randn([this.tokensPerImage, tokenDim], { generator: gen }).mul(0.5)).keep();
+  }
+
+  /** Average-pool each image into patch features in [-1, 1], (n, grid*grid, cells*cells*3). */
+  patchFeatures(images: Uint8Array, n: number, height: number, width: number): Float32Array {
+    const side = this.grid * this.cells;
+    const feat = this.cells * this.cells * 3;
+    const out = new Float32Array(n * this.tokensPerImage * feat);
+    const sum = new Float64Array(side * side * 3);
+    const cnt = new Float64Array(side * side);
+    for (let i = 0; i < n; i++) {
+      sum.fill(0);
+      cnt.fill(0);
+      const base = i * height * width * 3;
+      for (let y = 0; y < height; y++) {
+        const cy = Math.min(side - 1, Math.floor((y * side) / height));
+        for (let x = 0; x < width; x++) {
+          const cx = Math.min(side - 1, Math.floor((x * side) / width));
+          const c = cy * side + cx;
+          const p = base + (y * width + x) * 3;
+          sum[c * 3] += images[p];
+          sum[c * 3 + 1] += images[p + 1];
+          sum[c * 3 + 2] += images[p + 2];
+          cnt[c]++;
+        }
+      }
+      for (let gy = 0; gy < this.grid; gy++)
+        for (let gx = 0; gx < this.grid; gx++) {
+          const tok = gy * this.grid + gx;
+          let k = (i * this.tokensPerImage + tok) * feat;
+          for (let sy = 0; sy < this.cells; sy++)
+            for (let sx = 0; sx < this.cells; sx++) {
+              const c = (gy * this.cells + sy) * side + gx * this.cells + sx;
+              for (let ch = 0; ch < 3; ch++) out[k++] = sum[c * 3 + ch] / Math.max(1, cnt[c]) / 127.5 - 1;
+            }
+        }
+    }
+    return out;
+  }
+
+  encode(images: Uint8Array, n: number, height: number, width: number): Tensor {
+    if (images.length !== n * height * width * 3)
+      throw new Error(`demo vision encoder: expected ${n}x${height}x${width}x3 = ${n * height * width * 3} bytes, got ${images.length}`);
+    const feats = this.patchFeatures(images, n, height, width);
+    return torch.scope(() => {
+      const f = torch.tensor(feats, { shape: [n, this.tokensPerImage, this.cells * this.cells * 3] });
+      return f.matmul(this.#proj).add(this.#posEmb); // (n, tokens, tokenDim)
+    });
+  }
+}
+
+/** FNV-1a, so a word maps to the same row on every machine and run. */
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h >>> 0;
+}
+
+export function demoTokenize(text: string): string[] {
+  return text.toLowerCase().split(/[^a-z0-9]+/).filter(Boolean);
+}
+
+export class DemoTextEncoder implements TextEncoder {
+  readonly name = 'demo-text (hashed word embeddings; NOT T5)';
+  readonly isDemo = true;
+  readonly #table: Tensor; // (vocab, tokenDim)
+  readonly #pos: Tensor; // (maxLength, tokenDim)
+
+  constructor(readonly tokenDim: number, readonly maxLength = 32, readonly vocab = 4096, seed = 4321) {
+    const gen = new torch.Generator(seed);
+    this.#table = torch.scope(() => torch.randn([vocab, tokenDim], { generator: gen })).keep();
+    this.#pos = torch.scope(() => torch.randn([maxLength, tokenDim], { generator: gen }).mul(0.1)).keep();
+  }
+
+  encode(instructions: string[]): { tokens: Tensor; mask: Tensor } {
+    const ids = instructions.map((s) => {
+      const words = demoTokenize(s).slice(0, this.maxLength);
+      return words.length ? words.map((w) => fnv1a(w) % this.vocab) : [0];
+    });
+    const L = Math.max(...ids.map((x) => x.length));
+    const flat = new BigInt64Array(instructions.length * L);
+    const mask = new Uint8Array(instructions.length * L);
+    ids.forEach((row, b) => row.forEach((id, j) => {
+      flat[b * L + j] = BigInt(id);
+      mask[b * L + j] = 1;
+    }));
+    return torch.scope(() => {
+      const idx = torch.tensor(flat, { shape: [instructions.length, L] });
+      const tokens = this.#table.indexSelect(0, idx.flatten()).reshape([instructions.length, L, this.tokenDim])
+        .add(this.#pos.slice(0, 0, L));
+      const m = torch.tensor(mask, { shape: [instructions.length, L], dtype: 'bool' });
+      return { tokens, mask: m };
+    });
+  }
+}

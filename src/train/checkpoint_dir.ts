@@ -1,0 +1,50 @@
+// Training checkpoints on disk: `output_dir/checkpoint-{step}/`, each written to a temporary sibling
+// and renamed into place when complete, so a run killed at any moment leaves the previous complete
+// checkpoint usable. `checkpoints_total_limit` is enforced (the official trainer never deletes).
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { join, basename, resolve } from 'node:path';
+import { writeDirAtomic } from '../util/atomic.js';
+
+const NAME = /^checkpoint-(\d+)$/;
+/** Written last inside the temporary directory: its presence marks a checkpoint as complete. */
+export const TRAINER_STATE = 'trainer_state.json';
+
+export interface CheckpointRef {
+  step: number;
+  path: string;
+}
+
+/** Complete checkpoints under outputDir, oldest first. Half-written temporaries are ignored. */
+export function listCheckpoints(outputDir: string): CheckpointRef[] {
+  if (!existsSync(outputDir)) return [];
+  return readdirSync(outputDir)
+    .map((name) => ({ m: NAME.exec(name), name }))
+    .filter(({ m, name }) => m && statSync(join(outputDir, name)).isDirectory() && existsSync(join(outputDir, name, TRAINER_STATE)))
+    .map(({ m, name }) => ({ step: Number(m![1]), path: join(outputDir, name) }))
+    .sort((a, b) => a.step - b.step);
+}
+
+/** Resolve `--resume_from_checkpoint latest|PATH` to a checkpoint directory (or null: start fresh). */
+export function resolveResume(outputDir: string, spec: string | null): CheckpointRef | null {
+  if (!spec) return null;
+  if (spec === 'latest') {
+    const all = listCheckpoints(outputDir);
+    return all.length ? all[all.length - 1] : null;
+  }
+  const path = resolve(spec);
+  const m = NAME.exec(basename(path));
+  if (!existsSync(join(path, TRAINER_STATE)))
+    throw new Error(`resume_from_checkpoint: ${path} is not a complete checkpoint (no ${TRAINER_STATE}); use 'latest' or a checkpoint-N folder`);
+  return { step: m ? Number(m[1]) : -1, path };
+}
+
+/** Write checkpoint-{step} atomically with `fill(tmpDir)`, then delete the oldest beyond `limit`. */
+export function writeCheckpoint(outputDir: string, step: number, fill: (dir: string) => void, limit: number | null): string {
+  const dir = join(outputDir, `checkpoint-${step}`);
+  writeDirAtomic(dir, fill);
+  if (limit !== null && limit > 0) {
+    const all = listCheckpoints(outputDir);
+    for (const old of all.slice(0, Math.max(0, all.length - limit))) rmSync(old.path, { recursive: true, force: true });
+  }
+  return dir;
+}
