@@ -1,2 +1,2 @@
-// nn: Module, Parameter, layers, init; F: the functional forms.
-export {};
+// nn: Module, Parameter, layers, init (exported as `nn`); F: the functional forms.
+export * as F from './functional.js';
