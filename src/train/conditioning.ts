@@ -1,0 +1,109 @@
+// From a data batch (typed arrays) to the runner's conditions (tensors), with the official
+// training-time condition dropout and state noise (rdt-spec.md 2.4 and 5.5). Evaluation and
+// sample-MSE call the same function with dropout off, so both see identical preprocessing.
+import * as torch from '../engine/index.js';
+import type { Tensor } from '../engine/index.js';
+import type { TextEncoder, VisionEncoder } from '../encoders/types.js';
+import type { Batch } from '../data/dataset.js';
+import { STATE_VEC_LEN } from '../data/state_vec.js';
+import { BACKGROUND } from '../data/images.js';
+
+export interface Augment {
+  /** cond_mask_prob: each condition is dropped independently per sample with this probability. */
+  condMaskProb: number;
+  /** cam_ext_mask_prob for the exterior camera; < 0 means use condMaskProb. */
+  camExtMaskProb: number;
+  /** state_noise_snr in dB (null = off): state += N(0, std / sqrt(10^(snr/10))). */
+  stateNoiseSnr: number | null;
+  /** Per-slot state mean/std of the dataset (dataset_stat.json), for mean-state dropout and noise. */
+  stateMean: Float32Array;
+  stateStd: Float32Array;
+  generator: torch.Generator;
+}
+
+export interface ModelInputs {
+  langTokens: Tensor; // (B, L, lang_token_dim)
+  langMask: Tensor; // (B, L) bool
+  imgTokens: Tensor; // (B, history*3*tokensPerImage, img_token_dim)
+  stateTokens: Tensor; // (B, 1, 128)
+  actionMask: Tensor; // (B, 1, 128): RDT's state_elem_mask, fed with every action token
+  ctrlFreqs: Tensor; // (B,)
+  actionGt: Tensor; // (B, chunk, 128)
+}
+
+export interface Encoders {
+  text: TextEncoder;
+  vision: VisionEncoder;
+}
+
+/** Per-sample draws for the five droppable conditions, from the training generator (exact resume). */
+function dropDraws(B: number, a: Augment): { freq: boolean[]; state: boolean[]; mask: boolean[]; cams: boolean[][]; lang: boolean[] } {
+  const u = torch.scope(() => torch.rand([B, 7], { generator: a.generator }).data() as Float32Array);
+  const p = a.condMaskProb;
+  const pExt = a.camExtMaskProb >= 0 ? a.camExtMaskProb : p;
+  const row = (b: number, k: number, q: number) => u[b * 7 + k] < q;
+  return {
+    freq: Array.from({ length: B }, (_, b) => row(b, 0, p)),
+    state: Array.from({ length: B }, (_, b) => row(b, 1, p)),
+    mask: Array.from({ length: B }, (_, b) => row(b, 2, p)),
+    cams: Array.from({ length: B }, (_, b) => [row(b, 3, pExt), row(b, 4, p), row(b, 5, p)]),
+    lang: Array.from({ length: B }, (_, b) => row(b, 6, p)),
+  };
+}
+
+/**
+ * Build the model inputs for a batch. With `augment` (training), conditions are dropped and state
+ * noise added exactly as the official dataset does; without it (evaluation), the batch is used as is.
+ */
+export function prepareInputs(batch: Batch, enc: Encoders, augment: Augment | null, device = 'cpu'): ModelInputs {
+  const B = batch.size;
+  const A = STATE_VEC_LEN;
+  const state = Float32Array.from(batch.state);
+  const elemMask = Float32Array.from(batch.elemMask);
+  const ctrl = Float32Array.from(batch.ctrlFreq);
+  const instructions = batch.instruction.slice(0, B);
+  let images = batch.images;
+  const cams = 3;
+  const frame = batch.height * batch.width * 3;
+
+  if (augment) {
+    const d = dropDraws(B, augment);
+    if (augment.stateNoiseSnr !== null) {
+      const scale = 1 / Math.sqrt(10 ** (augment.stateNoiseSnr / 10));
+      const n = torch.scope(() => torch.randn([B, A], { generator: augment.generator }).data() as Float32Array);
+      for (let i = 0; i < B * A; i++) if (batch.stateMask[i]) state[i] += n[i] * augment.stateStd[i % A] * scale;
+    }
+    images = Uint8Array.from(batch.images);
+    for (let b = 0; b < B; b++) {
+      if (d.freq[b]) ctrl[b] = 0;
+      if (d.state[b]) for (let k = 0; k < A; k++) state[b * A + k] = augment.stateMean[k];
+      if (d.mask[b]) elemMask.fill(0, b * A, (b + 1) * A);
+      if (d.lang[b]) instructions[b] = '';
+      for (let c = 0; c < cams; c++)
+        if (d.cams[b][c])
+          for (let h = 0; h < batch.historySize; h++) {
+            const off = ((b * batch.historySize + h) * cams + c) * frame;
+            images.fill(BACKGROUND, off, off + frame);
+          }
+    }
+  }
+
+  return torch.scope(() => {
+    const n = B * batch.historySize * cams;
+    // Token order: [ext_{t-1}, right_{t-1}, left_{t-1}, ext_t, right_t, left_t] (history-major), as official.
+    const imgTokens = enc.vision.encode(images, n, batch.height, batch.width)
+      .reshape([B, batch.historySize * cams * enc.vision.tokensPerImage, enc.vision.tokenDim]);
+    const { tokens: langTokens, mask: langMask } = enc.text.encode(instructions);
+    const mask = torch.tensor(elemMask, { shape: [B, 1, A] });
+    // Official behaviour: a dropped mask zeroes only the mask; the state values stay (noise and the
+    // mean state only ever touch filled slots, so unfilled slots are 0 either way).
+    const stateTokens = torch.tensor(state, { shape: [B, 1, A] });
+    const actionGt = torch.tensor(batch.actions.subarray(0, B * batch.chunkSize * A), { shape: [B, batch.chunkSize, A] });
+    const out: ModelInputs = {
+      langTokens, langMask, imgTokens, stateTokens, actionMask: mask,
+      ctrlFreqs: torch.tensor(ctrl), actionGt,
+    };
+    if (device !== 'cpu') for (const k of Object.keys(out) as (keyof ModelInputs)[]) out[k] = out[k].to({ device });
+    return out;
+  });
+}
