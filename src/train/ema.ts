@@ -1,0 +1,59 @@
+// Exponential moving average of the model weights, kept in float32 beside the model.
+// e <- decay * e + (1 - decay) * p for trained parameters; frozen ones are copied (official EMAModel).
+import * as torch from '../engine/index.js';
+import type { Tensor, nn } from '../engine/index.js';
+import type { EmaConfig } from './config.js';
+import { emaDecay } from './ema_decay.js';
+
+export class Ema {
+  readonly shadow = new Map<string, Tensor>();
+  /** EMA updates made so far (the `n` of the decay schedule); saved for exact resume. */
+  updates = 0;
+
+  constructor(model: nn.Module, readonly cfg: EmaConfig) {
+    torch.noGrad(() => {
+      for (const [name, p] of model.namedParameters()) this.shadow.set(name, p.detach().to({ dtype: 'float32', copy: true }).keep());
+    });
+  }
+
+  get decay(): number {
+    return emaDecay(this.updates, this.cfg);
+  }
+
+  update(model: nn.Module): void {
+    const w = 1 - this.decay;
+    torch.noGrad(() =>
+      torch.scope(() => {
+        for (const [name, p] of model.namedParameters()) {
+          const s = this.shadow.get(name);
+          if (!s) continue; // parameters added after the EMA was made (e.g. LoRA adapters) are not averaged
+          const src = p.dtype === 'float32' ? p : p.to('float32');
+          if (p.requiresGrad) s.lerp_(src, w);
+          else s.copy_(src);
+        }
+      }),
+    );
+    this.updates++;
+  }
+
+  /** The averaged weights under the model's state-dict names (live tensors; save, do not dispose). */
+  stateDict(): Map<string, Tensor> {
+    return this.shadow;
+  }
+
+  loadStateDict(sd: Map<string, Tensor>, updates: number): void {
+    torch.noGrad(() => {
+      for (const [name, s] of this.shadow) {
+        const t = sd.get(name);
+        if (!t) throw new Error(`EMA state: parameter '${name}' is missing from the checkpoint's ema weights`);
+        s.copy_(t);
+      }
+    });
+    this.updates = updates;
+  }
+
+  dispose(): void {
+    for (const t of this.shadow.values()) t.dispose();
+    this.shadow.clear();
+  }
+}
