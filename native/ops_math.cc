@@ -1,14 +1,27 @@
 // Elementwise arithmetic with broadcasting, and matmul. Binary ops take (tensor, tensor|scalar).
 #include "common.h"
+#include <cmath>
 using rdt::Ctx;
 
 // The second operand may be a tensor or a number; torch promotes types the same way in both.
 static bool isTensorArg(Ctx& c, size_t i) { return rdt::holderOf(c.env, c.argv[i]) != nullptr; }
 
-#define BINARY(name, fn)                                              \
-  OP(name) {                                                          \
-    auto a = c.t(0);                                                  \
-    return c.wrap(isTensorArg(c, 1) ? fn(a, c.t(1)) : fn(a, c.scalar(1))); \
+// JS has one number type. Against an integer or bool tensor an integral number acts as a Python
+// int literal (int64 stays int64: idx.add(1)); otherwise numbers are Python floats.
+static at::Scalar scalarFor(Ctx& c, size_t i, const at::Tensor& like) {
+  auto s = c.scalar(i);
+  if (s.isFloatingPoint() && !at::isFloatingType(like.scalar_type()) && !at::isComplexType(like.scalar_type())) {
+    double v = s.toDouble();
+    if (std::isfinite(v) && v == std::trunc(v) && std::abs(v) < 9007199254740992.0)
+      return at::Scalar(static_cast<int64_t>(v));
+  }
+  return s;
+}
+
+#define BINARY(name, fn)                                                          \
+  OP(name) {                                                                      \
+    auto a = c.t(0);                                                              \
+    return c.wrap(isTensorArg(c, 1) ? fn(a, c.t(1)) : fn(a, scalarFor(c, 1, a))); \
   }
 
 BINARY(add, at::add)
@@ -20,13 +33,13 @@ BINARY(pow, at::pow)
 // In place, for optimizers and EMA: a.add_(b, alpha), a.mul_(b).
 OP(add_) {
   auto a = c.t(0);
-  double alpha = c.isNullish(2) ? 1.0 : c.d(2);
-  if (isTensorArg(c, 1)) a.add_(c.t(1), alpha); else a.add_(c.scalar(1), alpha);
+  at::Scalar alpha = c.isNullish(2) ? at::Scalar(int64_t(1)) : scalarFor(c, 2, a);
+  if (isTensorArg(c, 1)) a.add_(c.t(1), alpha); else a.add_(scalarFor(c, 1, a), alpha);
   return c.undef();
 }
 OP(mul_) {
   auto a = c.t(0);
-  if (isTensorArg(c, 1)) a.mul_(c.t(1)); else a.mul_(c.scalar(1));
+  if (isTensorArg(c, 1)) a.mul_(c.t(1)); else a.mul_(scalarFor(c, 1, a));
   return c.undef();
 }
 OP(neg) { return c.wrap(at::neg(c.t(0))); }
@@ -42,3 +55,28 @@ OP(mean) {
   auto dims = c.oints(1);
   return c.wrap(dims ? at::mean(t, *dims, !c.isNullish(2) && c.b(2)) : at::mean(t));
 }
+
+// More binary elementwise ops (tensor, tensor|scalar).
+BINARY(remainder, at::remainder)
+BINARY(floorDivide, at::floor_divide)
+OP(maximum) { return c.wrap(at::maximum(c.t(0), c.t(1))); }
+OP(minimum) { return c.wrap(at::minimum(c.t(0), c.t(1))); }
+// In place: a.sub_(b, alpha), a.div_(b).
+OP(sub_) {
+  auto a = c.t(0);
+  at::Scalar alpha = c.isNullish(2) ? at::Scalar(int64_t(1)) : scalarFor(c, 2, a);
+  if (isTensorArg(c, 1)) a.sub_(c.t(1), alpha); else a.sub_(scalarFor(c, 1, a), alpha);
+  return c.undef();
+}
+OP(div_) {
+  auto a = c.t(0);
+  if (isTensorArg(c, 1)) a.div_(c.t(1)); else a.div_(c.scalar(1));
+  return c.undef();
+}
+
+// Matrix products. addmm(bias, a, b, beta, alpha) = beta * bias + alpha * a @ b.
+OP(addmm) { return c.wrap(at::addmm(c.t(0), c.t(1), c.t(2), c.scalar(3), c.scalar(4))); }
+OP(bmm) { return c.wrap(at::bmm(c.t(0), c.t(1))); }
+// baddbmm(input, b1, b2, beta, alpha) = beta * input + alpha * b1 @ b2 (batched)
+OP(baddbmm) { return c.wrap(at::baddbmm(c.t(0), c.t(1), c.t(2), c.scalar(3), c.scalar(4))); }
+OP(outer) { return c.wrap(at::outer(c.t(0), c.t(1))); }
