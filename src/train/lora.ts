@@ -17,7 +17,7 @@ export interface LoraOptions {
 type LoraLinear = nn.Linear & { lora_A: nn.Parameter; lora_B: nn.Parameter; loraScale: number };
 
 function isLora(m: nn.Module): m is LoraLinear {
-  return m instanceof nn.Linear && (m as Partial<LoraLinear>).lora_A instanceof nn.Parameter;
+  return m instanceof nn.Linear && (m as unknown as Partial<LoraLinear>).lora_A instanceof nn.Parameter;
 }
 
 /** Add adapters to every Linear whose name ends with a target; returns the adapted names. */

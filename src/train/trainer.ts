@@ -1,0 +1,318 @@
+// The fine-tuning loop. One optimizer step = `gradient_accumulation_steps` micro-batches; then
+// clipping, the LR schedule, AdamW, EMA, and (every `checkpointing_period` steps) an atomic
+// checkpoint holding everything needed to continue exactly where the run stopped.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify as toYaml } from 'yaml';
+import * as torch from '../engine/index.js';
+import { nn, optim, type Tensor } from '../engine/index.js';
+import { loadSafetensors, saveSafetensors } from '../engine/io/index.js';
+import { RDTRunner } from '../model/runner.js';
+import { rdtPreset } from '../model/config.js';
+import { loadRdtCheckpoint, saveRdtCheckpoint, loadRunnerState } from '../model/checkpoint.js';
+import { DataLoader, type LoadedBatch } from '../data/loader.js';
+import type { Batch } from '../data/dataset.js';
+import { loadOrComputeStats } from '../data/stats.js';
+import { DemoTextEncoder, DemoVisionEncoder } from '../encoders/demo.js';
+import { type TrainConfig, effectiveBatch } from './config.js';
+import { lrFactor } from './lr_schedule.js';
+import { Ema } from './ema.js';
+import { injectLora, markOnlyLoraTrainable, loraStateDict } from './lora.js';
+import { MasterWeights } from './mixed_precision.js';
+import { prepareInputs, type Augment, type Encoders } from './conditioning.js';
+import { sampleEvaluate, type SampleMetrics } from './sample_eval.js';
+import { listCheckpoints, resolveResume, writeCheckpoint, TRAINER_STATE } from './checkpoint_dir.js';
+import { saveState, loadState } from './state_file.js';
+import { JsonlSink, Metrics, Progress, TensorBoardSink, type MetricSink } from './metrics.js';
+import { writeFileAtomic } from '../util/atomic.js';
+
+export class TrainError extends Error {
+  override name = 'TrainError';
+}
+
+export interface TrainOptions {
+  /** Stop (as if killed) right after this optimizer step; used to test resume. */
+  haltAfterStep?: number;
+  /** Print progress and a summary (default true). */
+  verbose?: boolean;
+}
+
+export interface TrainResult {
+  outputDir: string;
+  steps: number;
+  losses: number[];
+  skippedSteps: number;
+  sampleBefore: SampleMetrics | null;
+  sampleAfter: SampleMetrics | null;
+  lastCheckpoint: string | null;
+  finalModelDir: string | null;
+  samplesPerSecond: number;
+  dataWaitShare: number;
+}
+
+interface TrainerState {
+  global_step: number;
+  loader: { epoch: number; position: number };
+  ema_updates: number;
+  skipped_steps: number;
+  bad_in_row: number;
+}
+
+function buildEncoders(cfg: TrainConfig, runner: RDTRunner): Encoders {
+  if (cfg.encoders === 'official')
+    throw new TrainError(
+      "encoders: 'official' needs the T5-v1.1-XXL and SigLIP encoders, which this version of rdt-libero does not ship yet; " +
+        "set encoders: demo to train with the deterministic demo encoders (results are only meaningful for testing)",
+    );
+  const c = runner.config;
+  const vision = new DemoVisionEncoder(c.img_token_dim);
+  const tokensNeeded = c.img_cond_len;
+  const perImage = vision.tokensPerImage;
+  if (tokensNeeded !== 6 * perImage)
+    throw new TrainError(`model expects img_cond_len ${tokensNeeded} image tokens, the demo vision encoder gives 2 history x 3 cameras x ${perImage} = ${6 * perImage}; use a config with img_cond_len ${6 * perImage}`);
+  return { vision, text: new DemoTextEncoder(c.lang_token_dim, c.max_lang_cond_len) };
+}
+
+function buildRunner(cfg: TrainConfig): RDTRunner {
+  const gen = new torch.Generator(cfg.seed);
+  if (cfg.pretrained_model_name_or_path) {
+    const { runner } = loadRdtCheckpoint(cfg.pretrained_model_name_or_path, { dtype: 'float32', device: cfg.device });
+    return runner;
+  }
+  return new RDTRunner(rdtPreset(cfg.model), { dtype: 'float32', device: cfg.device, generator: gen });
+}
+
+function makeSinks(cfg: TrainConfig, dir: string): MetricSink[] {
+  const sinks: MetricSink[] = [];
+  for (const r of cfg.report_to) {
+    if (r === 'jsonl') sinks.push(new JsonlSink(join(dir, 'metrics.jsonl')));
+    else if (r === 'tensorboard') sinks.push(new TensorBoardSink(join(dir, 'tensorboard')));
+    else if (r === 'none') continue;
+    else throw new TrainError(`report_to: unknown sink '${r}' (use jsonl, tensorboard or none)`);
+  }
+  return sinks;
+}
+
+export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<TrainResult> {
+  const verbose = opts.verbose ?? true;
+  const say = (s: string) => verbose && process.stderr.write(s + '\n');
+  const out = cfg.output_dir;
+  mkdirSync(out, { recursive: true });
+  torch.manualSeed(cfg.seed);
+
+  // ---- data ----
+  if (!cfg.data.dataset_root) throw new TrainError('data.dataset_root is not set: point it at a folder holding LIBERO suites (e.g. libero_spatial/)');
+  const datasetOptions = {
+    root: cfg.data.dataset_root,
+    suites: cfg.data.suites.length ? cfg.data.suites : undefined,
+    instructionSource: cfg.data.instruction_source,
+    index: {
+      align: cfg.data.realign_obs_action ? ('realign' as const) : ('auto' as const),
+      skipLeadingIdle: cfg.data.skip_idle_steps,
+      dropNoops: cfg.data.drop_noops,
+      holdoutPerTask: cfg.data.holdout_demos_per_task,
+    },
+    adapter: { encoding: cfg.data.action_encoding, ctrlFreq: cfg.ctrl_freq },
+  };
+
+  const resume = resolveResume(out, cfg.resume_from_checkpoint);
+  const prior = resume ? (JSON.parse(readFileSync(join(resume.path, TRAINER_STATE), 'utf8')) as TrainerState) : null;
+
+  const loader = await DataLoader.create({
+    dataset: { ...datasetOptions, split: 'train' },
+    batchSize: cfg.train_batch_size,
+    workers: cfg.data.num_workers,
+    sampler: { seed: cfg.seed, weights: Object.keys(cfg.data.suite_weights).length ? cfg.data.suite_weights : undefined },
+    start: prior?.loader,
+  });
+  const ds = loader.dataset;
+  if (ds.index.total === 0) throw new TrainError(`no training steps found under ${cfg.data.dataset_root} (suites: ${ds.suites.join(', ') || 'none'})`);
+  const { stats } = loadOrComputeStats(ds, join(out, 'stats'));
+  const st = stats.libero;
+  const stateMean = Float32Array.from(st.state_mean);
+  const stateStd = Float32Array.from(st.state_std);
+  const stateNorm = Float32Array.from(st.state_mean, (m, i) => Math.sqrt(m * m + st.state_std[i] ** 2));
+
+  // Held-out batches for sample evaluation: fixed, built once.
+  const holdout = cfg.sample_period > 0 && cfg.data.holdout_demos_per_task > 0
+    ? await DataLoader.create({ dataset: { ...datasetOptions, split: 'holdout' }, batchSize: cfg.sample_batch_size, workers: 0, sampler: { seed: cfg.seed + 1 } })
+    : null;
+  const sampleBatches: Batch[] = [];
+  if (holdout) {
+    for (let i = 0; i < cfg.num_sample_batches && holdout.dataset.index.total > 0; i++) sampleBatches.push(await holdout.next());
+    await holdout.close();
+  }
+
+  // ---- model ----
+  const runner = buildRunner(cfg);
+  const enc = buildEncoders(cfg, runner);
+  if (cfg.lora.enabled) {
+    const adapted = injectLora(runner.model, { rank: cfg.lora.rank, alpha: cfg.lora.alpha, targets: cfg.lora.targets, generator: new torch.Generator(cfg.seed + 7) });
+    markOnlyLoraTrainable(runner, cfg.lora.train_adaptors ? ['lang_adaptor.', 'img_adaptor.', 'state_adaptor.'] : []);
+    say(`LoRA: rank ${cfg.lora.rank}, alpha ${cfg.lora.alpha}, ${adapted.length} adapted linears`);
+  }
+  const trainable = runner.parameters().filter((p) => p.requiresGrad);
+  const bf16 = cfg.mixed_precision === 'bf16';
+  const masters = bf16 ? new MasterWeights(trainable) : null;
+  if (bf16) runner.to({ dtype: 'bfloat16' });
+  const optimizer = new optim.AdamW(masters ? masters.masters : trainable, {
+    lr: cfg.learning_rate, betas: [cfg.adam_beta1, cfg.adam_beta2], eps: cfg.adam_epsilon, weightDecay: cfg.adam_weight_decay,
+  });
+  const ema = cfg.ema.enabled ? new Ema(runner, cfg.ema) : null;
+  const gen = new torch.Generator(cfg.seed + 1000); // noise, timesteps, condition dropout
+
+  let step = 0;
+  let skipped = 0;
+  let badInRow = 0;
+  if (resume && prior) {
+    const ck = resume.path;
+    const model = loadSafetensors(join(ck, 'model.safetensors'));
+    loadRunnerState(runner, model.tensors, { source: join(ck, 'model.safetensors'), strict: false });
+    for (const t of model.tensors.values()) t.dispose();
+    const lora = join(ck, 'adapter_model.safetensors');
+    if (cfg.lora.enabled) {
+      const ad = loadSafetensors(lora);
+      runner.loadStateDict(ad.tensors, { strict: false, castDtype: true, source: lora });
+    }
+    const state = loadState(join(ck, 'training_state')) as { optimizer: unknown; generator: Tensor; masters?: Tensor[] };
+    optimizer.loadStateDict(state.optimizer as never);
+    gen.setState(state.generator);
+    if (masters && state.masters) torch.noGrad(() => masters.masters.forEach((m, i) => m.copy_(state.masters![i])));
+    if (ema) {
+      const e = loadSafetensors(join(ck, 'ema', 'model.safetensors'));
+      ema.loadStateDict(e.tensors, prior.ema_updates);
+    }
+    step = prior.global_step;
+    skipped = prior.skipped_steps;
+    badInRow = prior.bad_in_row;
+    say(`resumed from ${ck} at step ${step}`);
+  }
+
+  const totalSteps = cfg.max_train_steps ?? Math.ceil((cfg.num_train_epochs * ds.index.total) / effectiveBatch(cfg));
+  const augment: Augment = {
+    condMaskProb: cfg.cond_mask_prob, camExtMaskProb: cfg.cam_ext_mask_prob, stateNoiseSnr: cfg.state_noise_snr,
+    stateMean, stateStd, generator: gen,
+  };
+
+  writeFileAtomic(join(out, 'run_config.yaml'), toYaml(cfg));
+  const metrics = new Metrics(makeSinks(cfg, out));
+  say(`rdt-libero train: ${runner.numParameters()} parameters (${trainable.reduce((a, p) => a + p.numel(), 0)} trained), ` +
+    `${ds.index.total} training steps in ${ds.suites.join(', ')}, encoders ${enc.text.isDemo ? 'DEMO (not T5/SigLIP)' : 'official'}`);
+  say(`effective batch ${effectiveBatch(cfg)} = ${cfg.train_batch_size} x ${cfg.gradient_accumulation_steps} accumulation x 1 process; ` +
+    `lr ${cfg.learning_rate} ${cfg.lr_scheduler} (warmup ${cfg.lr_warmup_steps}); ${totalSteps} optimizer steps; output ${out}`);
+
+  const evalNow = (): SampleMetrics | null =>
+    sampleBatches.length ? sampleEvaluate(runner, sampleBatches, enc, { seed: cfg.seed, stateNorm, rawDelta: cfg.data.action_encoding === 'raw_delta', device: cfg.device }) : null;
+  const sampleBefore = step === 0 ? evalNow() : null;
+  if (sampleBefore) metrics.log(step, prefixed('sample/', sampleBefore));
+
+  const losses: number[] = [];
+  let lastCheckpoint: string | null = resume?.path ?? null;
+  let position = prior?.loader ?? { epoch: 0, position: 0 };
+  const progress = new Progress(totalSteps, 'train', step);
+  let dataWait = 0;
+  const t0 = performance.now();
+  let samplesSeen = 0;
+
+  const saveCheckpoint = () => {
+    const state: TrainerState = { global_step: step, loader: position, ema_updates: ema?.updates ?? 0, skipped_steps: skipped, bad_in_row: badInRow };
+    lastCheckpoint = writeCheckpoint(out, step, (dir) => {
+      if (masters) masters.mastersToParams();
+      saveSafetensors(join(dir, 'model.safetensors'), runner.stateDict(), { format: 'pt', step: String(step) });
+      writeFileSync(join(dir, 'config.json'), JSON.stringify(runner.configJson(), null, 2));
+      if (cfg.lora.enabled) saveSafetensors(join(dir, 'adapter_model.safetensors'), loraStateDict(runner));
+      if (ema) {
+        mkdirSync(join(dir, 'ema'));
+        saveSafetensors(join(dir, 'ema', 'model.safetensors'), ema.stateDict(), { format: 'pt' });
+      }
+      torch.scope(() => saveState(join(dir, 'training_state'), {
+        optimizer: optimizer.stateDict(), generator: gen.getState(), masters: masters?.masters,
+      }));
+      writeFileSync(join(dir, 'run_config.yaml'), toYaml(cfg));
+      writeFileSync(join(dir, TRAINER_STATE), JSON.stringify(state, null, 2)); // last: marks the checkpoint complete
+    }, cfg.checkpoints_total_limit);
+  };
+
+  runner.train();
+  try {
+    while (step < totalSteps) {
+      let lossSum = 0;
+      let finite = true;
+      for (let micro = 0; micro < cfg.gradient_accumulation_steps; micro++) {
+        const w0 = performance.now();
+        const batch: LoadedBatch = await loader.next();
+        dataWait += performance.now() - w0;
+        position = batch.next;
+        samplesSeen += batch.size;
+        const loss = torch.scope(() => {
+          const inp = prepareInputs(batch, enc, augment, cfg.device);
+          const l = runner.computeLoss(inp, { generator: gen });
+          const v = l.item();
+          if (Number.isFinite(v)) l.div(cfg.gradient_accumulation_steps).backward();
+          return v;
+        });
+        if (!Number.isFinite(loss)) finite = false;
+        lossSum += loss;
+      }
+      const loss = lossSum / cfg.gradient_accumulation_steps;
+      if (!finite) {
+        runner.zeroGrad();
+        skipped++;
+        badInRow++;
+        metrics.log(step, { 'train/skipped_nonfinite': skipped });
+        if (badInRow >= cfg.max_bad_steps)
+          throw new TrainError(`loss was NaN/Inf in ${badInRow} optimizer steps in a row (at step ${step}); stopping. ` +
+            'Lower learning_rate, check the data statistics (rdt-libero data inspect), or raise max_bad_steps.');
+        continue;
+      }
+      badInRow = 0;
+      const lr = cfg.learning_rate * lrFactor(cfg.lr_scheduler, step, cfg.lr_warmup_steps, totalSteps);
+      for (const g of optimizer.paramGroups) g.lr = lr;
+      if (masters) masters.gradsToMasters();
+      const gradNorm = optim.clipGradNorm_(masters ? masters.masters : trainable, cfg.max_grad_norm);
+      optimizer.step();
+      optimizer.zeroGrad();
+      runner.zeroGrad();
+      if (masters) masters.mastersToParams();
+      ema?.update(runner);
+      step++;
+      losses.push(loss);
+      const sps = samplesSeen / ((performance.now() - t0) / 1000);
+      if (step % cfg.log_every === 0 || step === totalSteps || step === 1)
+        metrics.log(step, { 'train/loss': loss, 'train/lr': lr, 'train/grad_norm': gradNorm, 'train/samples_per_s': sps, 'train/ema_decay': ema?.decay ?? 0 });
+      progress.update(step, { loss, lr, 'samples/s': sps });
+      if (cfg.sample_period > 0 && step % cfg.sample_period === 0 && step !== totalSteps) {
+        const m = evalNow();
+        if (m) metrics.log(step, prefixed('sample/', m));
+      }
+      if (step % cfg.checkpointing_period === 0 || step === totalSteps) saveCheckpoint();
+      if (opts.haltAfterStep !== undefined && step >= opts.haltAfterStep) break;
+    }
+  } finally {
+    progress.done();
+    await loader.close();
+  }
+
+  const halted = step < totalSteps;
+  const sampleAfter = halted ? null : evalNow();
+  if (sampleAfter) metrics.log(step, prefixed('sample/', sampleAfter));
+  let finalModelDir: string | null = null;
+  if (!halted) {
+    finalModelDir = join(out, 'final');
+    saveRdtCheckpoint(runner, finalModelDir, {});
+  }
+  metrics.close();
+  const elapsed = (performance.now() - t0) / 1000;
+  return {
+    outputDir: out, steps: step, losses, skippedSteps: skipped, sampleBefore, sampleAfter, lastCheckpoint, finalModelDir,
+    samplesPerSecond: samplesSeen / elapsed, dataWaitShare: dataWait / 1000 / elapsed,
+  };
+}
+
+function prefixed(p: string, m: object): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(m)) if (typeof v === 'number') out[p + k] = v;
+  return out;
+}
+
+export { listCheckpoints };
