@@ -1,4 +1,5 @@
-// Elementwise arithmetic with broadcasting, and matmul. Binary ops take (tensor, tensor|scalar).
+// Elementwise arithmetic with broadcasting (add sub mul div pow remainder floorDivide maximum minimum),
+// the in-place forms optimizers use, and matrix products (matmul addmm bmm baddbmm outer), sum, mean.
 #include "ops_scalar.h"
 using rdt::Ctx;
 
