@@ -62,6 +62,9 @@ export function loadTorchCheckpoint(path: string): unknown {
     const magic = f.read(0, Math.min(4, f.size), 'file signature');
     if (magic.length < 4 || magic.readUInt32LE(0) !== 0x04034b50) {
       const legacy = magic[0] === 0x80; // a bare pickle: torch.save(..., _use_new_zipfile_serialization=False)
+      const head = f.read(0, Math.min(9, f.size), 'file signature');
+      if (head.length === 9 && head[8] === 0x7b && head.readBigUInt64LE(0) < BigInt(f.size))
+        throw new CheckpointError(path, 'this is a safetensors file, not a PyTorch zip checkpoint: load it with loadSafetensors');
       throw new CheckpointError(path, legacy
         ? 'this is a legacy (pre-1.6, non-zip) torch.save file, which is not supported; re-save it with a current ' +
           'torch.save (the default zip format) or convert it to safetensors'
@@ -170,7 +173,7 @@ export function loadTorchCheckpoint(path: string): unknown {
         return new StorageRef(key, type.dtype, numel as number, String(location));
       };
 
-      return unpickle(pickle, { file: path, findGlobal, persistentLoad });
+      return unpickle(pickle, { file: path, what: pkls[0].name, findGlobal, persistentLoad });
     });
   });
 }
