@@ -272,9 +272,19 @@ test('zip64 checkpoint with its storage past 4 GiB (sparse file) loads', () => {
   const at = 2 ** 32 + 2 ** 30 + 7;
   writeZip64(big, [
     { name: 'small/data.pkl', data: pkl, at: 0 },
+    { name: 'small/version', data: Buffer.from('3\n'), at: 8192 },
     { name: 'small/data/0', data, at },
   ]);
   assert.ok(statSync(big).size > at);
+  // The crafted archive is a valid zip64 torch checkpoint by Python's own readers.
+  const py = runPython(`
+import sys, zipfile, torch
+z = zipfile.ZipFile(sys.argv[1])
+assert z.testzip() is None
+assert z.getinfo('small/data/0').header_offset > 2**32
+print(torch.load(sys.argv[1])['w'].flatten().tolist())
+`, big);
+  assert.deepEqual(JSON.parse(py), [0, 0.25, 0.5, 0.75, 1, 1.25]);
   const sd = torch.stateDictFrom(torch.loadTorchCheckpoint(big), big);
   assert.deepEqual(sd.get('w')!.shape, [2, 3]);
   assert.deepEqual(Array.from(sd.get('w')!.toFloat64()), [0, 0.25, 0.5, 0.75, 1, 1.25]);
