@@ -78,6 +78,10 @@ export function loadTorchCheckpoint(path: string): unknown {
         ? 'no data.pkl in the archive: not a torch.save checkpoint (a TorchScript or other zip?)'
         : `several data.pkl entries (${pkls.map((e) => e.name).join(', ')}); expected one torch.save record`);
     const prefix = pkls[0].name.slice(0, -'data.pkl'.length);
+    const byteorder = zip.byName.get(`${prefix}byteorder`);
+    if (byteorder && zip.read(byteorder).toString('latin1').trim() !== 'little')
+      throw new CheckpointError(path, 'the checkpoint was written on a big-endian machine; re-save it on a little-endian one ' +
+        'or convert it to safetensors');
     const pickle = zip.read(pkls[0]);
 
     return scope(() => {
