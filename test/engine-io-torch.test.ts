@@ -343,3 +343,32 @@ test('truncated, legacy, missing and foreign files fail with the file named', ()
   failsWith(shortData, 'small/data/0', '8 bytes');
   assert.equal(torch.liveTensors(), live);
 });
+
+// ---- the pickle VM on its own ----
+
+test('pickle VM: plain values under protocols 2-5 and the MARK-based DICT/LIST/TUPLE forms', async () => {
+  const { unpickle } = await import('../src/engine/io/pickle.js');
+  const out = runPython(`
+import pickle, json, sys
+value = {'ints': [0, 1, -1, 255, 256, 65535, 65536, -2**31, 2**31 - 1, 2**40, -2**52], 'f': [0.5, -1e300, 3.0],
+         'nested': {'a': [[], [1, [2, [3]]]], 'b': (1, 'two', None, True, False)}, 'u': 'caf\\u00e9 \\u2603 ' + 'x' * 300,
+         'empty': {}, 'tuple1': (7,), 'tuple3': (1, 2, 3), 'tuple4': (1, 2, 3, 4), 'list_big': list(range(1500))}
+res = {}
+for p in (2, 3, 4, 5):
+    res[str(p)] = pickle.dumps(value, protocol=p).hex()
+# Hand-made: MARK ... DICT and MARK ... LIST and LONG_BINPUT / LONG_BINGET (protocol 2 header).
+res['mark_forms'] = (b'\\x80\\x02(X\\x01\\x00\\x00\\x00a(K\\x01K\\x02lr\\x05\\x00\\x00\\x00X\\x01\\x00\\x00\\x00bj\\x05\\x00\\x00\\x00d.').hex()
+print(json.dumps({'pickles': res, 'value': value}))
+`);
+  const { pickles, value } = JSON.parse(out) as { pickles: Record<string, string>; value: unknown };
+  const plain = (v: unknown): unknown =>
+    v instanceof Map ? Object.fromEntries([...v].map(([k, x]) => [k, plain(x)])) : Array.isArray(v) ? v.map(plain) : v;
+  const run = (hex: string) => unpickle(Buffer.from(hex, 'hex'), { file: 'mem.pkl', findGlobal: () => undefined });
+  for (const p of ['2', '3', '4', '5']) assert.deepEqual(plain(run(pickles[p])), value, `protocol ${p}`);
+  assert.deepEqual(plain(run(pickles.mark_forms)), { a: [1, 2], b: [1, 2] });
+  // Refusals name the opcode and the file; a stream without STOP is reported as truncated.
+  assert.throws(() => run('800263706f7369780a73797374656d0a'), /mem\.pkl.*global posix\.system is not allowed/);
+  assert.throws(() => run('80024b01'), /mem\.pkl.*without a STOP.*truncated/);
+  assert.throws(() => run('800230'), /mem\.pkl.*POP/);
+  assert.throws(() => run('80026808'), /memo entry 8/);
+});

@@ -253,6 +253,15 @@ test('safetensors data beyond 4 GB (sparse file) read correctly', () => {
     assert.deepEqual(Array.from(tensors.get('tail')!.data() as Float32Array), [1.5, -2, 3.25, Math.fround(1e-3)]);
     assert.deepEqual(Array.from(tensors.get('tail64')!.data() as BigInt64Array), [-(2n ** 50n) - 7n]);
     disposeAll(tensors);
+
+    // The native reader on its own: an offset past 4 GiB, and a short read naming path, offset and size.
+    const direct = new torch.Tensor(N.fromFile(file, dataStart + pad, 6 /* float32 */, [4]));
+    assert.deepEqual(Array.from(direct.data() as Float32Array), [1.5, -2, 3.25, Math.fround(1e-3)]);
+    direct.dispose();
+    assert.throws(() => N.fromFile(file, dataStart + pad + 16, 6, [4]),
+      (e: Error) => e.message.includes(file) && e.message.includes('short read') && e.message.includes(`${dataStart + pad + 16}`) &&
+        e.message.includes('16 bytes'));
+    assert.throws(() => N.fromFile(join(dir, 'nope'), 0, 6, [1]), /nope: cannot open \(No such file/);
   } finally {
     cleanup();
   }
