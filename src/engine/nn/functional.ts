@@ -40,13 +40,13 @@ export function silu(x: Tensor): Tensor {
   return new Tensor(N.silu(x.h));
 }
 export function relu(x: Tensor): Tensor {
-  return new Tensor(N.fRelu(x.h));
+  return x.relu();
 }
 export function sigmoid(x: Tensor): Tensor {
-  return new Tensor(N.sigmoid(x.h));
+  return x.sigmoid();
 }
 export function tanh(x: Tensor): Tensor {
-  return new Tensor(N.tanh(x.h));
+  return x.tanh();
 }
 
 export function softmax(x: Tensor, dim: number, opts: { dtype?: DType } = {}): Tensor {
