@@ -117,7 +117,7 @@ export function synthesizeDemo(opts: SyntheticOptions, task: number, demo: numbe
   // Commands: smooth sinusoids, a short pause mid-way (no-ops), gripper open -> close -> open.
   const actions = new Float64Array(T * 7);
   const ph = Array.from({ length: 6 }, () => rng.uniform(0, 2 * Math.PI));
-  const fr = Array.from({ length: 6 }, () => rng.uniform(0.5, 2));
+  const fr = Array.from({ length: 6 }, () => rng.uniform(1, 3));
   const pause = Math.floor(T * 0.55);
   const closeAt = Math.floor(T * rng.uniform(0.3, 0.45));
   const openAt = Math.floor(T * rng.uniform(0.75, 0.85));
@@ -125,7 +125,7 @@ export function synthesizeDemo(opts: SyntheticOptions, task: number, demo: numbe
     const u = t / T;
     const still = t < idle || (t >= pause && t < pause + 2);
     for (let i = 0; i < 6; i++) {
-      const amp = i < 3 ? 0.8 : 0.25;
+      const amp = i < 3 ? 0.6 : 0.08; // LIBERO: xyz up to ~0.94, rotation dims mostly within +-0.2
       const v = still ? 0 : amp * Math.sin(2 * Math.PI * fr[i] * u + ph[i]);
       actions[t * 7 + i] = Math.max(-0.9375, Math.min(0.9375, v));
     }
