@@ -1,9 +1,9 @@
 // A LIBERO dataset: suites discovered under a root, files opened lazily and validated, the full-step index, and
 // the training-sample builder on top of the one observation/action adapter (src/data/adapter.ts).
 import { DataError } from './errors.js';
-import { type AdapterConfig, type ObsFrame, adapterConfig, buildObservation, encodeActionChunk, allocObservation, type ObservationBuffers } from './adapter.js';
+import { type AdapterConfig, type ObsFrame, adapterConfig, buildObservation, allocObservation, type ObservationBuffers } from './adapter.js';
 import { type SuiteName, discoverSuites } from './discover.js';
-import type { Pose } from './encodings/index.js';
+import { getEncoding } from './encodings/index.js';
 import { h5ready } from './hdf5/h5.js';
 import { type Layout, LiberoFile } from './hdf5/libero_file.js';
 import { axisAngleToMat } from './rotation.js';
@@ -210,21 +210,51 @@ export class LiberoDataset {
       });
     }
     buildObservation(cfg, hist, out, b);
-    // Action chunk: the actions of steps k .. k+chunk-1, each encoded against the pose it was executed from.
+    // Action chunk: the actions of steps k .. k+chunk-1, each encoded against the pose it was executed from
+    // (per-episode cache of the encoding's slots), then end padding as the encoding says.
+    const enc = getEncoding(cfg.encoding);
+    const slots = enc.slots;
+    const cache = this.encodedActions(episode);
     const n = Math.min(cfg.chunkSize, ep.obs.length - k);
-    const acts = new Float64Array(n * 7);
-    const poses: Pose[] = [];
+    const base = b * cfg.chunkSize * STATE_VEC_LEN;
+    out.actions.fill(0, base, base + cfg.chunkSize * STATE_VEC_LEN);
     for (let s = 0; s < n; s++) {
-      const j = ep.act[k + s];
-      const t = ep.obs[k + s];
-      acts.set(ld.actions.subarray(j * 7, j * 7 + 7), s * 7);
-      poses.push({ pos: ld.eePos.subarray(t * 3, t * 3 + 3), R: axisAngleToMat(ld.eeOri.subarray(t * 3, t * 3 + 3)) });
+      const o = base + s * STATE_VEC_LEN;
+      const c = (k + s) * slots.length;
+      for (let q = 0; q < slots.length; q++) out.actions[o + slots[q]] = cache[c + q];
+      out.actionMask[b * cfg.chunkSize + s] = 1;
     }
-    encodeActionChunk(cfg, acts, 0, poses, out.actions, b * cfg.chunkSize * STATE_VEC_LEN, out.actionMask, b * cfg.chunkSize);
+    const last = base + (n - 1) * STATE_VEC_LEN;
+    for (let s = n; s < cfg.chunkSize; s++) {
+      enc.pad(out.actions, last, out.actions, base + s * STATE_VEC_LEN);
+      out.actionMask[b * cfg.chunkSize + s] = 0;
+    }
     out.instruction[b] = this.instructions[ep.file];
     out.suite[b] = this.suites[ep.suite];
     out.ids[b] = { file: f.path, demo: ep.demo, t: ep.obs[k], actionT: ep.act[k] };
     out.index[b] = i;
+  }
+
+  private actionCache = new Map<number, Float64Array>();
+
+  /** The encoding's slot values for every step of an episode (steps x slots), computed once. */
+  encodedActions(episode: number): Float64Array {
+    const hit = this.actionCache.get(episode);
+    if (hit) return hit;
+    const ep = this.index.episodes[episode];
+    const ld = this.files[ep.file].lowdim(ep.demo);
+    const enc = getEncoding(this.cfg.encoding);
+    const ns = enc.slots.length;
+    const out = new Float64Array(ep.obs.length * ns);
+    const v = new Float64Array(STATE_VEC_LEN);
+    for (let k = 0; k < ep.obs.length; k++) {
+      const j = ep.act[k];
+      const t = ep.obs[k];
+      enc.encode(ld.actions.subarray(j * 7, j * 7 + 7), { pos: ld.eePos.subarray(t * 3, t * 3 + 3), R: axisAngleToMat(ld.eeOri.subarray(t * 3, t * 3 + 3)) }, v, 0);
+      for (let q = 0; q < ns; q++) out[k * ns + q] = v[enc.slots[q]];
+    }
+    this.actionCache.set(episode, out);
+    return out;
   }
 
   /** One sample as a batch of one. */
@@ -235,6 +265,7 @@ export class LiberoDataset {
   }
 
   close(): void {
+    this.actionCache.clear();
     for (const f of this.files) f.close();
   }
 }

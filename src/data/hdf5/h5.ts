@@ -6,6 +6,7 @@ import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import h5wasm from 'h5wasm/node';
 import type { Dataset, File as H5File, Group } from 'h5wasm/node';
 import { DataError } from '../errors.js';
+import type { SuperblockInfo } from './direct.js';
 
 export type { Dataset, Group, H5File };
 
@@ -28,7 +29,7 @@ const SIGNATURE = [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a];
  * Checks that `path` is a complete HDF5 file: it exists, carries the signature, and is at least as long as the
  * end-of-file address its superblock declares (a truncated download fails here with a clear message).
  */
-export function checkHdf5File(path: string): void {
+export function checkHdf5File(path: string): SuperblockInfo {
   let size: number;
   try {
     const st = statSync(path);
@@ -47,14 +48,22 @@ export function checkHdf5File(path: string): void {
       if (!SIGNATURE.every((b, i) => buf[i] === b)) continue;
       const version = buf[8];
       let so: number; // size of offsets
+      let sl: number; // size of lengths
       let eofPos: number;
+      let basePos: number;
       if (version === 0 || version === 1) {
         so = buf[13];
-        eofPos = 24 + (version === 1 ? 4 : 0) + 2 * so;
+        sl = buf[14];
+        basePos = 24 + (version === 1 ? 4 : 0);
+        eofPos = basePos + 2 * so;
       } else {
         so = buf[9];
+        sl = buf[10];
+        basePos = 12;
         eofPos = 12 + 2 * so;
       }
+      let baseAddr = 0;
+      for (let i = so - 1; i >= 0; i--) baseAddr = baseAddr * 256 + buf[basePos + i];
       let eof = 0;
       for (let i = so - 1; i >= 0; i--) eof = eof * 256 + buf[eofPos + i];
       if (base + eof > size)
@@ -63,7 +72,7 @@ export function checkHdf5File(path: string): void {
           { file: path },
           'the download or copy is incomplete; fetch the file again',
         );
-      return;
+      return { base: baseAddr, sizeOffsets: so, sizeLengths: sl };
     }
     throw new DataError('not an HDF5 file (no HDF5 signature)', { file: path });
   } finally {
@@ -73,7 +82,11 @@ export function checkHdf5File(path: string): void {
 
 /** Opens an HDF5 file read-only after checkHdf5File. Call h5ready() first. */
 export function openHdf5(path: string): H5File {
-  checkHdf5File(path);
+  return openHdf5WithInfo(path).file;
+}
+
+export function openHdf5WithInfo(path: string): { file: H5File; superblock: SuperblockInfo } {
+  const superblock = checkHdf5File(path);
   let f: H5File;
   try {
     f = new h5wasm.File(path, 'r');
@@ -81,7 +94,7 @@ export function openHdf5(path: string): H5File {
     throw new DataError(`HDF5 library could not open the file: ${firstLine(e)}`, { file: path });
   }
   if (f.file_id < 0n) throw new DataError('HDF5 library could not open the file', { file: path });
-  return f;
+  return { file: f, superblock };
 }
 
 export function firstLine(e: unknown): string {

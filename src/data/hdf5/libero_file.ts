@@ -4,7 +4,9 @@
 // and 'regenerated' (OpenVLA no-noops replay: 256x256, no attributes, observation before its action).
 import { basename } from 'node:path';
 import { DataError } from '../errors.js';
-import { type Dataset, type H5File, attr, checkedDataset, firstLine, isGroup, openHdf5, readFloat64 } from './h5.js';
+import { closeSync, openSync } from 'node:fs';
+import { type Dataset, type H5File, attr, checkedDataset, firstLine, isGroup, openHdf5WithInfo, readFloat64 } from './h5.js';
+import { type SuperblockInfo, contiguousExtent, preadExact } from './direct.js';
 
 export type Layout = 'original' | 'regenerated';
 export type Camera = 'agentview' | 'eye_in_hand';
@@ -50,10 +52,18 @@ export class LiberoFile {
   private attrs: Record<string, unknown> = {};
   private cache = new Map<string, DemoLowDim>();
   private dsets = new Map<string, Dataset>();
+  /** Per demo/camera: file position of frame 0 for direct reads, or null to read through h5wasm. */
+  private direct = new Map<string, number | null>();
+  private fd: number;
+  private sb: SuperblockInfo;
+  /** Read images with one pread where the layout allows (default); false forces h5wasm (tests compare the two). */
+  directReads = true;
 
-  private constructor(path: string, f: H5File, layout?: Layout) {
+  private constructor(path: string, f: H5File, sb: SuperblockInfo, fd: number, layout?: Layout) {
     this.path = path;
     this.f = f;
+    this.sb = sb;
+    this.fd = fd;
     const data = f.get('data');
     if (!isGroup(data)) throw new DataError("missing group 'data'", { file: path, key: 'data' }, 'not a LIBERO demonstration file');
     for (const k of Object.keys(data.attrs)) this.attrs[k] = attr(data, k);
@@ -72,11 +82,13 @@ export class LiberoFile {
 
   /** Opens and validates. Throws DataError only if the file itself cannot be opened; demo problems go to `problems`. */
   static open(path: string, opts: { layout?: Layout } = {}): LiberoFile {
-    const f = openHdf5(path);
+    const { file: f, superblock } = openHdf5WithInfo(path);
+    const fd = openSync(path, 'r');
     try {
-      return new LiberoFile(path, f, opts.layout);
+      return new LiberoFile(path, f, superblock, fd, opts.layout);
     } catch (e) {
       f.close();
+      closeSync(fd);
       throw e;
     }
   }
@@ -222,11 +234,52 @@ export class LiberoFile {
     return out;
   }
 
+  /** File position of frame 0 if the dataset is contiguous and unfiltered, verified against h5wasm; else null. */
+  private directPos(demo: string, key: string, d: Dataset): number | null {
+    const id = `${demo}/${key}`;
+    const hit = this.direct.get(id);
+    if (hit !== undefined) return hit;
+    let pos: number | null = null;
+    try {
+      const shape = d.shape!;
+      const frame = shape[1] * shape[2] * shape[3];
+      const T = shape[0];
+      const ref = d.create_reference().ref_data;
+      let addr = 0;
+      for (let i = Math.min(ref.length, 8) - 1; i >= 0; i--) addr = addr * 256 + ref[i];
+      const ext = d.filters.length === 0 && ref.length === 8 ? contiguousExtent(this.fd, addr, this.sb) : null;
+      if (ext && (ext.size < 0 || ext.size === T * frame)) {
+        const same = (t: number) => {
+          const a = preadExact(this.fd, ext.pos + t * frame, frame);
+          const b = d.slice([[t, t + 1]]) as Uint8Array;
+          return a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length));
+        };
+        if (same(0) && same(T - 1)) pos = ext.pos;
+      }
+    } catch {
+      pos = null;
+    }
+    this.direct.set(id, pos);
+    return pos;
+  }
+
+  /** Whether frames of this demo/camera are read with one pread (contiguous, unfiltered, verified). */
+  readsDirect(demo: string, camera: Camera): boolean {
+    return this.directPos(demo, CAMERA_KEYS[camera], this.ds(demo, CAMERA_KEYS[camera])) !== null;
+  }
+
   /** Frames t0..t1-1 of one camera, as stored (uint8 HWC, the file's orientation), concatenated. */
   frames(demo: string, camera: Camera, t0: number, t1: number): Uint8Array {
     const key = CAMERA_KEYS[camera];
     const d = this.ds(demo, key);
     try {
+      if (this.directReads) {
+        const pos = this.directPos(demo, key, d);
+        if (pos !== null) {
+          const frame = this.height * this.width * 3;
+          return preadExact(this.fd, pos + t0 * frame, (t1 - t0) * frame);
+        }
+      }
       return d.slice([[t0, t1]]) as Uint8Array;
     } catch (e) {
       throw new DataError(`read failed: ${firstLine(e)}`, { file: this.path, demo, key, step: t0 }, 'the file may be corrupt or truncated');
@@ -236,6 +289,8 @@ export class LiberoFile {
   close(): void {
     this.cache.clear();
     this.dsets.clear();
+    this.direct.clear();
     this.f.close();
+    closeSync(this.fd);
   }
 }
