@@ -6,10 +6,12 @@ const USAGE = `usage: rdt-libero <command> [options]
 
 commands:
   doctor      report libtorch, threads, BLAS and devices
+  data        inspect LIBERO data, write statistics, generate synthetic suites (rdt-libero data --help)
 `;
 
 const commands: Record<string, (args: string[]) => Promise<number> | number> = {
   doctor: () => doctor(),
+  data: async (args) => (await import('./data.js')).data(args),
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -1,0 +1,77 @@
+// `npm run bench:data`: samples per second for random full-step samples (state, 64-step chunk, 2 cameras x 2
+// frames) on a generated suite of realistic size (10 tasks x 50 demos x ~150 steps, 128x128, ~7 GB, cached under
+// .cache/bench-data), our worker-thread loader against h5py doing the same reads in one Python process.
+// Options: --tasks N --demos N --len N --size N --seconds S --workers N --batch N.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, readSync, closeSync, writeFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DataLoader } from '../src/data/loader.js';
+import { LiberoDataset } from '../src/data/dataset.js';
+import { writeSyntheticSuite } from '../src/data/synthetic.js';
+import { Rng } from '../src/data/rng.js';
+
+function arg(name: string, d: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : d;
+}
+const tasks = arg('tasks', 10), demos = arg('demos', 50), len = arg('len', 150), size = arg('size', 128);
+const seconds = arg('seconds', 15), workers = arg('workers', 2), batch = arg('batch', 32);
+const here = fileURLToPath(new URL('.', import.meta.url));
+const repo = join(here, '..', '..');
+const root = join(repo, '.cache', 'bench-data', `t${tasks}-d${demos}-l${len}-s${size}`);
+const suiteDir = join(root, 'libero_goal');
+const log = (s: string) => process.stdout.write(s + '\n');
+
+if (!existsSync(join(root, 'done'))) {
+  log(`generating ${tasks} tasks x ${demos} demos x ~${len} steps at ${size}x${size} in ${root} ...`);
+  const t0 = Date.now();
+  await writeSyntheticSuite({ root, suite: 'libero_goal', tasks, demos, meanLength: len, size, seed: 2024 });
+  writeFileSync(join(root, 'done'), '');
+  log(`  generated in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+}
+// Warm the page cache for both readers alike (the files are read once end to end).
+let bytes = 0;
+const buf = Buffer.alloc(1 << 24);
+for (const f of readdirSync(suiteDir)) {
+  const fd = openSync(join(suiteDir, f), 'r');
+  let n: number;
+  while ((n = readSync(fd, buf, 0, buf.length, null)) > 0) bytes += n;
+  closeSync(fd);
+}
+const dsOpts = { root };
+const ds = await LiberoDataset.open(dsOpts);
+log(`suite: ${ds.files.length} files, ${ds.index.episodes.length} demos, ${ds.size} full-step samples, ${(bytes / 1e9).toFixed(2)} GB (page cache warmed)`);
+log(`sample: state (128), chunk (64 x 128, ${ds.cfg.encoding}), 2 cameras x 2 frames ${size}x${size} uint8 (+ empty left-wrist slot)`);
+
+// h5py: the same reads for random steps, drawn from the same index.
+const rng = new Rng(99);
+const samples = Array.from({ length: 200000 }, () => {
+  const id = ds.id(rng.int(ds.size));
+  return [id.file, id.demo, id.t, id.actionT];
+});
+const reqPath = join(root, 'h5py-request.json');
+writeFileSync(reqPath, JSON.stringify({ samples, warmup: 200, seconds }));
+const py = JSON.parse(execFileSync(process.env.PYTHON || 'python3', [join(repo, 'bench', 'data_h5py.py'), reqPath], { encoding: 'utf8', maxBuffer: 1 << 24 }).trim().split('\n').pop()!) as { samples: number; seconds: number; per_second: number };
+log(`h5py (1 process):              ${py.per_second.toFixed(0).padStart(6)} samples/s  (${py.samples} samples in ${py.seconds.toFixed(1)} s)`);
+ds.close();
+
+async function measure(nw: number): Promise<number> {
+  const dl = await DataLoader.create({ dataset: dsOpts, batchSize: batch, workers: nw, prefetch: Math.max(2, 2 * nw), sampler: { seed: 1234 + nw } });
+  for (let i = 0; i < 3; i++) await dl.next();
+  const t0 = performance.now();
+  let n = 0;
+  while (performance.now() - t0 < seconds * 1000) {
+    const b = await dl.next();
+    n += b.size;
+  }
+  const dt = (performance.now() - t0) / 1000;
+  await dl.close();
+  log(`ours, ${nw ? `${nw} worker threads` : 'in-thread       '}, batch ${batch}: ${(n / dt).toFixed(0).padStart(6)} samples/s  (${n} samples in ${dt.toFixed(1)} s)`);
+  return n / dt;
+}
+
+const inThread = await measure(0);
+const ours = await measure(workers);
+log(`ratio ours(${workers} workers) / h5py = ${(ours / py.per_second).toFixed(2)}x   (in-thread / h5py = ${(inThread / py.per_second).toFixed(2)}x; target >= 1)`);
+mkdirSync(join(repo, '.cache'), { recursive: true });

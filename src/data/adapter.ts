@@ -1,0 +1,203 @@
+// The one pair of functions that convert between LIBERO and the model: `buildObservation` (an observation
+// history -> state vector, masks and camera slots) with `encodeActionChunk` for training targets, and
+// `decodeAction` (a unified action vector -> LIBERO's 7-D command). Training samples (src/data/sample.ts) and
+// evaluation call exactly these, so their preprocessing cannot drift apart.
+import { type ActionEncoding, LIBERO_CTRL_FREQ, type Pose, getEncoding } from './encodings/index.js';
+import { DataError } from './errors.js';
+import { BACKGROUND, type ImageOrientation, orientFrame } from './images.js';
+import { axisAngleToMat, matTo6d, quatToMat } from './rotation.js';
+import { SLOTS, STATE_VEC_LEN, maskOf, range } from './state_vec.js';
+
+/**
+ * Finger gap of a fully open LIBERO Panda gripper, m: the two finger joints read about +0.0387 / -0.0387 when
+ * fully open (libero-facts.md 1.2), so open fraction = (q0 - q1) / 0.0774, clamped to [0, 1]; ~0 when closed.
+ */
+export const FULL_OPEN_GAP_M = 0.0774;
+
+/** Camera slots in RDT's fixed order: 0 exterior, 1 right wrist, 2 left wrist (LIBERO has none: background). */
+export const NUM_CAMERA_SLOTS = 3;
+export const CAMERA_SLOT = { agentview: 0, eye_in_hand: 1 } as const;
+
+export interface RobotObs {
+  /** End-effector position, m, world frame (robot0_eef_pos, stored obs/ee_pos). */
+  eefPos: ArrayLike<number>;
+  /** Axis-angle rotation vector, rad (stored obs/ee_ori = robosuite quat2axisangle(eef_quat)); any norm. */
+  eefAxisAngle?: ArrayLike<number>;
+  /** Or the quaternion (x, y, z, w) as the simulator gives it (robot0_eef_quat). */
+  eefQuat?: ArrayLike<number>;
+  /** Finger joint positions, m (robot0_gripper_qpos, stored obs/gripper_states). */
+  gripperQpos: ArrayLike<number>;
+  /** 7 arm joint angles, rad (robot0_joint_pos, stored obs/joint_states). */
+  jointPos?: ArrayLike<number> | null;
+}
+
+/** Camera frames of one time step, uint8 HWC, in the orientation they were stored or rendered in. */
+export interface CameraImages {
+  agentview: Uint8Array | null;
+  eyeInHand: Uint8Array | null;
+}
+
+export interface ObsFrame {
+  robot: RobotObs;
+  images: CameraImages;
+}
+
+export interface AdapterConfig {
+  /** Action encoding name (src/data/encodings). */
+  encoding: string;
+  /** Also fill the 7 joint angles at 0-6 of the state. */
+  useJoints: boolean;
+  orientation: ImageOrientation;
+  ctrlFreq: number;
+  chunkSize: number;
+  historySize: number;
+  imageHeight: number;
+  imageWidth: number;
+}
+
+export const DEFAULT_ADAPTER: Readonly<AdapterConfig> = Object.freeze({
+  encoding: 'eef_target_pose',
+  useJoints: false,
+  orientation: 'flip_v',
+  ctrlFreq: LIBERO_CTRL_FREQ,
+  chunkSize: 64,
+  historySize: 2,
+  imageHeight: 128,
+  imageWidth: 128,
+});
+
+export function adapterConfig(over: Partial<AdapterConfig> = {}): AdapterConfig {
+  const c = { ...DEFAULT_ADAPTER, ...over };
+  getEncoding(c.encoding);
+  return c;
+}
+
+export function gripperOpenFraction(q: ArrayLike<number>): number {
+  const f = (q[0] - q[1]) / FULL_OPEN_GAP_M;
+  return f < 0 ? 0 : f > 1 ? 1 : f;
+}
+
+export function poseOf(o: RobotObs): Pose {
+  if (o.eefQuat) return { pos: o.eefPos, R: quatToMat(o.eefQuat) };
+  if (o.eefAxisAngle) return { pos: o.eefPos, R: axisAngleToMat(o.eefAxisAngle) };
+  throw new DataError('observation has neither eefAxisAngle nor eefQuat', { key: 'eef orientation' });
+}
+
+export function stateSlots(cfg: Pick<AdapterConfig, 'useJoints'>): number[] {
+  return [...(cfg.useJoints ? range(SLOTS.joints) : []), SLOTS.gripperOpen, ...range(SLOTS.eefPos), ...range(SLOTS.eefRot6d)];
+}
+
+/** The state vector of one observation, in SI units, written at out[off .. off+128). */
+export function encodeState(cfg: Pick<AdapterConfig, 'useJoints'>, o: RobotObs, out: Float32Array | Float64Array, off = 0): void {
+  const p = poseOf(o);
+  for (let i = 0; i < 3; i++) out[off + SLOTS.eefPos[0] + i] = p.pos[i];
+  matTo6d(p.R, out, off + SLOTS.eefRot6d[0]);
+  out[off + SLOTS.gripperOpen] = gripperOpenFraction(o.gripperQpos);
+  if (cfg.useJoints) {
+    if (!o.jointPos) throw new DataError('useJoints is set but the observation has no joint positions', { key: 'obs/joint_states' }, 'set useJoints: false');
+    for (let i = 0; i < 7; i++) out[off + i] = o.jointPos[i];
+  }
+}
+
+/** Where buildObservation writes, batch row b: arrays sized for B rows. */
+export interface ObservationBuffers {
+  state: Float32Array; // (B, 128)
+  stateMask: Float32Array; // (B, 128): 1 where the state is filled
+  actionSlotMask: Float32Array; // (B, 128): 1 where the action encoding writes
+  elemMask: Float32Array; // (B, 128): union, RDT's state_elem_mask (concatenated to state and action tokens)
+  images: Uint8Array; // (B, history, 3 slots, H, W, 3), upright per cfg.orientation; background where masked
+  imageMask: Uint8Array; // (B, history, 3)
+  ctrlFreq: Float32Array; // (B,)
+}
+
+export function allocObservation(cfg: AdapterConfig, B: number): ObservationBuffers {
+  const img = cfg.historySize * NUM_CAMERA_SLOTS * cfg.imageHeight * cfg.imageWidth * 3;
+  return {
+    state: new Float32Array(B * STATE_VEC_LEN),
+    stateMask: new Float32Array(B * STATE_VEC_LEN),
+    actionSlotMask: new Float32Array(B * STATE_VEC_LEN),
+    elemMask: new Float32Array(B * STATE_VEC_LEN),
+    images: new Uint8Array(B * img),
+    imageMask: new Uint8Array(B * cfg.historySize * NUM_CAMERA_SLOTS),
+    ctrlFreq: new Float32Array(B),
+  };
+}
+
+/**
+ * Observation history (oldest first, exactly cfg.historySize entries; null = before the episode start, invalid per
+ * the official rule) -> row b of the buffers. The state is taken from the newest frame.
+ */
+export function buildObservation(cfg: AdapterConfig, history: readonly (ObsFrame | null)[], out: ObservationBuffers, b = 0): void {
+  if (history.length !== cfg.historySize) throw new Error(`buildObservation: history of ${history.length} frames, config wants ${cfg.historySize}`);
+  const now = history[history.length - 1];
+  if (!now) throw new Error('buildObservation: the newest frame must be present');
+  const o = b * STATE_VEC_LEN;
+  out.state.fill(0, o, o + STATE_VEC_LEN);
+  encodeState(cfg, now.robot, out.state, o);
+  const sm = maskOf(stateSlots(cfg));
+  const am = maskOf(getEncoding(cfg.encoding).slots);
+  for (let i = 0; i < STATE_VEC_LEN; i++) {
+    out.stateMask[o + i] = sm[i];
+    out.actionSlotMask[o + i] = am[i];
+    out.elemMask[o + i] = sm[i] || am[i] ? 1 : 0;
+  }
+  out.ctrlFreq[b] = cfg.ctrlFreq;
+  const { imageHeight: H, imageWidth: W } = cfg;
+  const frame = H * W * 3;
+  for (let h = 0; h < cfg.historySize; h++) {
+    const f = history[h];
+    const cams: (Uint8Array | null)[] = [f?.images.agentview ?? null, f?.images.eyeInHand ?? null, null];
+    for (let c = 0; c < NUM_CAMERA_SLOTS; c++) {
+      const slotIdx = (b * cfg.historySize + h) * NUM_CAMERA_SLOTS + c;
+      const dst = slotIdx * frame;
+      const src = cams[c];
+      if (src) {
+        if (src.length !== frame) throw new DataError(`camera image has ${src.length} bytes, expected ${H}x${W}x3 = ${frame}`, { key: c === 0 ? 'agentview' : 'eye_in_hand' }, 'set imageHeight/imageWidth to the data resolution');
+        orientFrame(src, 0, H, W, cfg.orientation, out.images, dst);
+        out.imageMask[slotIdx] = 1;
+      } else {
+        out.images.fill(BACKGROUND, dst, dst + frame);
+        out.imageMask[slotIdx] = 0;
+      }
+    }
+  }
+}
+
+/**
+ * Training targets: n real LIBERO commands (n x 7) executed at the n measured poses -> a chunk of cfg.chunkSize
+ * unified vectors at out[off ..], end-padded the way the encoding says, with validity 1 for real steps.
+ */
+export function encodeActionChunk(
+  cfg: AdapterConfig,
+  actions: ArrayLike<number>,
+  actOff: number,
+  poses: readonly Pose[],
+  out: Float32Array | Float64Array,
+  off: number,
+  valid: Float32Array,
+  validOff: number,
+): void {
+  const enc: ActionEncoding = getEncoding(cfg.encoding);
+  const n = Math.min(poses.length, cfg.chunkSize);
+  if (n < 1) throw new Error('encodeActionChunk: at least one real action is needed');
+  out.fill(0, off, off + cfg.chunkSize * STATE_VEC_LEN);
+  const a7 = new Float64Array(7);
+  for (let k = 0; k < n; k++) {
+    for (let i = 0; i < 7; i++) a7[i] = actions[actOff + k * 7 + i];
+    enc.encode(a7, poses[k], out, off + k * STATE_VEC_LEN);
+    valid[validOff + k] = 1;
+  }
+  const last = off + (n - 1) * STATE_VEC_LEN;
+  for (let k = n; k < cfg.chunkSize; k++) {
+    enc.pad(out, last, out, off + k * STATE_VEC_LEN);
+    valid[validOff + k] = 0;
+  }
+}
+
+/** A unified action vector (at vec[off..]) -> LIBERO's 7-D command, against the pose measured at execution time. */
+export function decodeAction(cfg: Pick<AdapterConfig, 'encoding'>, vec: ArrayLike<number>, off: number, measured: RobotObs | Pose): Float64Array {
+  const pose = 'R' in measured ? measured : poseOf(measured);
+  const out = new Float64Array(7);
+  getEncoding(cfg.encoding).decode(vec, off, pose, out);
+  return out;
+}

@@ -1,0 +1,68 @@
+// `rdt-libero data inspect|stats`: every problem listed (not just the first), statistics written.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { data } from '../src/cli/data.js';
+import { writeSyntheticSuite } from '../src/data/synthetic.js';
+import { runNumpy } from './helpers/python.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'rdt-data-cli-'));
+test.after(() => rmSync(tmp, { recursive: true, force: true }));
+
+async function capture(fn: () => Promise<number>): Promise<{ code: number; out: string }> {
+  const orig = process.stdout.write.bind(process.stdout);
+  let out = '';
+  process.stdout.write = ((s: string) => ((out += s), true)) as typeof process.stdout.write;
+  try {
+    return { code: await fn(), out };
+  } finally {
+    process.stdout.write = orig;
+  }
+}
+
+test('inspect lists suites, tasks, instructions, magnitudes and every problem', async () => {
+  const root = join(tmp, 'root');
+  const [good] = await writeSyntheticSuite({ root, suite: 'libero_goal', tasks: 2, demos: 2, meanLength: 16, size: 8 });
+  await writeSyntheticSuite({ root, suite: 'libero_object', tasks: 1, demos: 1, meanLength: 16, size: 8 });
+  const bytes = readFileSync(good);
+  writeFileSync(join(root, 'libero_object', 'cut_short_demo.hdf5'), bytes.subarray(0, bytes.length - 1000));
+  runNumpy(`
+with h5py.File(inp['path'], 'w') as f:
+    d = f.create_group('data/demo_0')
+    d.create_dataset('actions', data=np.zeros((5, 7)))
+    d.create_dataset('obs/gripper_states', data=np.zeros((6, 2)))
+    d.create_dataset('obs/ee_pos', data=np.zeros((5, 3)))
+    d.create_dataset('obs/agentview_rgb', data=np.zeros((5, 8, 8, 3), dtype=np.uint8))
+    d.create_dataset('obs/eye_in_hand_rgb', data=np.zeros((5, 8, 8, 3), dtype=np.uint8))
+`, { path: join(root, 'libero_object', 'zz_broken_demo.hdf5') });
+  const { code, out } = await capture(() => data(['inspect', root]));
+  assert.equal(code, 1);
+  assert.match(out, /libero_object \(libero_object\): 2 tasks, 1 demos/);
+  assert.match(out, /libero_goal \(libero_goal\): 2 tasks, 4 demos, \d+ sample steps/);
+  assert.match(out, /instruction: "open the middle drawer of the cabinet"/);
+  assert.match(out, /action eef rotation 6-D \(33-38\)\s+0\.5\d\d/);
+  assert.match(out, /3 problems:/);
+  assert.match(out, /cut_short_demo\.hdf5: truncated/);
+  assert.match(out, /zz_broken_demo\.hdf5, demo demo_0, key obs\/ee_ori: missing key/);
+  assert.match(out, /zz_broken_demo\.hdf5, demo demo_0, key obs\/gripper_states: mismatched lengths/);
+});
+
+test('stats writes dataset_stat.json in the official layout, then reuses the cache', async () => {
+  const root = join(tmp, 'root2');
+  await writeSyntheticSuite({ root, suite: 'libero_spatial', tasks: 1, demos: 2, meanLength: 16, size: 8 });
+  const outFile = join(tmp, 'out', 'dataset_stat.json');
+  const cache = join(tmp, 'cache');
+  const a = await capture(() => data(['stats', root, '--out', outFile, '--cache', cache, '--encoding', 'eef_velocity']));
+  assert.equal(a.code, 0);
+  assert.match(a.out, /computed statistics over \d+ steps of 2 demos \(eef_velocity\)/);
+  const st = JSON.parse(readFileSync(outFile, 'utf8'));
+  assert.deepEqual(Object.keys(st), ['libero_spatial', 'libero']);
+  for (const k of ['state_mean', 'state_std', 'state_min', 'state_max', 'action_q01', 'action_q99']) assert.equal(st.libero[k].length, 128);
+  assert.equal(st.libero.dataset_name, 'libero');
+  const b = await capture(() => data(['stats', root, '--out', outFile, '--cache', cache, '--encoding', 'eef_velocity']));
+  assert.match(b.out, /^cached statistics/);
+  assert.ok(existsSync(outFile));
+  assert.equal((await capture(() => data(['bogus', root]))).code, 2);
+});

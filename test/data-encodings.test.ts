@@ -1,0 +1,181 @@
+// The unified vector map, rotation conversions near angle pi, and exact round trips of every action encoding.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { STATE_VEC_IDX, STATE_VEC_LEN, slot } from '../src/data/state_vec.js';
+import {
+  axisAngleToMat, matDist, matMul, matMulT, matTo6d, matToAxisAngle, matToQuat, quatToMat, rot6dToMat,
+} from '../src/data/rotation.js';
+import { ENCODINGS, getEncoding } from '../src/data/encodings/index.js';
+import { Rng } from '../src/data/rng.js';
+import {
+  FULL_OPEN_GAP_M, adapterConfig, allocObservation, buildObservation, decodeAction, encodeActionChunk, gripperOpenFraction, poseOf,
+} from '../src/data/adapter.js';
+
+test('state_vec: the official 144 names map onto 93 indices of 128', () => {
+  assert.equal(STATE_VEC_LEN, 128);
+  assert.equal(Object.keys(STATE_VEC_IDX).length, 144);
+  assert.equal(new Set(Object.values(STATE_VEC_IDX)).size, 93);
+  assert.equal(slot('right_gripper_open'), 10);
+  assert.equal(slot('gripper_open'), 10);
+  assert.equal(slot('eef_pos_x'), 30);
+  assert.equal(slot('eef_angle_5'), 38);
+  assert.equal(slot('eef_vel_x'), 39);
+  assert.equal(slot('eef_angular_vel_yaw'), 44);
+  assert.equal(slot('left_gripper_open'), 60);
+  assert.equal(slot('left_eef_angle_0'), 83);
+  assert.equal(slot('base_angular_vel'), 102);
+  assert.throws(() => slot('eef_pos_w'), /unknown slot/);
+});
+
+function randomAxisAngle(r: Rng, angle: number): number[] {
+  const v = [r.uniform(-1, 1), r.uniform(-1, 1), r.uniform(-1, 1)];
+  const n = Math.hypot(...v);
+  return v.map((x) => (x / n) * angle);
+}
+
+// Angles that matter for LIBERO: ~0, generic, and pi from both sides (the stored ee_ori has |v| ~ pi, and robosuite
+// can store the long way round, |v| slightly above pi). Axis-angle is ambiguous at pi (v and -v are the same
+// rotation), so rotation round trips are judged on the matrix, not on the vector.
+const ANGLES = [0, 1e-12, 1e-6, 0.3, 1.5, 3.0, Math.PI - 1e-6, Math.PI - 1e-9, Math.PI, Math.PI + 1e-9, Math.PI + 1e-4, 3.3, 2 * Math.PI - 0.1];
+
+test('rotation: axis-angle -> matrix -> axis-angle -> matrix is the same rotation, near pi included', () => {
+  const r = new Rng(1);
+  for (const ang of ANGLES)
+    for (let k = 0; k < 50; k++) {
+      const v = randomAxisAngle(r, ang);
+      const R = axisAngleToMat(v);
+      // orthonormal with det +1
+      const RtR = matMulT(R, R);
+      assert.ok(matDist(RtR, [1, 0, 0, 0, 1, 0, 0, 0, 1]) < 1e-14, `R not orthonormal at angle ${ang}`);
+      const back = matToAxisAngle(R);
+      assert.ok(Math.hypot(...back) <= Math.PI + 1e-12);
+      assert.ok(matDist(axisAngleToMat(back), R) < 1e-12, `angle ${ang}: rotation changed by ${matDist(axisAngleToMat(back), R)}`);
+      if (ang < Math.PI - 1e-3) for (let i = 0; i < 3; i++) assert.ok(Math.abs(back[i] - v[i]) < 1e-12);
+      assert.ok(matDist(quatToMat(matToQuat(R)), R) < 1e-13);
+      const six = matTo6d(R);
+      assert.ok(matDist(rot6dToMat(six), R) < 1e-14);
+    }
+  // hand-checked: 90 degrees about z maps x to y
+  const Rz = axisAngleToMat([0, 0, Math.PI / 2]);
+  assert.ok(matDist(Rz, [0, -1, 0, 1, 0, 0, 0, 0, 1]) < 1e-15);
+  assert.deepEqual(Array.from(matTo6d(Rz)).map((x) => Math.round(x)), [0, 1, 0, -1, 0, 0]);
+  // the gripper pointing down (the LIBERO home pose): 180 degrees about x
+  const down = axisAngleToMat([Math.PI, 0, 0]);
+  assert.ok(matDist(down, [1, 0, 0, 0, -1, 0, 0, 0, -1]) < 1e-15);
+  assert.ok(matDist(axisAngleToMat(matToAxisAngle(down)), down) < 1e-15);
+  // 6-D inverse re-orthonormalises a perturbed input (official Gram-Schmidt)
+  const noisy = Array.from(matTo6d(down)).map((x, i) => x + (i === 1 ? 1e-3 : 0));
+  assert.ok(matDist(matMulT(rot6dToMat(noisy), rot6dToMat(noisy)), [1, 0, 0, 0, 1, 0, 0, 0, 1]) < 1e-14);
+});
+
+test('gripper: finger positions -> open fraction; command sign -> open fraction', () => {
+  assert.equal(gripperOpenFraction([0.0387, -0.0387]), 1);
+  assert.equal(gripperOpenFraction([0, 0]), 0);
+  assert.ok(Math.abs(gripperOpenFraction([0.020833, -0.020833]) - 0.041666 / FULL_OPEN_GAP_M) < 1e-12);
+  assert.equal(gripperOpenFraction([0.045, -0.045]), 1); // clamped
+  for (const name of Object.keys(ENCODINGS)) {
+    const e = getEncoding(name);
+    const v = new Float64Array(128);
+    const pose = { pos: [0, 0, 1], R: axisAngleToMat([Math.PI, 0, 0]) };
+    e.encode([0, 0, 0, 0, 0, 0, -1], pose, v, 0);
+    assert.equal(v[10], 1, `${name}: -1 (open) must give open fraction 1`);
+    e.encode([0, 0, 0, 0, 0, 0, 1], pose, v, 0);
+    assert.equal(v[10], 0, `${name}: +1 (close) must give open fraction 0`);
+    const out = new Float64Array(7);
+    e.decode(v, 0, pose, out);
+    assert.equal(out[6], 1);
+  }
+});
+
+test('encodings: hand-checked SI values', () => {
+  const pose = { pos: [0.1, -0.2, 1.17], R: axisAngleToMat([Math.PI, 0, 0]) };
+  const v = new Float64Array(128);
+  getEncoding('eef_velocity').encode([1, -0.5, 0, 0, 0, 1, -1], pose, v, 0);
+  assert.equal(v[39], 1); // 1.0 * 0.05 m / 0.05 s
+  assert.equal(v[40], -0.5);
+  assert.equal(v[44], 10); // 1.0 * 0.5 rad / 0.05 s
+  assert.equal(v[30], 0);
+  v.fill(0);
+  getEncoding('raw_delta').encode([1, -0.5, 0, 0, 0, 2, -1], pose, v, 0);
+  assert.deepEqual(Array.from(v.subarray(39, 45)), [1, -0.5, 0, 0, 0, 1]); // clipped to [-1, 1]
+  v.fill(0);
+  getEncoding('eef_target_pose').encode([1, -0.5, 0, 0, 0, 1, 1], pose, v, 0);
+  assert.ok(Math.abs(v[30] - 0.15) < 1e-15 && Math.abs(v[31] + 0.225) < 1e-15 && v[32] === 1.17);
+  const goal = matMul(axisAngleToMat([0, 0, 0.5]), pose.R);
+  assert.ok(matDist(rot6dToMat(v, 33), goal) < 1e-15);
+  assert.equal(v[10], 0);
+  assert.equal(v[39], 0);
+});
+
+test('encodings: LIBERO 7-D -> unified -> 7-D is exact to 1e-9 for every encoding, poses near pi included', () => {
+  const r = new Rng(7);
+  let worst = 0;
+  for (const name of Object.keys(ENCODINGS)) {
+    const e = getEncoding(name);
+    for (const ang of ANGLES)
+      for (let k = 0; k < 40; k++) {
+        const a = [0, 1, 2, 3, 4, 5].map(() => (k % 5 === 0 ? [-1, 1, 0][r.int(3)] : r.uniform(-1, 1)));
+        a.push(r.next() < 0.5 ? -1 : 1);
+        const pose = { pos: [r.uniform(-0.5, 0.5), r.uniform(-0.5, 0.5), r.uniform(0.8, 1.4)], R: axisAngleToMat(randomAxisAngle(r, ang)) };
+        const v = new Float64Array(256);
+        e.encode(a, pose, v, 128);
+        for (let i = 0; i < 128; i++) if (!e.slots.includes(i)) assert.equal(v[128 + i], 0, `${name} wrote outside its slots at ${i}`);
+        const back = decodeAction({ encoding: name }, v, 128, pose);
+        for (let i = 0; i < 7; i++) worst = Math.max(worst, Math.abs(back[i] - a[i]));
+        assert.ok(back.every((x, i) => Math.abs(x - a[i]) <= 1e-9), `${name} at angle ${ang}: ${Array.from(back)} vs ${a}`);
+      }
+  }
+  assert.ok(worst <= 1e-9);
+  // Decoding against the stored axis-angle or the simulator quaternion gives the same command.
+  const q = matToQuat(axisAngleToMat([Math.PI, 0.01, 0]));
+  const robot = { eefPos: [0, 0, 1], eefQuat: q, gripperQpos: [0.0387, -0.0387] };
+  const v = new Float64Array(128);
+  getEncoding('eef_target_pose').encode([0.2, 0, 0, 0, 0.3, 0, -1], poseOf(robot), v, 0);
+  const back = decodeAction({ encoding: 'eef_target_pose' }, v, 0, robot);
+  assert.ok(Math.abs(back[4] - 0.3) < 1e-12 && Math.abs(back[0] - 0.2) < 1e-12);
+});
+
+test('encodeActionChunk: end padding per encoding and the validity mask', () => {
+  const poses = [0, 1, 2].map((k) => ({ pos: [0.01 * k, 0, 1], R: axisAngleToMat([Math.PI, 0, 0]) }));
+  const acts = new Float64Array([0.5, 0, 0, 0, 0, 0.2, 1, 0.5, 0, 0, 0, 0, 0.2, 1, 0.4, 0.1, 0, 0, 0, 0, -1]);
+  for (const name of Object.keys(ENCODINGS)) {
+    const cfg = adapterConfig({ encoding: name, chunkSize: 6 });
+    const out = new Float32Array(6 * 128);
+    const valid = new Float32Array(6);
+    encodeActionChunk(cfg, acts, 0, poses, out, 0, valid, 0);
+    assert.deepEqual(Array.from(valid), [1, 1, 1, 0, 0, 0]);
+    for (let k = 3; k < 6; k++) {
+      assert.equal(out[k * 128 + 10], 1, `${name}: padding keeps the last gripper (open)`);
+      if (name === 'eef_target_pose') {
+        for (let i = 0; i < 128; i++) assert.equal(out[k * 128 + i], out[2 * 128 + i]);
+      } else for (let i = 39; i < 45; i++) assert.equal(out[k * 128 + i], 0, `${name}: padding is zero motion`);
+    }
+  }
+});
+
+test('buildObservation: state in SI units, masks, camera slots and orientation', () => {
+  const cfg = adapterConfig({ encoding: 'eef_velocity', imageHeight: 2, imageWidth: 2, useJoints: true });
+  const B = 2;
+  const buf = allocObservation(cfg, B);
+  const img = (v: number) => Uint8Array.from({ length: 12 }, (_, i) => v + Math.floor(i / 6)); // row 0 = v, row 1 = v+1
+  const robot = { eefPos: [0.1, 0.2, 1.1], eefAxisAngle: [Math.PI, 0, 0], gripperQpos: [0.0387, -0.0387], jointPos: [1, 2, 3, 4, 5, 6, 7] };
+  buildObservation(cfg, [null, { robot, images: { agentview: img(10), eyeInHand: img(20) } }], buf, 1);
+  const s = buf.state.subarray(128, 256);
+  assert.deepEqual(Array.from(s.subarray(0, 7)), [1, 2, 3, 4, 5, 6, 7]);
+  assert.equal(s[10], 1);
+  assert.ok(Math.abs(s[30] - 0.1) < 1e-7 && Math.abs(s[32] - 1.1) < 1e-7);
+  assert.deepEqual(Array.from(s.subarray(33, 39)).map((x) => Math.round(x)), [1, 0, 0, 0, -1, 0]);
+  const sm = buf.stateMask.subarray(128, 256);
+  const on = (m: Float32Array) => [...m.keys()].filter((i) => m[i] === 1);
+  assert.deepEqual(on(sm), [0, 1, 2, 3, 4, 5, 6, 10, 30, 31, 32, 33, 34, 35, 36, 37, 38]);
+  assert.deepEqual(on(buf.actionSlotMask.subarray(128, 256)), [10, 39, 40, 41, 42, 43, 44]);
+  assert.equal(on(buf.elemMask.subarray(128, 256)).length, 23);
+  assert.deepEqual(Array.from(buf.imageMask.subarray(6, 12)), [0, 0, 0, 1, 1, 0]);
+  const frame = 12;
+  const at = (h: number, c: number) => Array.from(buf.images.subarray(((1 * 2 + h) * 3 + c) * frame, ((1 * 2 + h) * 3 + c + 1) * frame));
+  assert.ok(at(0, 0).every((x) => x === 127), 'frame before the episode start is background');
+  assert.deepEqual(at(1, 0), [11, 11, 11, 11, 11, 11, 10, 10, 10, 10, 10, 10]); // flipped upright
+  assert.deepEqual(at(1, 1).slice(0, 6), [21, 21, 21, 21, 21, 21]);
+  assert.ok(at(1, 2).every((x) => x === 127), 'left wrist slot is background');
+  assert.equal(buf.ctrlFreq[1], 20);
+});

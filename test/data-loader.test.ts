@@ -1,0 +1,131 @@
+// The epoch sampler (every step once, resumable, weighted, sharded) and the worker-thread loader.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EpochSampler } from '../src/data/sampler.js';
+import { DataLoader } from '../src/data/loader.js';
+import { LiberoDataset } from '../src/data/dataset.js';
+import { writeSyntheticSuite } from '../src/data/synthetic.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'rdt-data-loader-'));
+test.after(() => rmSync(tmp, { recursive: true, force: true }));
+const root = join(tmp, 'data');
+const ready = Promise.all([
+  writeSyntheticSuite({ root, suite: 'libero_spatial', tasks: 2, demos: 2, meanLength: 20, size: 8, seed: 3 }),
+  writeSyntheticSuite({ root, suite: 'libero_goal', tasks: 1, demos: 2, meanLength: 20, size: 8, seed: 4 }),
+]);
+
+const suites = [
+  { name: 'a', start: 0, end: 70 },
+  { name: 'b', start: 70, end: 100 },
+];
+
+test('one epoch visits every step exactly once; epochs differ; same seed, same order', () => {
+  const s = new EpochSampler(suites, { seed: 42 });
+  assert.equal(s.epochLength, 100);
+  const e0 = Array.from({ length: 100 }, (_, p) => s.at(0, p));
+  assert.deepEqual([...e0].sort((x, y) => x - y), Array.from({ length: 100 }, (_, i) => i));
+  const e1 = Array.from({ length: 100 }, (_, p) => s.at(1, p));
+  assert.deepEqual([...e1].sort((x, y) => x - y), Array.from({ length: 100 }, (_, i) => i));
+  assert.notDeepEqual(e0, e1);
+  const again = new EpochSampler(suites, { seed: 42 });
+  assert.deepEqual(Array.from({ length: 100 }, (_, p) => again.at(0, p)), e0);
+  assert.notDeepEqual(Array.from({ length: 100 }, (_, p) => new EpochSampler(suites, { seed: 43 }).at(0, p)), e0);
+});
+
+test('resume from (epoch, position) continues the same stream', () => {
+  const s = new EpochSampler(suites, { seed: 1 });
+  const full = s.take({ epoch: 0, position: 0 }, 250);
+  assert.deepEqual(full.next, { epoch: 2, position: 50 });
+  const first = s.take({ epoch: 0, position: 0 }, 130);
+  assert.deepEqual(first.next, { epoch: 1, position: 30 });
+  const fresh = new EpochSampler(suites, { seed: 1 });
+  const rest = fresh.take(first.next, 120);
+  assert.deepEqual([...first.indices, ...rest.indices], full.indices);
+});
+
+test('sharding: ranks partition the (padded) epoch with equal counts', () => {
+  const W = 3;
+  const seen: number[] = [];
+  for (let r = 0; r < W; r++) {
+    const s = new EpochSampler(suites, { seed: 5, rank: r, worldSize: W });
+    assert.equal(s.epochLength, 34);
+    for (let p = 0; p < s.epochLength; p++) seen.push(s.at(0, p));
+  }
+  assert.equal(seen.length, 102); // 100 padded to 102 by wrapping
+  assert.deepEqual([...new Set(seen)].sort((x, y) => x - y), Array.from({ length: 100 }, (_, i) => i));
+  assert.throws(() => new EpochSampler(suites, { seed: 5, rank: 3, worldSize: 3 }), /rank 3 not in/);
+});
+
+test('weighted mixing: per-epoch counts follow the weights; suite passes continue across epochs', () => {
+  const s = new EpochSampler(suites, { seed: 9, weights: { a: 1, b: 1 } });
+  assert.equal(s.epochLength, 100);
+  for (const e of [0, 1, 2]) {
+    const list = Array.from({ length: 100 }, (_, p) => s.at(e, p));
+    assert.equal(list.filter((i) => i < 70).length, 50);
+    assert.equal(list.filter((i) => i >= 70).length, 50);
+  }
+  // suite b (30 steps) is drawn 50 times per epoch: epochs 0..2 = 150 draws = 5 full passes, each step 5 times
+  const b = [0, 1, 2].flatMap((e) => Array.from({ length: 100 }, (_, p) => s.at(e, p))).filter((i) => i >= 70);
+  const counts = new Map<number, number>();
+  for (const i of b) counts.set(i, (counts.get(i) ?? 0) + 1);
+  assert.equal(counts.size, 30);
+  assert.ok([...counts.values()].every((c) => c === 5));
+  // weights proportional to sizes: every step exactly once
+  const p = new EpochSampler(suites, { seed: 9, weights: { a: 7, b: 3 } });
+  assert.deepEqual(Array.from({ length: 100 }, (_, q) => p.at(0, q)).sort((x, y) => x - y), Array.from({ length: 100 }, (_, i) => i));
+  assert.throws(() => new EpochSampler(suites, { seed: 9, weights: { c: 1 } }), /unknown suite 'c'/);
+});
+
+test('loader: worker-built batches equal in-thread ones; one epoch covers the dataset', async () => {
+  await ready;
+  const dataset = { root, adapter: { chunkSize: 8 } };
+  const ds = await LiberoDataset.open(dataset);
+  const N = ds.size;
+  const dl = await DataLoader.create({ dataset, batchSize: 5, workers: 2, prefetch: 3, sampler: { seed: 7 } });
+  try {
+    assert.equal(dl.sampler.epochLength, N);
+    const seen: number[] = [];
+    let next = { epoch: 0, position: 0 };
+    while (next.epoch === 0) {
+      const b = await dl.next();
+      assert.deepEqual({ epoch: b.epoch, position: b.position }, next);
+      next = b.next;
+      assert.equal(b.size, 5);
+      assert.equal(b.images.length, 5 * 2 * 3 * 8 * 8 * 3);
+      assert.equal(b.actions.length, 5 * 8 * 128);
+      for (let r = 0; r < 5; r++) {
+        if (b.epoch === 0 && b.position + r < N) seen.push(b.index[r]);
+        if (r === 2) {
+          const ref = ds.sample(b.index[r]);
+          assert.deepEqual(b.ids[r], ref.ids[0]);
+          assert.equal(b.instruction[r], ref.instruction[0]);
+          assert.deepEqual(b.state.subarray(r * 128, r * 128 + 128), ref.state);
+          assert.deepEqual(b.actions.subarray(r * 8 * 128, (r + 1) * 8 * 128), ref.actions);
+          assert.deepEqual(b.images.subarray(r * 1152, (r + 1) * 1152), ref.images);
+          assert.deepEqual(b.imageMask.subarray(r * 6, r * 6 + 6), ref.imageMask);
+        }
+      }
+    }
+    assert.deepEqual(seen.sort((x, y) => x - y), Array.from({ length: N }, (_, i) => i));
+  } finally {
+    await dl.close();
+    ds.close();
+  }
+  // a resumed in-thread loader reproduces the stream
+  const a = await DataLoader.create({ dataset, batchSize: 4, sampler: { seed: 3 } });
+  await a.next();
+  const b2 = await a.next();
+  const b3 = await a.next();
+  await a.close();
+  const r = await DataLoader.create({ dataset, batchSize: 4, sampler: { seed: 3 }, start: b2.next });
+  const r3 = await r.next();
+  assert.deepEqual(Array.from(r3.index), Array.from(b3.index));
+  await r.close();
+});
+
+test('loader: a bad dataset fails at create with the problems listed', async () => {
+  await assert.rejects(DataLoader.create({ dataset: { root: join(tmp, 'nope') }, batchSize: 2, sampler: { seed: 1 } }), /dataset root is not a directory/);
+});
