@@ -1,2 +1,3 @@
-// nn: Module, Parameter, layers, init; F: the functional forms.
-export {};
+// nn: Module, Parameter, layers, init (exported as `nn`); F: the functional forms.
+export * as nn from './nn.js';
+export * as F from './functional.js';
