@@ -10,6 +10,7 @@ commands:
 
 const commands: Record<string, (args: string[]) => Promise<number> | number> = {
   doctor: () => doctor(),
+  predict: async (args) => (await import('./predict.js')).predict(args),
 };
 
 async function main(argv: string[]): Promise<number> {
