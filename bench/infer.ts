@@ -57,7 +57,6 @@ function time(fn: () => void): number {
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-const tBuild = time(() => undefined);
 const gen = new torch.Generator(0);
 let runner!: RDTRunner;
 const build = time(() => (runner = new RDTRunner(cfg, { init: 'none', generator: gen })));
@@ -66,7 +65,7 @@ const inp = inputs(gen);
 const noise = torch.randn([1, cfg.pred_horizon, cfg.action_dim], { generator: gen });
 console.log(`bench:infer  ${values.preset} (${(runner.numParameters() / 1e6).toFixed(1)}M params, random weights), float32, CPU, ` +
   `${torch.getNumThreads()} threads; batch 1, ${cfg.img_cond_len} image tokens, ${L} language tokens, ` +
-  `${cfg.noise_scheduler.num_inference_timesteps} DPM-Solver++ steps; built in ${(build + tBuild).toFixed(1)} s`);
+  `${cfg.noise_scheduler.num_inference_timesteps} DPM-Solver++ steps; built in ${build.toFixed(1)} s`);
 
 const results: Record<string, number[]> = { cached: [], uncached: [] };
 let check: number[] = [];

@@ -115,8 +115,21 @@ export function loadRunnerState(runner: RDTRunner, state: Map<string, Tensor>, o
         `num_heads ${cfg.rdt.num_heads}, lang_token_dim ${cfg.lang_token_dim}, img_token_dim ${cfg.img_token_dim}, ` +
         `max_lang_cond_len ${cfg.max_lang_cond_len}, img_cond_len ${cfg.img_cond_len}); do the weights belong to this config?`
       : '';
-    throw new ModelError(`${e.message}${hint}`);
+    throw new ModelError(`${e.message}${hint}${describeWeights(state)}`);
   }
+}
+
+/** What the weights' shapes say about their architecture, for error messages. */
+function describeWeights(state: Map<string, Tensor>): string {
+  const dim = (k: string, i: number) => state.get(k)?.shape[i];
+  const blocks = new Set([...state.keys()].map((k) => /^model\.blocks\.(\d+)\./.exec(k)?.[1]).filter((x) => x !== undefined));
+  const facts = [
+    ['hidden_size', dim('model.x_pos_embed', 2)], ['depth', blocks.size || undefined],
+    ['lang_token_dim', dim('lang_adaptor.0.weight', 1) ?? dim('lang_adaptor.weight', 1)],
+    ['img_token_dim', dim('img_adaptor.0.weight', 1) ?? dim('img_adaptor.weight', 1)],
+    ['max_lang_cond_len', dim('model.lang_cond_pos_embed', 1)], ['img_cond_len', dim('model.img_cond_pos_embed', 1)],
+  ].filter(([, v]) => v !== undefined);
+  return facts.length ? `\n  the weights have ${facts.map(([k, v]) => `${k} ${v}`).join(', ')} (rdt-1b: hidden_size 2048, depth 28; rdt-170m: 1024, 14)` : '';
 }
 
 /** Build the runner a checkpoint describes and load its weights. */
