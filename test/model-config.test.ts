@@ -45,3 +45,39 @@ test('bad configs give errors naming the key', () => {
   bad((o) => (o.rms_norm = 'rms'), /key 'rms_norm' must be one of 'timm103-unbiased-var', 'mean-square'/);
   assert.throws(() => rdtPreset('rdt-1B'), /unknown RDT preset 'rdt-1B' \(did you mean 'rdt-1b'\?\)/);
 });
+
+test('YAML configs: a preset with overrides, and the official base.yaml layout', async () => {
+  const { writeFileSync, mkdtempSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { loadRdtConfigFile } = await import('../src/model/config.js');
+  const dir = mkdtempSync(join(tmpdir(), 'rdt-cfg-'));
+  writeFileSync(join(dir, 'a.yaml'), 'preset: rdt-170m\nrms_norm: mean-square\nnoise_scheduler:\n  num_inference_timesteps: 10\n');
+  const a = loadRdtConfigFile(join(dir, 'a.yaml'));
+  assert.equal(a.rdt.hidden_size, 1024);
+  assert.equal(a.rms_norm, 'mean-square');
+  assert.equal(a.noise_scheduler.num_inference_timesteps, 10);
+  assert.equal(a.noise_scheduler.beta_schedule, 'squaredcos_cap_v2');
+  writeFileSync(join(dir, 'base.yaml'), `
+common:
+  img_history_size: 2
+  action_chunk_size: 64
+  num_cameras: 3
+  state_dim: 128
+dataset:
+  tokenizer_max_length: 1024
+model:
+  lang_adaptor: mlp2x_gelu
+  img_adaptor: mlp2x_gelu
+  state_adaptor: mlp3x_gelu
+  lang_token_dim: 4096
+  img_token_dim: 1152
+  state_token_dim: 128
+  rdt: {hidden_size: 2048, depth: 28, num_heads: 32, cond_pos_embed_type: multimodal}
+  noise_scheduler: {type: ddpm, num_train_timesteps: 1000, num_inference_timesteps: 5, beta_schedule: squaredcos_cap_v2, prediction_type: sample, clip_sample: False}
+  ema: {update_after_step: 0, inv_gamma: 1.0, power: 0.75, min_value: 0.0, max_value: 0.9999}
+`);
+  assert.deepEqual(loadRdtConfigFile(join(dir, 'base.yaml')), rdtPreset('rdt-1b'));
+  writeFileSync(join(dir, 'bad.yaml'), 'preset: rdt-170m\nrdt:\n  depht: 3\n');
+  assert.throws(() => loadRdtConfigFile(join(dir, 'bad.yaml')), /bad.yaml: preset rdt-170m: key 'rdt.depht' is not an RDT config key \(did you mean 'depth'\?\)/);
+});

@@ -51,6 +51,15 @@ test('predict writes the official actions for the fixture inputs', () => {
     assert.deepEqual(out.get('actions')!.shape, [2, 64, 128]);
     checkScaled(results, 'predict CLI actions vs sample.action', out.get('actions')!, io.get('sample.action')!);
   });
+  // bf16 end to end (the hub checkpoint's dtype): close to the float32 reference, not equal
+  const r16 = cli(['--checkpoint', fixture('rdt', 'tiny_a.hub-bf16'), '--inputs', inPath, '--out', outPath, '--dtype', 'bfloat16']);
+  assert.equal(r16.code, 0, r16.stderr);
+  torch.scope(() => {
+    const a = torch.loadSafetensors(outPath).tensors.get('actions')!;
+    assert.equal(a.dtype, 'float32');
+    const err = checkScaled(results, 'predict CLI bf16 actions vs sample.action (tolerance 0.05)', a, io.get('sample.action')!, 0.05);
+    assert.ok(err > 0, 'bf16 arithmetic differs from float32');
+  });
   printResults('predict CLI', results);
 });
 

@@ -2,6 +2,8 @@
 // The keys are the official ones (configs/base.yaml `model:` merged with RDTRunner's arguments, as
 // saved beside `pytorch_model.bin` on the hub), so a hub config.json, our YAML and our saved
 // checkpoints all read the same way. See shared/docs/rdt-spec.md 1.1 and 1.9.
+import { readFileSync } from 'node:fs';
+import YAML from 'yaml';
 import { ModelError } from './errors.js';
 
 /**
@@ -344,4 +346,55 @@ function pyJsonDumps(v: unknown, depth: number, key = ''): string {
   }
   if (typeof v === 'number' && FLOAT_KEYS.has(key) && Number.isInteger(v)) return v.toFixed(1);
   return JSON.stringify(v);
+}
+
+/**
+ * A config from a plain object in any of our forms: a hub config.json; `{preset: 'rdt-1b', ...overrides}`;
+ * or the official configs/base.yaml layout, whose `model:` section holds these keys and whose
+ * `common:` section gives action_dim (state_dim) and pred_horizon (action_chunk_size).
+ */
+export function rdtConfigFromObject(obj: unknown, source = 'RDT config'): RdtConfig {
+  if (!isObj(obj)) return parseRdtConfig(obj, source);
+  if (typeof obj.preset === 'string') {
+    const { preset, ...overrides } = obj;
+    try {
+      return rdtPreset(preset as string, overrides);
+    } catch (e) {
+      throw new ModelError(`${source}: ${(e as Error).message}`);
+    }
+  }
+  if (isObj(obj.model)) {
+    // As the official train.py fills in the runner's arguments from common/dataset (SigLIP-384: 729 patches).
+    const common = isObj(obj.common) ? obj.common : {};
+    const dataset = isObj(obj.dataset) ? obj.dataset : {};
+    const model: Obj = { ...obj.model };
+    const patches = 729;
+    model.action_dim ??= common.state_dim;
+    model.pred_horizon ??= common.action_chunk_size;
+    model.max_lang_cond_len ??= dataset.tokenizer_max_length;
+    if (typeof model.max_lang_cond_len === 'number') model.lang_pos_embed_config ??= [['lang', -model.max_lang_cond_len]];
+    if (typeof common.img_history_size === 'number' && typeof common.num_cameras === 'number') {
+      model.img_cond_len ??= common.img_history_size * common.num_cameras * patches;
+      model.img_pos_embed_config ??= [['image', [common.img_history_size, common.num_cameras, -patches]]];
+    }
+    return parseRdtConfig(model, `${source} (model section)`);
+  }
+  return parseRdtConfig(obj, source);
+}
+
+/** Read a config file: .json (hub config.json) or .yaml/.yml (our YAML, same keys), see rdtConfigFromObject. */
+export function loadRdtConfigFile(path: string): RdtConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ModelError(`cannot read the RDT config ${path}: ${(e as Error).message}`);
+  }
+  let obj: unknown;
+  try {
+    obj = /\.ya?ml$/i.test(path) ? YAML.parse(text) : JSON.parse(text);
+  } catch (e) {
+    throw new ModelError(`${path}: not valid ${/\.ya?ml$/i.test(path) ? 'YAML' : 'JSON'}: ${(e as Error).message}`);
+  }
+  return rdtConfigFromObject(obj, path);
 }

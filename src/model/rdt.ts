@@ -158,7 +158,11 @@ export class RDT extends nn.Module {
     return torch.scope(() => {
       const c = this.addConditionPositions(langC, imgC);
       const langM = langMask ? expandKeyMask(langMask, this.horizon + 3) : null;
-      const kv = this.blocks.map((block, i) => block.cross_attn.keysValues(i % 2 === 0 ? c.lang : c.img));
+      // Made contiguous once: attention over strided (permuted) keys/values is ~1.5x slower on CPU.
+      const kv = this.blocks.map((block, i) => {
+        const { k, v } = block.cross_attn.keysValues(i % 2 === 0 ? c.lang : c.img);
+        return { k: k.contiguous(), v: v.contiguous() };
+      });
       const masks = this.blocks.map((_, i) => (i % 2 === 0 ? langM : null));
       for (const e of kv) [e.k, e.v].forEach((t) => t.keep());
       langM?.keep();
