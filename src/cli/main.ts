@@ -6,12 +6,14 @@ const USAGE = `usage: rdt-libero <command> [options]
 
 commands:
   doctor      report libtorch, threads, BLAS and devices
+  predict     run predictAction on encoded conditions from a safetensors file (rdt-libero predict --help)
   data        inspect LIBERO data, write statistics, generate synthetic suites (rdt-libero data --help)
 `;
 
 const commands: Record<string, (args: string[]) => Promise<number> | number> = {
   doctor: () => doctor(),
   data: async (args) => (await import('./data.js')).data(args),
+  predict: async (args) => (await import('./predict.js')).predict(args),
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -1,0 +1,63 @@
+// `rdt-libero predict`: predictAction on already-encoded conditions, for offline inference and for
+// comparing with another implementation. Parses arguments and calls src/model; no logic here.
+import { parseArgs } from 'node:util';
+import * as torch from '../engine/index.js';
+import type { DType } from '../engine/index.js';
+import { loadRdtCheckpoint } from '../model/checkpoint.js';
+import { predictFromTensors, PREDICT_INPUTS } from '../model/predict.js';
+
+const USAGE = `usage: rdt-libero predict --checkpoint DIR --inputs IN.safetensors --out OUT.safetensors [options]
+
+Runs the RDT sampler (${'5'}-step DPM-Solver++) on already-encoded conditions.
+IN.safetensors holds:
+${PREDICT_INPUTS.map((i) => `  ${i.name.padEnd(11)} ${i.shape.padEnd(22)} ${i.what}`).join('\n')}
+OUT.safetensors gets \`actions\` (B, horizon, action_dim), float32.
+
+options:
+  --checkpoint DIR   hub layout: config.json + model.safetensors | pytorch_model.bin | DeepSpeed .pt | ema/
+  --weights KIND     auto (default), safetensors, bin, deepspeed, ema
+  --dtype D          float32 (default) or bfloat16
+  --device D         cpu (default), cuda, cuda:N
+  --seed N           draw the initial noise from this seed when IN has no 'noise'
+  --steps N          number of solver steps (default: the config's num_inference_timesteps)
+  --no-cache         recompute the condition keys/values at every step, like the official code
+`;
+
+export async function predict(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      checkpoint: { type: 'string' }, inputs: { type: 'string' }, out: { type: 'string' },
+      weights: { type: 'string', default: 'auto' }, dtype: { type: 'string', default: 'float32' },
+      device: { type: 'string', default: 'cpu' }, seed: { type: 'string' }, steps: { type: 'string' },
+      'no-cache': { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  for (const k of ['checkpoint', 'inputs', 'out'] as const)
+    if (!values[k]) {
+      process.stderr.write(`rdt-libero predict: --${k} is required\n\n${USAGE}`);
+      return 2;
+    }
+  if (values.dtype !== 'float32' && values.dtype !== 'bfloat16') throw new Error(`--dtype must be float32 or bfloat16, got '${values.dtype}'`);
+  const weights = values.weights as 'auto';
+  const t0 = performance.now();
+  const { runner, weightsFile } = loadRdtCheckpoint(values.checkpoint!, { dtype: values.dtype as DType, device: values.device, weights });
+  const t1 = performance.now();
+  const { tensors } = torch.loadSafetensors(values.inputs!);
+  const actions = predictFromTensors(runner, tensors, {
+    source: values.inputs!,
+    cacheConditions: !values['no-cache'],
+    generator: values.seed !== undefined ? new torch.Generator(Number(values.seed)) : undefined,
+    numInferenceSteps: values.steps !== undefined ? Number(values.steps) : undefined,
+  });
+  torch.scope(() => torch.saveSafetensors(values.out!, { actions: actions.to({ dtype: 'float32', device: 'cpu' }) }));
+  const t2 = performance.now();
+  process.stderr.write(`predict: ${weightsFile} (${values.dtype}, ${values.device}); loaded in ${((t1 - t0) / 1000).toFixed(2)} s, ` +
+    `sampled [${actions.shape}] in ${((t2 - t1) / 1000).toFixed(2)} s -> ${values.out}\n`);
+  return 0;
+}
