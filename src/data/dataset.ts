@@ -21,6 +21,25 @@ export interface DatasetOptions {
   adapter?: Partial<AdapterConfig>;
   /** Throw on the first problem (default) or keep going with the valid demos (inspect). */
   strict?: boolean;
+  /**
+   * Hold out the last `holdoutPerTask` demos of every task file (by demo number) for sample evaluation:
+   * part 'train' leaves them out, part 'holdout' keeps only them. Omitted: every demo.
+   */
+  split?: DemoSplit;
+}
+
+export interface DemoSplit {
+  holdoutPerTask: number;
+  part: 'train' | 'holdout';
+}
+
+/** The demo names of one file that belong to `split` (all of them without a split). */
+export function demosInSplit(names: readonly string[], split: DemoSplit | undefined): Set<string> {
+  if (!split || split.holdoutPerTask <= 0) return new Set(names);
+  const num = (n: string) => Number(/(\d+)$/.exec(n)?.[1] ?? -1);
+  const sorted = [...names].sort((a, b) => num(a) - num(b));
+  const cut = Math.max(0, sorted.length - split.holdoutPerTask);
+  return new Set(split.part === 'train' ? sorted.slice(0, cut) : sorted.slice(cut));
 }
 
 /** Plain-data form of DatasetOptions that can cross to a worker thread. */
@@ -29,6 +48,7 @@ export type ResolvedDatasetOptions = Required<Pick<DatasetOptions, 'root' | 'ins
   layout?: Layout;
   index: IndexOptions;
   adapter: Partial<AdapterConfig>;
+  split?: DemoSplit;
 };
 
 export function resolveDatasetOptions(o: DatasetOptions): ResolvedDatasetOptions {
@@ -40,6 +60,7 @@ export function resolveDatasetOptions(o: DatasetOptions): ResolvedDatasetOptions
     strict: o.strict ?? true,
     index: { ...DEFAULT_INDEX, ...o.index },
     adapter: { ...o.adapter },
+    split: o.split,
   };
 }
 
@@ -132,7 +153,9 @@ export class LiberoDataset {
     const eps: IndexedEpisode[] = [];
     this.files.forEach((f, fi) => {
       if (f.height && (f.height !== this.cfg.imageHeight || f.width !== this.cfg.imageWidth)) return;
+      const inSplit = demosInSplit(f.demos.map((d) => d.name), o.split);
       for (const d of f.demos) {
+        if (!inSplit.has(d.name)) continue;
         if (this.cfg.useJoints && !d.hasJoints) {
           this.problems.push(new DataError('useJoints is set but the demo has no joint states', { file: f.path, demo: d.name, key: 'obs/joint_states' }, 'set useJoints: false'));
           continue;

@@ -163,11 +163,11 @@ function writeFileAtomic(path: string, text: string): void {
  * Save as the hub layout Python reads: `config.json` (json.dumps(indent=2, sort_keys=True)) and
  * `model.safetensors` with the official keys, optionally cast (e.g. to bfloat16 as the hub files).
  */
-export function saveRdtCheckpoint(runner: RDTRunner, dir: string, opts: { dtype?: DType } = {}): void {
+export function saveRdtCheckpoint(runner: RDTRunner, dir: string, opts: { dtype?: DType; filter?: (key: string) => boolean } = {}): void {
   mkdirSync(dir, { recursive: true });
   torch.scope(() => {
     const state = new Map<string, Tensor>();
-    for (const [k, t] of runner.stateDict()) state.set(k, opts.dtype && opts.dtype !== t.dtype ? t.to({ dtype: opts.dtype, device: 'cpu' }) : t.device === 'cpu' ? t : t.to({ device: 'cpu' }));
+    for (const [k, t] of runner.stateDict()) if (!opts.filter || opts.filter(k)) state.set(k, opts.dtype && opts.dtype !== t.dtype ? t.to({ dtype: opts.dtype, device: 'cpu' }) : t.device === 'cpu' ? t : t.to({ device: 'cpu' }));
     torch.saveSafetensors(join(dir, 'model.safetensors'), state, { format: 'pt' });
   });
   writeFileAtomic(join(dir, 'config.json'), hubConfigText(runner.config));

@@ -48,12 +48,16 @@ export function injectLora(model: nn.Module, o: LoraOptions): string[] {
 /** Freeze everything except the adapters (and, optionally, modules whose names start with `alsoTrain`). */
 export function markOnlyLoraTrainable(model: nn.Module, alsoTrain: string[] = []): void {
   for (const [name, p] of model.namedParameters())
-    p.requiresGrad_(name.endsWith('.lora_A') || name.endsWith('.lora_B') || alsoTrain.some((pre) => name.startsWith(pre)));
+    p.requiresGrad_(isLoraKey(name) || alsoTrain.some((pre) => name.startsWith(pre)));
+}
+
+export function isLoraKey(name: string): boolean {
+  return name.endsWith('.lora_A') || name.endsWith('.lora_B');
 }
 
 /** Only the adapter weights, for saving separately (adapter_model.safetensors). */
 export function loraStateDict(model: nn.Module): Map<string, Tensor> {
-  return new Map(model.namedParameters().filter(([n]) => n.endsWith('.lora_A') || n.endsWith('.lora_B')));
+  return new Map(model.namedParameters().filter(([n]) => isLoraKey(n)));
 }
 
 /** Fold each adapter into its base weight (W += scale * B A) and remove it: a plain model again. */

@@ -33,10 +33,11 @@ const ANG = [42, 43, 44];
 const GRIP = 10;
 
 /**
- * `stateNorm`: per-slot RMS of the state over the dataset (the official code uses the episode's;
- * we use the dataset's, since held-out chunks are scored across episodes).
+ * `valueNorm`: per-slot RMS of the targets over the dataset, for l2err. The official code divides by the
+ * episode's state RMS because its actions live in the state's slots; LIBERO encodings put actions in
+ * their own slots (velocities), so we use the action RMS there and the state RMS elsewhere.
  */
-export function sampleEvaluate(runner: RDTRunner, batches: Batch[], enc: Encoders, opts: { seed: number; stateNorm: Float32Array; rawDelta: boolean; device?: string }): SampleMetrics {
+export function sampleEvaluate(runner: RDTRunner, batches: Batch[], enc: Encoders, opts: { seed: number; valueNorm: Float32Array; rawDelta: boolean; device?: string }): SampleMetrics {
   const A = STATE_VEC_LEN;
   const wasTraining = runner.training;
   runner.eval();
@@ -61,21 +62,23 @@ export function sampleEvaluate(runner: RDTRunner, batches: Batch[], enc: Encoder
             if (!w) continue;
             const e = pred[o + k] - gt[o + k];
             se += e * e;
-            l2 += Math.abs(e) / (opts.stateNorm[k] + 1e-3);
+            l2 += Math.abs(e) / (opts.valueNorm[k] + 1e-3);
             m++;
           }
+          // Physical-unit errors only where the action encoding writes (not the state-only slots).
+          const act = (k: number) => batch.actionSlotMask[b * A + k] !== 0;
           const add = (slot: keyof typeof acc, v: number) => { acc[slot][0] += v; acc[slot][1]++; };
-          if (mask[b * A + POS[0]]) for (const k of POS) add('pos', Math.abs(pred[o + k] - gt[o + k]) * 100);
-          if (mask[b * A + ROT[0]]) {
+          if (act(POS[0])) for (const k of POS) add('pos', Math.abs(pred[o + k] - gt[o + k]) * 100);
+          if (act(ROT[0])) {
             const R = matMulT(rot6dToMat(pred, o + ROT[0]), rot6dToMat(gt, o + ROT[0]));
             const c = Math.min(1, Math.max(-1, (R[0] + R[4] + R[8] - 1) / 2));
             add('rot', (Math.acos(c) * 180) / Math.PI);
           }
           const velScale = opts.rawDelta ? 1 : 100;
           const angScale = opts.rawDelta ? 1 : 180 / Math.PI;
-          if (mask[b * A + VEL[0]]) for (const k of VEL) add('vel', Math.abs(pred[o + k] - gt[o + k]) * velScale);
-          if (mask[b * A + ANG[0]]) for (const k of ANG) add('ang', Math.abs(pred[o + k] - gt[o + k]) * angScale);
-          if (mask[b * A + GRIP]) add('grip', Math.abs(pred[o + GRIP] - gt[o + GRIP]));
+          if (act(VEL[0])) for (const k of VEL) add('vel', Math.abs(pred[o + k] - gt[o + k]) * velScale);
+          if (act(ANG[0])) for (const k of ANG) add('ang', Math.abs(pred[o + k] - gt[o + k]) * angScale);
+          if (act(GRIP)) add('grip', Math.abs(pred[o + GRIP] - gt[o + GRIP]));
         }
         if (m) {
           mseSum += se / m;

@@ -17,7 +17,7 @@ import { DemoTextEncoder, DemoVisionEncoder } from '../encoders/demo.js';
 import { type TrainConfig, effectiveBatch } from './config.js';
 import { lrFactor } from './lr_schedule.js';
 import { Ema } from './ema.js';
-import { injectLora, markOnlyLoraTrainable, loraStateDict } from './lora.js';
+import { injectLora, markOnlyLoraTrainable, loraStateDict, isLoraKey } from './lora.js';
 import { MasterWeights } from './mixed_precision.js';
 import { prepareInputs, type Augment, type Encoders } from './conditioning.js';
 import { sampleEvaluate, type SampleMetrics } from './sample_eval.js';
@@ -110,7 +110,6 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
       align: cfg.data.realign_obs_action ? ('realign' as const) : ('auto' as const),
       skipLeadingIdle: cfg.data.skip_idle_steps,
       dropNoops: cfg.data.drop_noops,
-      holdoutPerTask: cfg.data.holdout_demos_per_task,
     },
     adapter: { encoding: cfg.data.action_encoding, ctrlFreq: cfg.ctrl_freq },
   };
@@ -119,7 +118,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
   const prior = resume ? (JSON.parse(readFileSync(join(resume.path, TRAINER_STATE), 'utf8')) as TrainerState) : null;
 
   const loader = await DataLoader.create({
-    dataset: { ...datasetOptions, split: 'train' },
+    dataset: { ...datasetOptions, split: { holdoutPerTask: cfg.data.holdout_demos_per_task, part: 'train' as const } },
     batchSize: cfg.train_batch_size,
     workers: cfg.data.num_workers,
     sampler: { seed: cfg.seed, weights: Object.keys(cfg.data.suite_weights).length ? cfg.data.suite_weights : undefined },
@@ -131,11 +130,12 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
   const st = stats.libero;
   const stateMean = Float32Array.from(st.state_mean);
   const stateStd = Float32Array.from(st.state_std);
-  const stateNorm = Float32Array.from(st.state_mean, (m, i) => Math.sqrt(m * m + st.state_std[i] ** 2));
+  const rms = (mean: number[], std: number[], i: number) => Math.sqrt(mean[i] ** 2 + std[i] ** 2);
+  const valueNorm = Float32Array.from(st.state_mean, (_, i) => Math.max(rms(st.state_mean, st.state_std, i), rms(st.action_mean, st.action_std, i)));
 
   // Held-out batches for sample evaluation: fixed, built once.
   const holdout = cfg.sample_period > 0 && cfg.data.holdout_demos_per_task > 0
-    ? await DataLoader.create({ dataset: { ...datasetOptions, split: 'holdout' }, batchSize: cfg.sample_batch_size, workers: 0, sampler: { seed: cfg.seed + 1 } })
+    ? await DataLoader.create({ dataset: { ...datasetOptions, split: { holdoutPerTask: cfg.data.holdout_demos_per_task, part: 'holdout' as const } }, batchSize: cfg.sample_batch_size, workers: 0, sampler: { seed: cfg.seed + 1 } })
     : null;
   const sampleBatches: Batch[] = [];
   if (holdout) {
@@ -202,7 +202,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
     `lr ${cfg.learning_rate} ${cfg.lr_scheduler} (warmup ${cfg.lr_warmup_steps}); ${totalSteps} optimizer steps; output ${out}`);
 
   const evalNow = (): SampleMetrics | null =>
-    sampleBatches.length ? sampleEvaluate(runner, sampleBatches, enc, { seed: cfg.seed, stateNorm, rawDelta: cfg.data.action_encoding === 'raw_delta', device: cfg.device }) : null;
+    sampleBatches.length ? sampleEvaluate(runner, sampleBatches, enc, { seed: cfg.seed, valueNorm, rawDelta: cfg.data.action_encoding === 'raw_delta', device: cfg.device }) : null;
   const sampleBefore = step === 0 ? evalNow() : null;
   if (sampleBefore) metrics.log(step, prefixed('sample/', sampleBefore));
 
@@ -218,8 +218,8 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
     const state: TrainerState = { global_step: step, loader: position, ema_updates: ema?.updates ?? 0, skipped_steps: skipped, bad_in_row: badInRow };
     lastCheckpoint = writeCheckpoint(out, step, (dir) => {
       if (masters) masters.mastersToParams();
-      saveSafetensors(join(dir, 'model.safetensors'), runner.stateDict(), { format: 'pt', step: String(step) });
-      writeFileSync(join(dir, 'config.json'), JSON.stringify(runner.configJson(), null, 2));
+      // The hub layout (config.json + model.safetensors), base weights only: adapters go to their own file.
+      saveRdtCheckpoint(runner, dir, { filter: (k) => !isLoraKey(k) });
       if (cfg.lora.enabled) saveSafetensors(join(dir, 'adapter_model.safetensors'), loraStateDict(runner));
       if (ema) {
         mkdirSync(join(dir, 'ema'));
@@ -299,7 +299,8 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
   let finalModelDir: string | null = null;
   if (!halted) {
     finalModelDir = join(out, 'final');
-    saveRdtCheckpoint(runner, finalModelDir, {});
+    saveRdtCheckpoint(runner, finalModelDir, { filter: (k) => !isLoraKey(k) });
+    if (cfg.lora.enabled) saveSafetensors(join(finalModelDir, 'adapter_model.safetensors'), loraStateDict(runner));
   }
   metrics.close();
   const elapsed = (performance.now() - t0) / 1000;
