@@ -48,3 +48,11 @@ export function writeCheckpoint(outputDir: string, step: number, fill: (dir: str
   }
   return dir;
 }
+
+/** Remove half-written checkpoint temporaries left by a run that was killed (`.checkpoint-N.tmp-PID`). */
+export function removeStaleTemporaries(outputDir: string): string[] {
+  if (!existsSync(outputDir)) return [];
+  const stale = readdirSync(outputDir).filter((n) => /^\.checkpoint-\d+\.tmp-\d+/.test(n));
+  for (const n of stale) rmSync(join(outputDir, n), { recursive: true, force: true });
+  return stale;
+}

@@ -40,7 +40,7 @@ export interface DataConfig {
   suite_weights: Record<string, number>;
   action_encoding: string;
   instruction_source: 'filename' | 'problem_info';
-  /** Demos per task held out for sample evaluation. */
+  /** Demos per task held out for sample evaluation (0: sample evaluation on training batches). */
   holdout_demos_per_task: number;
   skip_idle_steps: boolean;
   drop_noops: boolean;
@@ -50,7 +50,10 @@ export interface DataConfig {
 }
 
 export interface TrainConfig {
-  /** Architecture preset ('rdt-1b', 'rdt-170m', 'tiny') or a hub config.json path. */
+  /**
+   * Architecture preset ('rdt-1b', 'rdt-170m', 'tiny'), or 'auto': the pretrained checkpoint's own
+   * architecture (rdt-1b when training from scratch). A preset that differs from the checkpoint is an error.
+   */
   model: string;
   /** Checkpoint directory to fine-tune from (hub layout), or null to train from scratch. */
   pretrained_model_name_or_path: string | null;
@@ -93,7 +96,7 @@ export interface TrainConfig {
 }
 
 export const DEFAULT_CONFIG: TrainConfig = {
-  model: 'rdt-1b',
+  model: 'auto',
   pretrained_model_name_or_path: null,
   encoders: 'official',
   output_dir: 'runs/rdt-libero',

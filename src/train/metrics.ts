@@ -55,9 +55,12 @@ export function formatDuration(seconds: number): string {
 /** A progress line: redrawn in place on a terminal, printed every `every` updates otherwise (CI logs). */
 export class Progress {
   readonly #tty = process.stderr.isTTY;
+  readonly #quiet: boolean;
   readonly #start = performance.now();
   #last = 0;
-  constructor(readonly total: number, readonly label = 'train', readonly startStep = 0) {}
+  constructor(readonly total: number, readonly label = 'train', readonly startStep = 0, quiet = false) {
+    this.#quiet = quiet;
+  }
 
   update(step: number, fields: Record<string, string | number>): void {
     const elapsed = (performance.now() - this.#start) / 1000;
@@ -66,6 +69,7 @@ export class Progress {
     const eta = (this.total - step) / Math.max(rate, 1e-9);
     const pct = ((100 * step) / this.total).toFixed(1);
     const parts = Object.entries(fields).map(([k, v]) => `${k} ${typeof v === 'number' ? fmt(v) : v}`);
+    if (this.#quiet) return;
     const line = `${this.label} ${step}/${this.total} (${pct}%) ${parts.join(' | ')} | ETA ${formatDuration(eta)}`;
     if (this.#tty) process.stderr.write(`\r\x1b[K${line}`);
     else if (step === this.total || performance.now() - this.#last > 5000 || step - this.startStep <= 1) {
@@ -74,7 +78,7 @@ export class Progress {
     }
   }
   done(): void {
-    if (this.#tty) process.stderr.write('\n');
+    if (this.#tty && !this.#quiet) process.stderr.write('\n');
   }
 }
 

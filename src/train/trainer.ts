@@ -8,7 +8,7 @@ import * as torch from '../engine/index.js';
 import { nn, optim, type Tensor } from '../engine/index.js';
 import { loadSafetensors, saveSafetensors } from '../engine/io/index.js';
 import { RDTRunner } from '../model/runner.js';
-import { rdtPreset } from '../model/config.js';
+import { rdtPreset, type RdtConfig } from '../model/config.js';
 import { loadRdtCheckpoint, saveRdtCheckpoint, loadRunnerState } from '../model/checkpoint.js';
 import { DataLoader, type LoadedBatch } from '../data/loader.js';
 import type { Batch } from '../data/dataset.js';
@@ -20,8 +20,9 @@ import { Ema } from './ema.js';
 import { injectLora, markOnlyLoraTrainable, loraStateDict, isLoraKey } from './lora.js';
 import { MasterWeights } from './mixed_precision.js';
 import { prepareInputs, type Augment, type Encoders } from './conditioning.js';
+import { accumulateGradients } from './step.js';
 import { sampleEvaluate, type SampleMetrics } from './sample_eval.js';
-import { listCheckpoints, resolveResume, writeCheckpoint, TRAINER_STATE } from './checkpoint_dir.js';
+import { listCheckpoints, removeStaleTemporaries, resolveResume, writeCheckpoint, TRAINER_STATE } from './checkpoint_dir.js';
 import { saveState, loadState } from './state_file.js';
 import { JsonlSink, Metrics, Progress, TensorBoardSink, type MetricSink } from './metrics.js';
 import { writeFileAtomic } from '../util/atomic.js';
@@ -33,6 +34,8 @@ export class TrainError extends Error {
 export interface TrainOptions {
   /** Stop (as if killed) right after this optimizer step; used to test resume. */
   haltAfterStep?: number;
+  /** Called while a checkpoint is being written (after the model, before it is marked complete): fault injection for tests. */
+  onCheckpointWrite?: (tmpDir: string, step: number) => void;
   /** Print progress and a summary (default true). */
   verbose?: boolean;
 }
@@ -73,13 +76,32 @@ function buildEncoders(cfg: TrainConfig, runner: RDTRunner): Encoders {
   return { vision, text: new DemoTextEncoder(c.lang_token_dim, c.max_lang_cond_len) };
 }
 
+const ARCH_KEYS = ['lang_token_dim', 'img_token_dim', 'img_cond_len', 'max_lang_cond_len', 'action_dim', 'pred_horizon'] as const;
+
+/** Differences between two architectures, as 'key: a vs b' lines (empty when they agree). */
+function archDiff(a: RdtConfig, b: RdtConfig): string[] {
+  const d: string[] = [];
+  for (const k of ['hidden_size', 'depth', 'num_heads'] as const) if (a.rdt[k] !== b.rdt[k]) d.push(`rdt.${k}: ${a.rdt[k]} vs ${b.rdt[k]}`);
+  for (const k of ARCH_KEYS) if (a[k] !== b[k]) d.push(`${k}: ${a[k]} vs ${b[k]}`);
+  return d;
+}
+
 function buildRunner(cfg: TrainConfig): RDTRunner {
-  const gen = new torch.Generator(cfg.seed);
   if (cfg.pretrained_model_name_or_path) {
-    const { runner } = loadRdtCheckpoint(cfg.pretrained_model_name_or_path, { dtype: 'float32', device: cfg.device });
+    const path = cfg.pretrained_model_name_or_path;
+    const { runner } = loadRdtCheckpoint(path, { dtype: 'float32', device: cfg.device });
+    if (cfg.model !== 'auto') {
+      const diff = archDiff(rdtPreset(cfg.model), runner.config);
+      if (diff.length) {
+        runner.dispose();
+        throw new TrainError(`pretrained checkpoint ${path} does not match model '${cfg.model}' (${diff.join('; ')}); ` +
+          'set model: auto to use the checkpoint\'s own architecture, or pick the matching preset');
+      }
+    }
     return runner;
   }
-  return new RDTRunner(rdtPreset(cfg.model), { dtype: 'float32', device: cfg.device, generator: gen });
+  const preset = cfg.model === 'auto' ? 'rdt-1b' : cfg.model;
+  return new RDTRunner(rdtPreset(preset), { dtype: 'float32', device: cfg.device, generator: new torch.Generator(cfg.seed) });
 }
 
 function makeSinks(cfg: TrainConfig, dir: string): MetricSink[] {
@@ -98,6 +120,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
   const say = (s: string) => verbose && process.stderr.write(s + '\n');
   const out = cfg.output_dir;
   mkdirSync(out, { recursive: true });
+  for (const t of removeStaleTemporaries(out)) say(`removed a half-written checkpoint left by an earlier run: ${t}`);
   torch.manualSeed(cfg.seed);
 
   // ---- data ----
@@ -133,9 +156,14 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
   const rms = (mean: number[], std: number[], i: number) => Math.sqrt(mean[i] ** 2 + std[i] ** 2);
   const valueNorm = Float32Array.from(st.state_mean, (_, i) => Math.max(rms(st.state_mean, st.state_std, i), rms(st.action_mean, st.action_std, i)));
 
-  // Held-out batches for sample evaluation: fixed, built once.
-  const holdout = cfg.sample_period > 0 && cfg.data.holdout_demos_per_task > 0
-    ? await DataLoader.create({ dataset: { ...datasetOptions, split: { holdoutPerTask: cfg.data.holdout_demos_per_task, part: 'holdout' as const } }, batchSize: cfg.sample_batch_size, workers: 0, sampler: { seed: cfg.seed + 1 } })
+  // Batches for sample evaluation, fixed and built once: from the held-out demos, or (with
+  // holdout_demos_per_task 0, e.g. single-demo overfitting) from the training demos themselves.
+  const heldOut = cfg.data.holdout_demos_per_task > 0;
+  const holdout = cfg.sample_period > 0
+    ? await DataLoader.create({
+      dataset: heldOut ? { ...datasetOptions, split: { holdoutPerTask: cfg.data.holdout_demos_per_task, part: 'holdout' as const } } : datasetOptions,
+      batchSize: cfg.sample_batch_size, workers: 0, sampler: { seed: cfg.seed + 1 },
+    })
     : null;
   const sampleBatches: Batch[] = [];
   if (holdout) {
@@ -209,7 +237,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
   const losses: number[] = [];
   let lastCheckpoint: string | null = resume?.path ?? null;
   let position = prior?.loader ?? { epoch: 0, position: 0 };
-  const progress = new Progress(totalSteps, 'train', step);
+  const progress = new Progress(totalSteps, 'train', step, !verbose);
   let dataWait = 0;
   const t0 = performance.now();
   let samplesSeen = 0;
@@ -229,6 +257,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
         optimizer: optimizer.stateDict(), generator: gen.getState(), masters: masters?.masters,
       }));
       writeFileSync(join(dir, 'run_config.yaml'), toYaml(cfg));
+      opts.onCheckpointWrite?.(dir, step);
       writeFileSync(join(dir, TRAINER_STATE), JSON.stringify(state, null, 2)); // last: marks the checkpoint complete
     }, cfg.checkpoints_total_limit);
   };
@@ -236,25 +265,14 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
   runner.train();
   try {
     while (step < totalSteps) {
-      let lossSum = 0;
-      let finite = true;
-      for (let micro = 0; micro < cfg.gradient_accumulation_steps; micro++) {
+      const { loss, finite } = await accumulateGradients(runner, cfg.gradient_accumulation_steps, async () => {
         const w0 = performance.now();
         const batch: LoadedBatch = await loader.next();
         dataWait += performance.now() - w0;
         position = batch.next;
         samplesSeen += batch.size;
-        const loss = torch.scope(() => {
-          const inp = prepareInputs(batch, enc, augment, cfg.device);
-          const l = runner.computeLoss(inp, { generator: gen });
-          const v = l.item();
-          if (Number.isFinite(v)) l.div(cfg.gradient_accumulation_steps).backward();
-          return v;
-        });
-        if (!Number.isFinite(loss)) finite = false;
-        lossSum += loss;
-      }
-      const loss = lossSum / cfg.gradient_accumulation_steps;
+        return prepareInputs(batch, enc, augment, cfg.device);
+      }, () => ({ generator: gen }));
       if (!finite) {
         runner.zeroGrad();
         skipped++;
