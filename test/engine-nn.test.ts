@@ -498,6 +498,12 @@ test('bad input: mis-shaped Linear input names the layer and the shapes', () => 
   assert.throws(() => F.linear(x, lin.weight), /linear: .*cannot be multiplied/);
   assert.throws(() => F.interpolate(x, { mode: 'bilinear', size: 3 }), /only 4-D input/);
   assert.throws(() => F.mseLoss(x, x, { reduction: 'avg' as never }), /reduction must be/);
+  class Bad extends nn.Module {
+    layers = [new nn.Linear(2, 2)];
+  }
+  const bad = new Bad();
+  assert.throws(() => bad.stateDict(), /Bad.layers holds modules in a plain array, .*use nn.ModuleList/);
+  bad.layers[0].dispose();
   x.dispose();
   lin.dispose();
 });
