@@ -110,16 +110,24 @@ export interface ObservationBuffers {
   ctrlFreq: Float32Array; // (B,)
 }
 
-export function allocObservation(cfg: AdapterConfig, B: number): ObservationBuffers {
+/** Typed arrays on ordinary or shared memory (shared: worker threads write batches in place, no transfer). */
+export function f32(n: number, shared = false): Float32Array {
+  return shared ? new Float32Array(new SharedArrayBuffer(n * 4)) : new Float32Array(n);
+}
+export function u8(n: number, shared = false): Uint8Array {
+  return shared ? new Uint8Array(new SharedArrayBuffer(n)) : new Uint8Array(n);
+}
+
+export function allocObservation(cfg: AdapterConfig, B: number, shared = false): ObservationBuffers {
   const img = cfg.historySize * NUM_CAMERA_SLOTS * cfg.imageHeight * cfg.imageWidth * 3;
   return {
-    state: new Float32Array(B * STATE_VEC_LEN),
-    stateMask: new Float32Array(B * STATE_VEC_LEN),
-    actionSlotMask: new Float32Array(B * STATE_VEC_LEN),
-    elemMask: new Float32Array(B * STATE_VEC_LEN),
-    images: new Uint8Array(B * img),
-    imageMask: new Uint8Array(B * cfg.historySize * NUM_CAMERA_SLOTS),
-    ctrlFreq: new Float32Array(B),
+    state: f32(B * STATE_VEC_LEN, shared),
+    stateMask: f32(B * STATE_VEC_LEN, shared),
+    actionSlotMask: f32(B * STATE_VEC_LEN, shared),
+    elemMask: f32(B * STATE_VEC_LEN, shared),
+    images: u8(B * img, shared),
+    imageMask: u8(B * cfg.historySize * NUM_CAMERA_SLOTS, shared),
+    ctrlFreq: f32(B, shared),
   };
 }
 
