@@ -129,3 +129,21 @@ test('loader: worker-built batches equal in-thread ones; one epoch covers the da
 test('loader: a bad dataset fails at create with the problems listed', async () => {
   await assert.rejects(DataLoader.create({ dataset: { root: join(tmp, 'nope') }, batchSize: 2, sampler: { seed: 1 } }), /dataset root is not a directory/);
 });
+
+test('loader: batch buffers are pooled (valid until the next call); cloneBatch owns its memory', async () => {
+  await ready;
+  const { cloneBatch } = await import('../src/data/loader.js');
+  const dl = await DataLoader.create({ dataset: { root, adapter: { chunkSize: 4 } }, batchSize: 3, workers: 1, prefetch: 2, sampler: { seed: 2 } });
+  try {
+    const a = await dl.next();
+    const keep = cloneBatch(a);
+    const snapshot = Array.from(a.state);
+    const idx = Array.from(a.index);
+    for (let i = 0; i < 4; i++) await dl.next();
+    assert.deepEqual(Array.from(keep.state), snapshot);
+    assert.deepEqual(Array.from(keep.index), idx);
+    assert.equal(keep.ids.length, 3);
+  } finally {
+    await dl.close();
+  }
+});

@@ -209,3 +209,49 @@ export function decodeAction(cfg: Pick<AdapterConfig, 'encoding'>, vec: ArrayLik
   getEncoding(cfg.encoding).decode(vec, off, pose, out);
   return out;
 }
+
+// ---- evaluation side: the same builder fed from the simulator ----
+
+/**
+ * A LIBERO simulator observation (robosuite 1.4 OffScreenRenderEnv keys) as an ObsFrame. Images are taken as
+ * rendered (the same upside-down convention as the stored frames), so buildObservation orients both alike.
+ */
+export function obsFrameFromEnv(o: Record<string, ArrayLike<number> | Uint8Array | undefined>): ObsFrame {
+  const need = (k: string) => {
+    const v = o[k];
+    if (!v) throw new DataError('simulator observation lacks a key', { key: k }, 'pass the raw observation dict of the LIBERO env');
+    return v;
+  };
+  return {
+    robot: {
+      eefPos: need('robot0_eef_pos'),
+      eefQuat: need('robot0_eef_quat'),
+      gripperQpos: need('robot0_gripper_qpos'),
+      jointPos: o.robot0_joint_pos ?? null,
+    },
+    images: {
+      agentview: (o.agentview_image as Uint8Array | undefined) ?? null,
+      eyeInHand: (o.robot0_eye_in_hand_image as Uint8Array | undefined) ?? null,
+    },
+  };
+}
+
+/** The last cfg.historySize frames of one episode, oldest first, null before the episode start (official rule). */
+export class ObservationHistory {
+  private frames: (ObsFrame | null)[];
+  constructor(private readonly size: number) {
+    this.frames = new Array<ObsFrame | null>(size).fill(null);
+  }
+  /** Start a new episode. */
+  reset(): void {
+    this.frames.fill(null);
+  }
+  push(f: ObsFrame): readonly (ObsFrame | null)[] {
+    this.frames.shift();
+    this.frames.push(f);
+    return this.frames;
+  }
+  get current(): readonly (ObsFrame | null)[] {
+    return this.frames;
+  }
+}
