@@ -131,6 +131,21 @@ export function allocObservation(cfg: AdapterConfig, B: number, shared = false):
   };
 }
 
+const maskCache = new Map<string, { state: Float32Array; action: Float32Array; elem: Float32Array }>();
+
+/** The three 128-slot masks of a configuration (state, action encoding, their union), cached. */
+export function masksOf(cfg: Pick<AdapterConfig, 'useJoints' | 'encoding'>) {
+  const key = `${cfg.useJoints}|${cfg.encoding}`;
+  let m = maskCache.get(key);
+  if (!m) {
+    const state = maskOf(stateSlots(cfg));
+    const action = maskOf(getEncoding(cfg.encoding).slots);
+    m = { state, action, elem: state.map((x, i) => (x || action[i] ? 1 : 0)) };
+    maskCache.set(key, m);
+  }
+  return m;
+}
+
 /**
  * Observation history (oldest first, exactly cfg.historySize entries; null = before the episode start, invalid per
  * the official rule) -> row b of the buffers. The state is taken from the newest frame.
@@ -142,13 +157,10 @@ export function buildObservation(cfg: AdapterConfig, history: readonly (ObsFrame
   const o = b * STATE_VEC_LEN;
   out.state.fill(0, o, o + STATE_VEC_LEN);
   encodeState(cfg, now.robot, out.state, o);
-  const sm = maskOf(stateSlots(cfg));
-  const am = maskOf(getEncoding(cfg.encoding).slots);
-  for (let i = 0; i < STATE_VEC_LEN; i++) {
-    out.stateMask[o + i] = sm[i];
-    out.actionSlotMask[o + i] = am[i];
-    out.elemMask[o + i] = sm[i] || am[i] ? 1 : 0;
-  }
+  const m = masksOf(cfg);
+  out.stateMask.set(m.state, o);
+  out.actionSlotMask.set(m.action, o);
+  out.elemMask.set(m.elem, o);
   out.ctrlFreq[b] = cfg.ctrlFreq;
   const { imageHeight: H, imageWidth: W } = cfg;
   const frame = H * W * 3;

@@ -260,6 +260,19 @@ export class LiberoDataset {
     return out;
   }
 
+  /**
+   * Fills the per-episode caches up front (encoded actions, direct-read positions of the image datasets), so a
+   * loader's throughput is steady from its first batch. ~1-2 ms per demo.
+   */
+  prepare(): void {
+    this.index.episodes.forEach((ep, e) => {
+      this.encodedActions(e);
+      const f = this.files[ep.file];
+      f.readsDirect(ep.demo, 'agentview');
+      f.readsDirect(ep.demo, 'eye_in_hand');
+    });
+  }
+
   /** One sample as a batch of one. */
   sample(i: number): Batch {
     const b = allocBatch(this.cfg, 1);

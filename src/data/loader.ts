@@ -79,7 +79,9 @@ export class DataLoader {
   private held: number | null = null;
   private cursor: { epoch: number; position: number };
   private nextId = 0;
-  private rr = 0;
+  /** Requests not yet handed to a worker, and each worker's requests in flight (work goes to the least busy). */
+  private backlog: { id: number; indices: number[]; buffers: Record<string, ArrayBuffer> }[] = [];
+  private inflight: number[] = [];
   private prefetch: number;
   private closed = false;
   private failure: Error | null = null;
@@ -103,6 +105,7 @@ export class DataLoader {
     const ds = await LiberoDataset.open(o.dataset);
     const n = o.workers ?? 0;
     const dl = new DataLoader(ds, o);
+    if (n === 0) ds.prepare();
     const options = resolveDatasetOptions(o.dataset);
     try {
       await Promise.all(
@@ -111,8 +114,12 @@ export class DataLoader {
           dl.workers.push(w);
           return new Promise<void>((resolve, reject) => {
             w.once('error', reject);
+            const wi = dl.workers.length - 1;
+            dl.inflight.push(0);
             w.on('message', (m: { type: string; id?: number; meta?: Meta; message?: string }) => {
               if (m.type === 'ready') return resolve();
+              dl.inflight[wi]--;
+              dl.dispatch();
               const h = dl.waiting.get(m.id!);
               if (!h) return;
               dl.waiting.delete(m.id!);
@@ -152,7 +159,6 @@ export class DataLoader {
     }
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
-    const w = this.workers[this.rr++ % this.workers.length];
     return new Promise<Meta>((resolve, reject) => {
       this.waiting.set(id, {
         resolve: (m) => {
@@ -164,9 +170,21 @@ export class DataLoader {
           reject(e);
         },
       });
-      const buffers = batchBuffers(b);
-      w.postMessage({ type: 'batch', id, indices, buffers }, Object.values(buffers));
+      this.backlog.push({ id, indices, buffers: batchBuffers(b) });
+      this.dispatch();
     });
+  }
+
+  /** Hands waiting requests to the least busy workers (at most 2 in flight each). */
+  private dispatch(): void {
+    while (this.backlog.length) {
+      let best = -1;
+      for (let i = 0; i < this.workers.length; i++) if (this.inflight[i] < 2 && (best < 0 || this.inflight[i] < this.inflight[best])) best = i;
+      if (best < 0) return;
+      const r = this.backlog.shift()!;
+      this.inflight[best]++;
+      this.workers[best].postMessage({ type: 'batch', id: r.id, indices: r.indices, buffers: r.buffers }, Object.values(r.buffers));
+    }
   }
 
   private fill(): void {

@@ -7,6 +7,7 @@ import { batchBuffers, wrapBuffers } from './loader.js';
 const wd = workerData as { options: ResolvedDatasetOptions; batchSize: number };
 const port = parentPort!;
 const ds = await LiberoDataset.open(wd.options);
+ds.prepare();
 const B = wd.batchSize;
 const shell = {
   size: B, historySize: ds.cfg.historySize, height: ds.cfg.imageHeight, width: ds.cfg.imageWidth, chunkSize: ds.cfg.chunkSize,
