@@ -193,6 +193,28 @@ export class LiberoFile {
     return { name, length: T, hasJoints };
   }
 
+  /** Any dataset of a demo, whole, with its shape (numbers as Float64Array, uint8 as Uint8Array). For tools and tests. */
+  read(demo: string, key: string): { shape: number[]; data: Float64Array | Uint8Array } {
+    const d = this.ds(demo, key);
+    const where = { file: this.path, demo, key };
+    const shape = d.shape ?? [];
+    if (d.metadata.type === 0 && d.metadata.size === 1 && !d.metadata.signed) {
+      try {
+        return { shape, data: d.value as Uint8Array };
+      } catch (e) {
+        throw new DataError(`read failed: ${firstLine(e)}`, where);
+      }
+    }
+    return { shape, data: readFloat64(d, where) };
+  }
+
+  /** A demo group's attributes (BigInt converted to number). */
+  demoAttributes(demo: string): Record<string, unknown> {
+    const g = this.f.get(`data/${demo}`);
+    if (!isGroup(g)) throw new DataError('no such demo group', { file: this.path, demo });
+    return Object.fromEntries(Object.keys(g.attrs).map((k) => [k, attr(g, k)]));
+  }
+
   demo(name: string): DemoInfo {
     const d = this.demos.find((x) => x.name === name);
     if (!d) throw new DataError('no such valid demo', { file: this.path, demo: name });
