@@ -110,7 +110,7 @@ export class DataLoader {
     try {
       await Promise.all(
         Array.from({ length: n }, () => {
-          const w = new Worker(new URL('./loader_worker.js', import.meta.url), { workerData: { options, batchSize: o.batchSize } });
+          const w = new Worker(new URL('./loader_worker.js', import.meta.url), { workerData: { options, batchSize: o.batchSize, total: ds.size } });
           dl.workers.push(w);
           return new Promise<void>((resolve, reject) => {
             w.once('error', reject);

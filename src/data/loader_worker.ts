@@ -4,9 +4,11 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { type Batch, LiberoDataset, type ResolvedDatasetOptions } from './dataset.js';
 import { batchBuffers, wrapBuffers } from './loader.js';
 
-const wd = workerData as { options: ResolvedDatasetOptions; batchSize: number };
+const wd = workerData as { options: ResolvedDatasetOptions; batchSize: number; total: number };
 const port = parentPort!;
 const ds = await LiberoDataset.open(wd.options);
+if (ds.size !== wd.total)
+  throw new Error(`loader worker: the dataset changed while opening (${ds.size} steps here, ${wd.total} on the main thread); restart the run`);
 ds.prepare();
 const B = wd.batchSize;
 const shell = {
