@@ -1,7 +1,8 @@
 // The one pair of functions that convert between LIBERO and the model: `buildObservation` (an observation
-// history -> state vector, masks and camera slots) with `encodeActionChunk` for training targets, and
-// `decodeAction` (a unified action vector -> LIBERO's 7-D command). Training samples (src/data/sample.ts) and
-// evaluation call exactly these, so their preprocessing cannot drift apart.
+// history -> state vector, masks and camera slots) and `decodeAction` (a unified action vector -> LIBERO's 7-D
+// command). Training samples (LiberoDataset.writeSample) and evaluation both call buildObservation; training
+// targets and evaluation decoding both go through the same registered encoding object (encode/pad, wrapped here
+// by encodeActionChunk; decode, wrapped by decodeAction), so train and eval preprocessing cannot drift apart.
 import { type ActionEncoding, LIBERO_CTRL_FREQ, type Pose, getEncoding } from './encodings/index.js';
 import { DataError } from './errors.js';
 import { BACKGROUND, type ImageOrientation, orientFrame } from './images.js';
