@@ -32,6 +32,7 @@ warm = req['warmup']
 for s in samples[:warm]:
     one(*s)
 t = time.perf_counter()
+c = time.process_time()
 n = 0
 budget = req['seconds']
 for s in samples[warm:]:
@@ -40,4 +41,5 @@ for s in samples[warm:]:
     if n % 64 == 0 and time.perf_counter() - t > budget:
         break
 dt = time.perf_counter() - t
-print(json.dumps({'samples': n, 'seconds': dt, 'per_second': n / dt}))
+cpu = time.process_time() - c
+print(json.dumps({'samples': n, 'seconds': dt, 'per_second': n / dt, 'cpu_us_per_sample': cpu * 1e6 / n}))

@@ -179,3 +179,24 @@ test('buildObservation: state in SI units, masks, camera slots and orientation',
   assert.ok(at(1, 2).every((x) => x === 127), 'left wrist slot is background');
   assert.equal(buf.ctrlFreq[1], 20);
 });
+
+test('evaluation path: a simulator observation (quaternion) builds the same state as the stored axis-angle', async () => {
+  const { obsFrameFromEnv, ObservationHistory } = await import('../src/data/adapter.js');
+  const cfg = adapterConfig({ imageHeight: 2, imageWidth: 2 });
+  const aa = [Math.PI * 0.999, 0.02, -0.1];
+  const R = axisAngleToMat(aa);
+  const img = new Uint8Array(12).fill(9);
+  const env = { robot0_eef_pos: [0.1, 0, 1.2], robot0_eef_quat: matToQuat(R), robot0_gripper_qpos: [0.02, -0.02], agentview_image: img, robot0_eye_in_hand_image: img };
+  const h = new ObservationHistory(2);
+  const a = allocObservation(cfg, 1);
+  buildObservation(cfg, h.push(obsFrameFromEnv(env)), a);
+  const b = allocObservation(cfg, 1);
+  buildObservation(cfg, [null, { robot: { eefPos: [0.1, 0, 1.2], eefAxisAngle: aa, gripperQpos: [0.02, -0.02] }, images: { agentview: img, eyeInHand: img } }], b);
+  for (let i = 0; i < 128; i++) assert.ok(Math.abs(a.state[i] - b.state[i]) < 1e-6, `slot ${i}`);
+  assert.deepEqual(Array.from(a.imageMask), [0, 0, 0, 1, 1, 0]);
+  buildObservation(cfg, h.push(obsFrameFromEnv(env)), a);
+  assert.deepEqual(Array.from(a.imageMask), [1, 1, 0, 1, 1, 0]);
+  h.reset();
+  assert.deepEqual(h.current, [null, null]);
+  assert.throws(() => obsFrameFromEnv({ robot0_eef_pos: [0, 0, 0] }), /key robot0_eef_quat: simulator observation lacks a key/);
+});

@@ -129,3 +129,37 @@ test('loader: worker-built batches equal in-thread ones; one epoch covers the da
 test('loader: a bad dataset fails at create with the problems listed', async () => {
   await assert.rejects(DataLoader.create({ dataset: { root: join(tmp, 'nope') }, batchSize: 2, sampler: { seed: 1 } }), /dataset root is not a directory/);
 });
+
+test('loader: batch buffers are pooled (valid until the next call); cloneBatch owns its memory', async () => {
+  await ready;
+  const { cloneBatch } = await import('../src/data/loader.js');
+  const dl = await DataLoader.create({ dataset: { root, adapter: { chunkSize: 4 } }, batchSize: 3, workers: 1, prefetch: 2, sampler: { seed: 2 } });
+  try {
+    const a = await dl.next();
+    const keep = cloneBatch(a);
+    const snapshot = Array.from(a.state);
+    const idx = Array.from(a.index);
+    for (let i = 0; i < 4; i++) await dl.next();
+    assert.deepEqual(Array.from(keep.state), snapshot);
+    assert.deepEqual(Array.from(keep.index), idx);
+    assert.equal(keep.ids.length, 3);
+  } finally {
+    await dl.close();
+  }
+});
+
+test('loader: a read failure inside a worker surfaces from next() naming the file, demo and key', async () => {
+  const { truncateSync, statSync } = await import('node:fs');
+  const r = join(tmp, 'fragile');
+  const [file] = await writeSyntheticSuite({ root: r, suite: 'libero_goal', tasks: 1, demos: 2, meanLength: 20, size: 8, seed: 1 });
+  const dl = await DataLoader.create({ dataset: { root: r, adapter: { chunkSize: 4 } }, batchSize: 4, workers: 1, prefetch: 2, sampler: { seed: 1 } });
+  try {
+    truncateSync(file, Math.floor(statSync(file).size / 3)); // images now end early; low-dim data is cached
+    let err: Error | null = null;
+    for (let i = 0; i < 30 && !err; i++) await dl.next().catch((e: Error) => (err = e));
+    assert.ok(err, 'expected a read error');
+    assert.match((err as Error).message, new RegExp(`file ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}, demo demo_\\d, key obs/(agentview|eye_in_hand)_rgb, step \\d+: short read`));
+  } finally {
+    await dl.close();
+  }
+});

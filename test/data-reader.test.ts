@@ -24,7 +24,7 @@ test('reads an h5py-written original-layout file: every field equals what was wr
   const dir = join(tmp, 'h5py', 'libero_goal');
   mkdirSync(dir, { recursive: true });
   const path = join(dir, 'open_the_middle_drawer_of_the_cabinet_demo.hdf5');
-  const ref = runNumpy<{ demos: Record<string, { actions: number[][]; ee_pos: number[][]; ee_ori: number[][]; gripper: number[][]; joints: number[][]; px: number[] }> }>(`
+  const ref = runNumpy<{ demos: Record<string, { actions: number[][]; ee_pos: number[][]; ee_ori: number[][]; gripper: number[][]; joints: number[][]; px: number[] }>; all: Record<string, { shape: number[]; sha: string; attrs: Record<string, unknown> }> }>(`
 rng = np.random.default_rng(3)
 demos = {}
 with h5py.File(inp['path'], 'w') as f:
@@ -59,6 +59,18 @@ with h5py.File(inp['path'], 'w') as f:
         demos[f'demo_{i}'] = dict(actions=a.tolist(), ee_pos=ee[:, :3].tolist(), ee_ori=ee[:, 3:].tolist(), gripper=gr.tolist(), joints=j.tolist(),
                                   px=[int(av[T-1, 5, 7, 1]), int(av[2, 127, 0, 2]), int(av[0, 0, 0, 0])])
 out['demos'] = demos
+import hashlib
+allds = {}
+with h5py.File(inp['path'], 'r') as f:
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            a = obj[()]
+            a = a.astype(np.float64) if a.dtype != np.uint8 else a
+            allds[name] = {'shape': list(obj.shape), 'sha': hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest(), 'attrs': {}}
+        elif name.count('/') == 1:
+            allds[name] = {'shape': [], 'sha': '', 'attrs': {k: (v.tolist() if hasattr(v, 'tolist') else v) for k, v in obj.attrs.items()}}
+    f.visititems(visit)
+out['all'] = allds
 `, { path });
   const f = LiberoFile.open(path);
   try {
@@ -70,6 +82,23 @@ out['demos'] = demos
     assert.equal(f.instruction('problem_info'), 'Open the middle layer of the drawer');
     assert.equal(f.attributes.num_demos, 2); // int64 attribute read as a number, not a BigInt
     assert.equal(f.attributes.tag, 'libero-v1');
+    // every dataset of every demo, byte for byte (sha256 of the float64 / uint8 contents), and the demo attributes
+    const { createHash } = await import('node:crypto');
+    let checked = 0;
+    for (const [name, r] of Object.entries(ref.all)) {
+      const [, demo, ...rest] = name.split('/');
+      if (!rest.length) {
+        const got = f.demoAttributes(demo);
+        assert.deepEqual(Object.keys(got).sort(), Object.keys(r.attrs).sort());
+        for (const [k, v] of Object.entries(r.attrs)) assert.deepEqual(ArrayBuffer.isView(got[k]) ? Array.from(got[k] as Float64Array) : got[k], v, `${demo}.attrs.${k}`);
+        continue;
+      }
+      const got = f.read(demo, rest.join('/'));
+      assert.deepEqual(got.shape, r.shape, name);
+      assert.equal(createHash('sha256').update(Buffer.from(got.data.buffer, got.data.byteOffset, got.data.byteLength)).digest('hex'), r.sha, name);
+      checked++;
+    }
+    assert.equal(checked, 2 * 11);
     for (const [name, d] of Object.entries(ref.demos)) {
       const ld = f.lowdim(name);
       assert.deepEqual(Array.from(ld.actions), d.actions.flat());
@@ -93,7 +122,7 @@ test('generator: original layout, attribute types and dtypes as h5py sees them; 
   const opts = { root: join(tmp, 'gen'), suite: 'libero_10' as const, tasks: 2, demos: 3, meanLength: 20, seed: 5 };
   const files = await writeSyntheticSuite(opts);
   assert.equal(files.length, 2);
-  const py = runNumpy<{ attrs: Record<string, string>; demo_attrs: Record<string, string>; dtypes: Record<string, string>; shapes: Record<string, number[]>; keys: string[] }>(`
+  const py = runNumpy<{ attrs: Record<string, string>; demo_attrs: Record<string, string>; dtypes: Record<string, string>; shapes: Record<string, number[]>; keys: string[]; sha: Record<string, string>; total: number }>(`
 with h5py.File(inp['path'], 'r') as f:
     g = f['data']
     def kind(v):
@@ -109,6 +138,9 @@ with h5py.File(inp['path'], 'r') as f:
             out['shapes'][name[7:]] = list(obj.shape)
             assert obj.compression is None
     g.visititems(visit)
+    import hashlib
+    out['sha'] = {k: hashlib.sha256(np.ascontiguousarray(g['demo_0'][k][()]).tobytes()).hexdigest() for k in out['dtypes']}
+    out['total'] = int(g.attrs['total'])
 `, { path: files[1] });
   assert.deepEqual(py.attrs, {
     bddl_file_content: 'str:', bddl_file_name: 'str:', env_args: 'str:', env_name: 'str:', macros_image_convention: 'str:',
@@ -124,6 +156,24 @@ with h5py.File(inp['path'], 'r') as f:
     'obs/eye_in_hand_rgb': 'uint8', 'obs/gripper_states': 'float64', 'obs/joint_states': 'float64',
   });
   assert.deepEqual(py.shapes['obs/agentview_rgb'], [d0.T, 128, 128, 3]);
+  // h5py reads back exactly what the generator produced, for every dataset
+  const { createHash } = await import('node:crypto');
+  const sha = (a: ArrayBufferView) => createHash('sha256').update(Buffer.from(a.buffer, a.byteOffset, a.byteLength)).digest('hex');
+  const last = new Uint8Array(d0.T);
+  last[d0.T - 1] = 1;
+  const eeStates = new Float64Array(d0.T * 6);
+  for (let t = 0; t < d0.T; t++) {
+    eeStates.set(d0.eePos.subarray(t * 3, t * 3 + 3), t * 6);
+    eeStates.set(d0.eeOri.subarray(t * 3, t * 3 + 3), t * 6 + 3);
+  }
+  const want: Record<string, ArrayBufferView> = {
+    actions: d0.actions, states: d0.states, robot_states: d0.robotStates, rewards: last, dones: last,
+    'obs/agentview_rgb': d0.agentview, 'obs/eye_in_hand_rgb': d0.eyeInHand, 'obs/ee_pos': d0.eePos, 'obs/ee_ori': d0.eeOri,
+    'obs/ee_states': eeStates, 'obs/gripper_states': d0.gripper, 'obs/joint_states': d0.joints,
+  };
+  assert.deepEqual(Object.keys(py.sha).sort(), Object.keys(want).sort());
+  for (const [k, v] of Object.entries(want)) assert.equal(py.sha[k], sha(v), k);
+  assert.equal(py.total, [0, 1, 2].reduce((a, d) => a + synthesizeDemo(opts, 1, d).T, 0));
   assert.deepEqual(py.shapes.states, [d0.T, 47]);
 
   const f = LiberoFile.open(files[1]);
@@ -146,6 +196,15 @@ with h5py.File(inp['path'], 'r') as f:
   } finally {
     f.close();
   }
+  // robot_states = [gripper qpos (2), eef pos (3), eef quat xyzw (4)], consistent with ee_pos/ee_ori
+  const { quatToMat, axisAngleToMat: aa2m, matDist } = await import('../src/data/rotation.js');
+  for (const dd of [synthesizeDemo(opts, 0, 0), synthesizeDemo(opts, 0, 1)])
+    for (let t = 0; t < dd.T; t++) {
+      const rs = dd.robotStates.subarray(t * 9, t * 9 + 9);
+      assert.deepEqual(Array.from(rs.subarray(0, 2)), Array.from(dd.gripper.subarray(t * 2, t * 2 + 2)));
+      assert.deepEqual(Array.from(rs.subarray(2, 5)), Array.from(dd.eePos.subarray(t * 3, t * 3 + 3)));
+      assert.ok(matDist(quatToMat(rs.subarray(5, 9)), aa2m(dd.eeOri.subarray(t * 3, t * 3 + 3))) < 1e-12);
+    }
   // Generated motion is consistent: in the original layout obs[t] is the pose after action t (90% tracking).
   const d = synthesizeDemo(opts, 0, 0);
   for (let t = 1; t < d.T; t++)

@@ -1,7 +1,8 @@
 // The one pair of functions that convert between LIBERO and the model: `buildObservation` (an observation
-// history -> state vector, masks and camera slots) with `encodeActionChunk` for training targets, and
-// `decodeAction` (a unified action vector -> LIBERO's 7-D command). Training samples (src/data/sample.ts) and
-// evaluation call exactly these, so their preprocessing cannot drift apart.
+// history -> state vector, masks and camera slots) and `decodeAction` (a unified action vector -> LIBERO's 7-D
+// command). Training samples (LiberoDataset.writeSample) and evaluation both call buildObservation; training
+// targets and evaluation decoding both go through the same registered encoding object (encode/pad, wrapped here
+// by encodeActionChunk; decode, wrapped by decodeAction), so train and eval preprocessing cannot drift apart.
 import { type ActionEncoding, LIBERO_CTRL_FREQ, type Pose, getEncoding } from './encodings/index.js';
 import { DataError } from './errors.js';
 import { BACKGROUND, type ImageOrientation, orientFrame } from './images.js';
@@ -110,17 +111,40 @@ export interface ObservationBuffers {
   ctrlFreq: Float32Array; // (B,)
 }
 
-export function allocObservation(cfg: AdapterConfig, B: number): ObservationBuffers {
+/** Typed arrays on ordinary or shared memory (shared: worker threads write batches in place, no transfer). */
+export function f32(n: number, shared = false): Float32Array {
+  return shared ? new Float32Array(new SharedArrayBuffer(n * 4)) : new Float32Array(n);
+}
+export function u8(n: number, shared = false): Uint8Array {
+  return shared ? new Uint8Array(new SharedArrayBuffer(n)) : new Uint8Array(n);
+}
+
+export function allocObservation(cfg: AdapterConfig, B: number, shared = false): ObservationBuffers {
   const img = cfg.historySize * NUM_CAMERA_SLOTS * cfg.imageHeight * cfg.imageWidth * 3;
   return {
-    state: new Float32Array(B * STATE_VEC_LEN),
-    stateMask: new Float32Array(B * STATE_VEC_LEN),
-    actionSlotMask: new Float32Array(B * STATE_VEC_LEN),
-    elemMask: new Float32Array(B * STATE_VEC_LEN),
-    images: new Uint8Array(B * img),
-    imageMask: new Uint8Array(B * cfg.historySize * NUM_CAMERA_SLOTS),
-    ctrlFreq: new Float32Array(B),
+    state: f32(B * STATE_VEC_LEN, shared),
+    stateMask: f32(B * STATE_VEC_LEN, shared),
+    actionSlotMask: f32(B * STATE_VEC_LEN, shared),
+    elemMask: f32(B * STATE_VEC_LEN, shared),
+    images: u8(B * img, shared),
+    imageMask: u8(B * cfg.historySize * NUM_CAMERA_SLOTS, shared),
+    ctrlFreq: f32(B, shared),
   };
+}
+
+const maskCache = new Map<string, { state: Float32Array; action: Float32Array; elem: Float32Array }>();
+
+/** The three 128-slot masks of a configuration (state, action encoding, their union), cached. */
+export function masksOf(cfg: Pick<AdapterConfig, 'useJoints' | 'encoding'>) {
+  const key = `${cfg.useJoints}|${cfg.encoding}`;
+  let m = maskCache.get(key);
+  if (!m) {
+    const state = maskOf(stateSlots(cfg));
+    const action = maskOf(getEncoding(cfg.encoding).slots);
+    m = { state, action, elem: state.map((x, i) => (x || action[i] ? 1 : 0)) };
+    maskCache.set(key, m);
+  }
+  return m;
 }
 
 /**
@@ -134,13 +158,10 @@ export function buildObservation(cfg: AdapterConfig, history: readonly (ObsFrame
   const o = b * STATE_VEC_LEN;
   out.state.fill(0, o, o + STATE_VEC_LEN);
   encodeState(cfg, now.robot, out.state, o);
-  const sm = maskOf(stateSlots(cfg));
-  const am = maskOf(getEncoding(cfg.encoding).slots);
-  for (let i = 0; i < STATE_VEC_LEN; i++) {
-    out.stateMask[o + i] = sm[i];
-    out.actionSlotMask[o + i] = am[i];
-    out.elemMask[o + i] = sm[i] || am[i] ? 1 : 0;
-  }
+  const m = masksOf(cfg);
+  out.stateMask.set(m.state, o);
+  out.actionSlotMask.set(m.action, o);
+  out.elemMask.set(m.elem, o);
   out.ctrlFreq[b] = cfg.ctrlFreq;
   const { imageHeight: H, imageWidth: W } = cfg;
   const frame = H * W * 3;
@@ -200,4 +221,50 @@ export function decodeAction(cfg: Pick<AdapterConfig, 'encoding'>, vec: ArrayLik
   const out = new Float64Array(7);
   getEncoding(cfg.encoding).decode(vec, off, pose, out);
   return out;
+}
+
+// ---- evaluation side: the same builder fed from the simulator ----
+
+/**
+ * A LIBERO simulator observation (robosuite 1.4 OffScreenRenderEnv keys) as an ObsFrame. Images are taken as
+ * rendered (the same upside-down convention as the stored frames), so buildObservation orients both alike.
+ */
+export function obsFrameFromEnv(o: Record<string, ArrayLike<number> | Uint8Array | undefined>): ObsFrame {
+  const need = (k: string) => {
+    const v = o[k];
+    if (!v) throw new DataError('simulator observation lacks a key', { key: k }, 'pass the raw observation dict of the LIBERO env');
+    return v;
+  };
+  return {
+    robot: {
+      eefPos: need('robot0_eef_pos'),
+      eefQuat: need('robot0_eef_quat'),
+      gripperQpos: need('robot0_gripper_qpos'),
+      jointPos: o.robot0_joint_pos ?? null,
+    },
+    images: {
+      agentview: (o.agentview_image as Uint8Array | undefined) ?? null,
+      eyeInHand: (o.robot0_eye_in_hand_image as Uint8Array | undefined) ?? null,
+    },
+  };
+}
+
+/** The last cfg.historySize frames of one episode, oldest first, null before the episode start (official rule). */
+export class ObservationHistory {
+  private frames: (ObsFrame | null)[];
+  constructor(private readonly size: number) {
+    this.frames = new Array<ObsFrame | null>(size).fill(null);
+  }
+  /** Start a new episode. */
+  reset(): void {
+    this.frames.fill(null);
+  }
+  push(f: ObsFrame): readonly (ObsFrame | null)[] {
+    this.frames.shift();
+    this.frames.push(f);
+    return this.frames;
+  }
+  get current(): readonly (ObsFrame | null)[] {
+    return this.frames;
+  }
 }

