@@ -1,10 +1,9 @@
 // Indexing: index_select, gather/scatter, masked fill/select, index_put_, take, nonzero,
 // sort/topk, quantile.
-#include "common.h"
+#include "ops_scalar.h"
 #include <ATen/core/List.h>
 using rdt::Ctx;
-
-static bool isTensorArg(Ctx& c, size_t i) { return i < c.argc && rdt::holderOf(c.env, c.argv[i]) != nullptr; }
+using rdt::isTensorArg;
 static napi_value pair(Ctx& c, const std::tuple<at::Tensor, at::Tensor>& r) {
   return c.wrap(std::vector<at::Tensor>{std::get<0>(r), std::get<1>(r)});
 }
@@ -77,3 +76,5 @@ OP(quantile) {
   return c.wrap(isTensorArg(c, 1) ? at::quantile(t, c.t(1), dim, keep, interp)
                                   : at::quantile(t, c.d(1), dim, keep, interp));
 }
+// argsort(t, dim, descending, stable)
+OP(argsort) { return c.wrap(at::argsort(c.t(0), !c.isNullish(3) && c.b(3), c.i64(1), c.b(2))); }

@@ -1,22 +1,11 @@
-// Elementwise arithmetic with broadcasting, and matmul. Binary ops take (tensor, tensor|scalar).
-#include "common.h"
-#include <cmath>
+// Elementwise arithmetic with broadcasting (add sub mul div pow remainder floorDivide maximum minimum),
+// the in-place forms optimizers use, and matrix products (matmul addmm bmm baddbmm outer), sum, mean.
+#include "ops_scalar.h"
 using rdt::Ctx;
 
-// The second operand may be a tensor or a number; torch promotes types the same way in both.
-static bool isTensorArg(Ctx& c, size_t i) { return rdt::holderOf(c.env, c.argv[i]) != nullptr; }
-
-// JS has one number type. Against an integer or bool tensor an integral number acts as a Python
-// int literal (int64 stays int64: idx.add(1)); otherwise numbers are Python floats.
-static at::Scalar scalarFor(Ctx& c, size_t i, const at::Tensor& like) {
-  auto s = c.scalar(i);
-  if (s.isFloatingPoint() && !at::isFloatingType(like.scalar_type()) && !at::isComplexType(like.scalar_type())) {
-    double v = s.toDouble();
-    if (std::isfinite(v) && v == std::trunc(v) && std::abs(v) < 9007199254740992.0)
-      return at::Scalar(static_cast<int64_t>(v));
-  }
-  return s;
-}
+// The second operand may be a tensor or a number (see ops_scalar.h for how numbers are typed).
+using rdt::isTensorArg;
+using rdt::scalarFor;
 
 #define BINARY(name, fn)                                                          \
   OP(name) {                                                                      \

@@ -71,7 +71,6 @@ OP(rmsNormVar) {
 // gelu(x, approximate: 'none' | 'tanh')
 OP(gelu) { return c.wrap(at::gelu(c.t(0), c.isNullish(1) ? "none" : c.s(1))); }
 OP(silu) { return c.wrap(at::silu(c.t(0))); }
-OP(fRelu) { return c.wrap(at::relu(c.t(0))); }
 
 // softmax(x, dim, dtype|null), logSoftmax(x, dim, dtype|null)
 OP(softmax) {

@@ -59,3 +59,8 @@ OP(cumsum) {
 }
 // logsumexp(t, dims, keepdim)
 OP(logsumexp) { return c.wrap(at::logsumexp(c.t(0), c.ints(1), keepdim(c, 2))); }
+// cumprod(t, dim, dtype|null): e.g. a diffusion schedule's alphas_cumprod.
+OP(cumprod) {
+  auto t = c.t(0);
+  return c.wrap(c.isNullish(2) ? at::cumprod(t, c.i64(1)) : at::cumprod(t, c.i64(1), c.dtype(2)));
+}

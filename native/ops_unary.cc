@@ -1,9 +1,9 @@
 // Elementwise functions of one tensor, clamping, and the in-place updates optimizers and
 // samplers use (clamp_, addcmul_, addcdiv_, lerp_, sqrt_, neg_).
-#include "common.h"
+#include "ops_scalar.h"
 using rdt::Ctx;
-
-static bool isTensorArg(Ctx& c, size_t i) { return i < c.argc && rdt::holderOf(c.env, c.argv[i]) != nullptr; }
+using rdt::isTensorArg;
+using rdt::optScalarFor;
 
 #define UNARY(name, fn) \
   OP(name) { return c.wrap(fn(c.t(0))); }
@@ -33,19 +33,15 @@ OP(round) {
   return c.wrap(decimals == 0 ? at::round(t) : at::round(t, decimals));
 }
 // clamp(t, min|null, max|null)
-static std::optional<at::Scalar> optScalar(Ctx& c, size_t i) {
-  if (c.isNullish(i)) return std::nullopt;
-  return c.scalar(i);
-}
 OP(clamp) {
   auto t = c.t(0);
-  auto lo = optScalar(c, 1), hi = optScalar(c, 2);
+  auto lo = optScalarFor(c, 1, t), hi = optScalarFor(c, 2, t);
   if (!lo && !hi) c.fail("at least one of min and max must be given");
   return c.wrap(at::clamp(t, lo, hi));
 }
 OP(clamp_) {
   auto t = c.t(0);
-  auto lo = optScalar(c, 1), hi = optScalar(c, 2);
+  auto lo = optScalarFor(c, 1, t), hi = optScalarFor(c, 2, t);
   if (!lo && !hi) c.fail("at least one of min and max must be given");
   t.clamp_(lo, hi);
   return c.undef();

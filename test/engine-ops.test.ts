@@ -114,6 +114,7 @@ test('shape, math, reduce, compare and index ops match PyTorch', () => {
   const iv = torch.tensor([[7, -3, 5], [-8, 4, 9]], { dtype: 'int64' });
   const mk = x.gt(0);
   const mk2 = y.lt(0.5);
+  const yi = torch.scope(() => y.round().to('int64'));
   const nanT = torch.tensor([1, NaN, Infinity, -Infinity, -2]);
   const i64 = (v: number[] | number[][] | number[][][]) => torch.tensor(v, { dtype: 'int64' });
   const xb = x.to('bfloat16');
@@ -198,6 +199,9 @@ test('shape, math, reduce, compare and index ops match PyTorch', () => {
     ['clamp', () => x.clamp(-0.5, 0.5), 'x.clamp(-0.5, 0.5)'],
     ['clampMax', () => x.clamp(null, 0.2), 'x.clamp(max=0.2)'],
     ['clampMin', () => x.clamp(0.1), 'x.clamp(min=0.1)'],
+    ['clampInt', () => iv.clamp(0, 5), 'torch.tensor([[7, -3, 5], [-8, 4, 9]]).clamp(0, 5)'],
+    ['clampIntFloat', () => iv.clamp(0.5), 'torch.tensor([[7, -3, 5], [-8, 4, 9]]).clamp(min=0.5)'],
+    ['clamp_Int', () => iv.clone().clamp_(null, 4), 'torch.tensor([[7, -3, 5], [-8, 4, 9]]).clamp_(max=4)'],
     ['maximum', () => x.maximum(y), 'torch.maximum(x, y)'],
     ['minimum', () => y.minimum(x), 'torch.minimum(y, x)'],
     ['remainder', () => x.remainder(0.7), 'x.remainder(0.7)'],
@@ -261,6 +265,8 @@ test('shape, math, reduce, compare and index ops match PyTorch', () => {
     ['cumsum', () => x.cumsum(-1), 'x.cumsum(-1)'],
     ['cumsum64', () => x.cumsum(0, { dtype: 'float64' }), 'x.cumsum(0, dtype=torch.float64)'],
     ['cumsumInt', () => iv.cumsum(1), 'torch.tensor([[7, -3, 5], [-8, 4, 9]]).cumsum(1)'],
+    ['cumprod', () => p.cumprod(-1), 'p.cumprod(-1)'],
+    ['cumprod64', () => p.cumprod(0, { dtype: 'float64' }), 'p.cumprod(0, dtype=torch.float64)'],
     ['logsumexp', () => x.logsumexp(-1), 'x.logsumexp(-1)'],
     ['logsumexpKeep', () => x.logsumexp([0, 2], true), 'x.logsumexp((0, 2), keepdim=True)'],
     ['logsumexpBf16', () => xb.logsumexp(1), 'x.bfloat16().logsumexp(1)', bf],
@@ -277,6 +283,7 @@ test('shape, math, reduce, compare and index ops match PyTorch', () => {
     ['logicalOr', () => mk.logicalOr(mk2), 'mk.logical_or(mk2)'],
     ['isnan', () => nanT.isnan(), 'nanT.isnan()'],
     ['isfinite', () => nanT.isfinite(), 'nanT.isfinite()'],
+    ['isinf', () => nanT.isinf(), 'nanT.isinf()'],
     ['any', () => mk.any(), 'mk.any()'],
     ['anyDim', () => x.gt(1.5).any(1), 'x.gt(1.5).any(1)'],
     ['all', () => mk.all(), 'mk.all()'],
@@ -287,6 +294,9 @@ test('shape, math, reduce, compare and index ops match PyTorch', () => {
     ['whereST', () => torch.where(mk, -1.5, z), 'torch.where(mk, -1.5, z)'],
     ['whereSS', () => torch.where(mk, 1, 0), 'torch.where(mk, 1.0, 0.0)'],
     ['whereSSf', () => torch.where(mk, 0.5, -1e9), 'torch.where(mk, 0.5, -1e9)'],
+    ['whereInt', () => torch.where(mk2, yi, -1), 'torch.where(mk2, y.round().long(), -1)'],
+    ['whereIntF', () => torch.where(mk2, 0.5, yi), 'torch.where(mk2, 0.5, y.round().long())'],
+    ['arangeArith', () => torch.arange(5).add(1).mul(2).sub(3).remainder(4), 'torch.arange(5).add(1).mul(2).sub(3).remainder(4)'],
     ['allcloseT', () => x.allclose(x.add(1e-7)), 'x.allclose(x + 1e-7)'],
     ['allcloseF', () => x.allclose(x.add(1e-3)), 'x.allclose(x + 1e-3)'],
     ['allcloseTol', () => x.allclose(x.add(1e-3), 0, 2e-3), 'x.allclose(x + 1e-3, 0, 2e-3)'],
@@ -318,6 +328,9 @@ test('shape, math, reduce, compare and index ops match PyTorch', () => {
     ['sort', () => x.sort(), 'x.sort()'],
     ['sortDesc0', () => x.sort(0, true), 'x.sort(0, descending=True)'],
     ['sortStable', () => x.round().sort(-1, false, { stable: true }), 'x.round().sort(dim=-1, stable=True)'],
+    ['argsort', () => x.argsort(), 'x.argsort()'],
+    ['argsortDesc', () => x.argsort(0, true), 'x.argsort(0, descending=True)'],
+    ['argsortStable', () => x.round().argsort(1, false, { stable: true }), 'x.round().argsort(dim=1, stable=True)'],
     ['topk', () => x.topk(2), 'x.topk(2)'],
     ['topkSmall', () => x.topk(2, 1, { largest: false }), 'x.topk(2, 1, largest=False)'],
     ['quantile', () => torch.quantile(x, 0.3), 'torch.quantile(x, 0.3)'],
@@ -333,7 +346,7 @@ mk = x.gt(0)
 mk2 = y.lt(0.5)
 nanT = torch.tensor([1.0, float('nan'), float('inf'), float('-inf'), -2.0])
 `);
-  for (const t of [x, y, z, a, b, bias, b1, b2, v1, v2, hv, p, iv, mk, mk2, nanT, xb]) t.dispose();
+  for (const t of [x, y, z, a, b, bias, b1, b2, v1, v2, hv, p, iv, mk, mk2, yi, nanT, xb]) t.dispose();
   assert.equal(torch.liveTensors(), before, 'every op result was freed by the scope');
 });
 

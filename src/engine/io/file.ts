@@ -16,7 +16,12 @@ export class ReadableFile {
       const what = code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a directory, not a file' : messageOf(e);
       throw new CheckpointError(path, `cannot open: ${what}`, { cause: e });
     }
-    this.size = fstatSync(this.#fd).size;
+    const st = fstatSync(this.#fd);
+    if (st.isDirectory()) {
+      closeSync(this.#fd);
+      throw new CheckpointError(path, 'cannot open: is a directory, not a file');
+    }
+    this.size = st.size;
   }
 
   /** Exactly `length` bytes at `position`; a file that ends sooner is an error saying so. */
@@ -27,7 +32,12 @@ export class ReadableFile {
     const buf = Buffer.allocUnsafe(length);
     let done = 0;
     while (done < length) {
-      const n = readSync(this.#fd, buf, done, length - done, position + done);
+      let n: number;
+      try {
+        n = readSync(this.#fd, buf, done, length - done, position + done);
+      } catch (e) {
+        throw new CheckpointError(this.path, `${what}: read error at byte ${position + done}: ${messageOf(e)}`, { cause: e });
+      }
       if (n === 0) throw new CheckpointError(this.path, `${what}: short read at byte ${position + done}`);
       done += n;
     }

@@ -19,6 +19,8 @@ export class PyCallable {
 export interface UnpickleOptions {
   /** The file the pickle came from (for error messages). */
   file: string;
+  /** What to call the pickle in messages (e.g. the zip entry 'archive/data.pkl'); default 'pickle'. */
+  what?: string;
   /** Resolve `module.name`; return undefined to refuse it (the VM then raises a named error). */
   findGlobal: (module: string, name: string) => unknown;
   /** BINPERSID: turn a persistent id (a tuple) into a value. */
@@ -71,7 +73,7 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions): unknown {
   let opName = '';
 
   const fail = (msg: string): never => {
-    throw new CheckpointError(opts.file, `pickle ${opName} at byte ${opPos}: ${msg}`);
+    throw new CheckpointError(opts.file, `${opts.what ?? 'pickle'}: ${opName} at byte ${opPos}: ${msg}`);
   };
   const need = (n: number): void => {
     if (pos + n > data.length) fail(`the pickle ends after ${data.length} bytes, in the middle of an opcode (truncated or corrupt file)`);
@@ -89,7 +91,7 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions): unknown {
   const bytes = (n: number): Buffer => { need(n); const b = data.subarray(pos, pos + n); pos += n; return b; };
   const line = (): string => {
     const end = data.indexOf(0x0a, pos);
-    if (end < 0) fail('unterminated text line');
+    if (end < 0) fail('unterminated text line (truncated or corrupt file)');
     const s = data.toString('utf8', pos, end);
     pos = end + 1;
     return s;

@@ -59,10 +59,12 @@ function toMap(v: unknown, what: string): Map<unknown, unknown> {
  */
 export function loadTorchCheckpoint(path: string): unknown {
   return withFile(path, (f) => {
-    const magic = f.read(0, Math.min(4, f.size), 'file signature');
-    if (magic.length < 4 || magic.readUInt32LE(0) !== 0x04034b50) {
-      const legacy = magic[0] === 0x80; // a bare pickle: torch.save(..., _use_new_zipfile_serialization=False)
-      throw new CheckpointError(path, legacy
+    const head = f.read(0, Math.min(9, f.size), 'file signature');
+    if (head.length < 4 || head.readUInt32LE(0) !== 0x04034b50) {
+      if (head.length === 9 && head[8] === 0x7b && head.readBigUInt64LE(0) < BigInt(f.size))
+        throw new CheckpointError(path, 'this is a safetensors file, not a PyTorch zip checkpoint: load it with loadSafetensors');
+      // A bare pickle (PROTO opcode first) is torch.save(..., _use_new_zipfile_serialization=False).
+      throw new CheckpointError(path, head[0] === 0x80
         ? 'this is a legacy (pre-1.6, non-zip) torch.save file, which is not supported; re-save it with a current ' +
           'torch.save (the default zip format) or convert it to safetensors'
         : 'not a zip-format PyTorch checkpoint (no zip signature at byte 0); the file is corrupt or of another format');
@@ -75,6 +77,10 @@ export function loadTorchCheckpoint(path: string): unknown {
         ? 'no data.pkl in the archive: not a torch.save checkpoint (a TorchScript or other zip?)'
         : `several data.pkl entries (${pkls.map((e) => e.name).join(', ')}); expected one torch.save record`);
     const prefix = pkls[0].name.slice(0, -'data.pkl'.length);
+    const byteorder = zip.byName.get(`${prefix}byteorder`);
+    if (byteorder && zip.read(byteorder).toString('latin1').trim() !== 'little')
+      throw new CheckpointError(path, 'the checkpoint was written on a big-endian machine; re-save it on a little-endian one ' +
+        'or convert it to safetensors');
     const pickle = zip.read(pkls[0]);
 
     return scope(() => {
@@ -170,7 +176,7 @@ export function loadTorchCheckpoint(path: string): unknown {
         return new StorageRef(key, type.dtype, numel as number, String(location));
       };
 
-      return unpickle(pickle, { file: path, findGlobal, persistentLoad });
+      return unpickle(pickle, { file: path, what: pkls[0].name, findGlobal, persistentLoad });
     });
   });
 }

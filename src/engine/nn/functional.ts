@@ -40,13 +40,13 @@ export function silu(x: Tensor): Tensor {
   return new Tensor(N.silu(x.h));
 }
 export function relu(x: Tensor): Tensor {
-  return new Tensor(N.fRelu(x.h));
+  return x.relu();
 }
 export function sigmoid(x: Tensor): Tensor {
-  return new Tensor(N.sigmoid(x.h));
+  return x.sigmoid();
 }
 export function tanh(x: Tensor): Tensor {
-  return new Tensor(N.tanh(x.h));
+  return x.tanh();
 }
 
 export function softmax(x: Tensor, dim: number, opts: { dtype?: DType } = {}): Tensor {
@@ -91,10 +91,11 @@ export function embedding(idx: Tensor, weight: Tensor, opts: { paddingIdx?: numb
 /**
  * Zeroes elements with probability p and scales the rest by 1/(1-p) when training; identity otherwise.
  * With a generator, the keep-mask comes from it (the same draws at::dropout makes from the global one).
+ * When not training (or p = 0) the result is a new handle on the input's own tensor, as at::dropout returns
+ * its input: disposing it leaves x alone.
  */
 export function dropout(x: Tensor, p = 0.5, training = true, generator?: Generator | null): Tensor {
   if (p < 0 || p > 1) throw new EngineError(`dropout: p must be in [0, 1], got ${p}`);
-  if (!training || p === 0) return x; // the input itself, as PyTorch
   return new Tensor(N.dropout(x.h, p, training, generator?.g ?? null));
 }
 

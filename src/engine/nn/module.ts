@@ -102,8 +102,24 @@ export class Module {
   /** Own parameters, by field name, in definition order (null fields, e.g. bias=false, skipped). */
   #ownParameters(): [string, Parameter][] {
     const out: [string, Parameter][] = [];
-    for (const [k, v] of Object.entries(this)) if (v instanceof Parameter) out.push([k, v]);
+    for (const [k, v] of this.#fields()) if (v instanceof Parameter) out.push([k, v]);
     return out;
+  }
+  /**
+   * Own enumerable fields. A plain array or Map holding modules or parameters is an error rather
+   * than silently left out of the state dict and the optimizer (PyTorch ignores plain lists too).
+   */
+  #fields(): [string, unknown][] {
+    const entries = Object.entries(this);
+    for (const [k, v] of entries) {
+      if (!(Array.isArray(v) || v instanceof Map)) continue;
+      for (const x of v instanceof Map ? v.values() : v)
+        if (x instanceof Module || x instanceof Parameter)
+          throw new EngineError(`${this.constructor.name}.${k} holds ${x instanceof Module ? 'modules' : 'parameters'} in a plain ` +
+            `${Array.isArray(v) ? 'array' : 'Map'}, so they would be missing from the state dict and the optimizer; ` +
+            `use nn.ModuleList (or one field per parameter)`);
+    }
+    return entries;
   }
   #ownBuffers(persistentOnly: boolean): [string, Tensor][] {
     const out: [string, Tensor][] = [];
@@ -114,7 +130,7 @@ export class Module {
   /** Direct submodules, by field name, in definition order. */
   namedChildren(): [string, Module][] {
     const out: [string, Module][] = [];
-    for (const [k, v] of Object.entries(this)) if (v instanceof Module) out.push([k, v]);
+    for (const [k, v] of this.#fields()) if (v instanceof Module) out.push([k, v]);
     return out;
   }
   children(): Module[] {

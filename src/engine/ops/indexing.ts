@@ -1,5 +1,5 @@
 // Indexing: indexSelect, gather/scatter/scatterAdd, maskedFill/maskedSelect, indexPut_, take,
-// nonzero, sort/topk, torch.quantile.
+// nonzero, sort/argsort/topk, torch.quantile.
 import { N } from '../native.js';
 import { Tensor } from '../tensor.js';
 import type { ValuesIndices } from './reduce.js';
@@ -30,6 +30,8 @@ declare module '../tensor.js' {
     /** [n, ndim] int64 coordinates of the nonzero elements. */
     nonzero(): Tensor;
     sort(dim?: number, descending?: boolean, opts?: { stable?: boolean }): ValuesIndices;
+    /** The indices that sort along dim (int64). */
+    argsort(dim?: number, descending?: boolean, opts?: { stable?: boolean }): Tensor;
     /** The k largest (or smallest) values along dim and their indices. */
     topk(k: number, dim?: number, opts?: { largest?: boolean; sorted?: boolean }): ValuesIndices;
   }
@@ -51,6 +53,9 @@ P.take = function (index) { return new Tensor(N.take(this.h, index.h)); };
 P.nonzero = function () { return new Tensor(N.nonzero(this.h)); };
 P.sort = function (dim = -1, descending = false, opts = {}) {
   return pair(N.sort(this.h, dim, descending, opts.stable ?? false));
+};
+P.argsort = function (dim = -1, descending = false, opts = {}) {
+  return new Tensor(N.argsort(this.h, dim, descending, opts.stable ?? false));
 };
 P.topk = function (k, dim = -1, opts = {}) {
   return pair(N.topk(this.h, k, dim, opts.largest ?? true, opts.sorted ?? true));

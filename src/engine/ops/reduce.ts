@@ -1,5 +1,5 @@
 // Reductions: var/std with a correction, max/min (whole, or along a dim with indices), amax/amin,
-// argmax/argmin, norm, prod, cumsum, logsumexp.
+// argmax/argmin, norm, prod, cumsum/cumprod, logsumexp.
 import { N } from '../native.js';
 import { Tensor } from '../tensor.js';
 import { DTYPE_CODE, type DType } from '../dtype.js';
@@ -35,6 +35,8 @@ declare module '../tensor.js' {
     norm(p?: number, dim?: number | number[] | null, keepdim?: boolean): Tensor;
     prod(dim?: number | null, keepdim?: boolean): Tensor;
     cumsum(dim: number, opts?: { dtype?: DType }): Tensor;
+    /** Running product along dim (e.g. a diffusion schedule's alphas_cumprod). */
+    cumprod(dim: number, opts?: { dtype?: DType }): Tensor;
     logsumexp(dim: number | number[], keepdim?: boolean): Tensor;
   }
 }
@@ -62,5 +64,8 @@ P.norm = function (p = 2, dim = null, keepdim = false) { return new Tensor(N.nor
 P.prod = function (dim = null, keepdim = false) { return new Tensor(N.prod(this.h, dim, keepdim)); };
 P.cumsum = function (dim, opts = {}) {
   return new Tensor(N.cumsum(this.h, dim, opts.dtype ? DTYPE_CODE[opts.dtype] : null));
+};
+P.cumprod = function (dim, opts = {}) {
+  return new Tensor(N.cumprod(this.h, dim, opts.dtype ? DTYPE_CODE[opts.dtype] : null));
 };
 P.logsumexp = function (dim, keepdim = false) { return new Tensor(N.logsumexp(this.h, dim, keepdim)); };

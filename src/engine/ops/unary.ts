@@ -27,7 +27,7 @@ declare module '../tensor.js' {
     round(opts?: { decimals?: number }): Tensor;
     trunc(): Tensor;
     relu(): Tensor;
-    /** Limit to [min, max]; either bound may be null/omitted (not both). */
+    /** Limit to [min, max]; either bound may be null/omitted (not both). An integer tensor stays integer for integral bounds. */
     clamp(min?: number | null, max?: number | null): Tensor;
     maximum(other: Tensor): Tensor;
     minimum(other: Tensor): Tensor;

@@ -1,2 +1,2 @@
-// Optimizers and gradient utilities.
-export {};
+// Optimizers and gradient utilities (exported as `optim`).
+export * as optim from './optim.js';
