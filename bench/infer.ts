@@ -3,6 +3,7 @@
 // language/image keys and values computed once) and without it (the official code path).
 //   npm run bench:infer [-- --runs N --preset rdt-170m --threads N]
 import { parseArgs } from 'node:util';
+import { loadavg, cpus } from 'node:os';
 import * as torch from '../src/engine/index.js';
 import { rdtPreset, type RdtConfig } from '../src/model/config.js';
 import { RDTRunner } from '../src/model/runner.js';
@@ -55,6 +56,7 @@ function time(fn: () => void): number {
   fn();
   return (performance.now() - t0) / 1000;
 }
+const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 const gen = new torch.Generator(0);
@@ -65,7 +67,11 @@ const inp = inputs(gen);
 const noise = torch.randn([1, cfg.pred_horizon, cfg.action_dim], { generator: gen });
 console.log(`bench:infer  ${values.preset} (${(runner.numParameters() / 1e6).toFixed(1)}M params, random weights), float32, CPU, ` +
   `${torch.getNumThreads()} threads; batch 1, ${cfg.img_cond_len} image tokens, ${L} language tokens, ` +
-  `${cfg.noise_scheduler.num_inference_timesteps} DPM-Solver++ steps; built in ${build.toFixed(1)} s`);
+  `${cfg.noise_scheduler.num_inference_timesteps} DPM-Solver++ steps; built in ${build.toFixed(1)} s, RSS ${mib(process.memoryUsage().rss)} MiB`);
+const load = loadavg()[0];
+if (load > cpus().length)
+  console.log(`  note: the machine is busy (load ${load.toFixed(1)} on ${cpus().length} cores); with more threads than free cores, ` +
+    'small ops wait for descheduled threads and timings inflate; --threads 1 gives steadier numbers');
 
 const results: Record<string, number[]> = { cached: [], uncached: [] };
 let check: number[] = [];

@@ -81,7 +81,14 @@ test('DeepSpeed mp_rank_00_model_states.pt ("module") and EMA ema/model.safetens
   runTorch(`
 from safetensors.torch import load_file
 sd = load_file(inp["src"])
-torch.save({"module": sd, "global_steps": 10}, inp["dst"])
+import collections
+# the other entries DeepSpeed 0.14 writes beside "module" (torch.Size, sets, configs)
+torch.save({"module": sd, "buffer_names": [], "optimizer": None,
+            "param_shapes": [collections.OrderedDict((k, v.shape) for k, v in sd.items())],
+            "frozen_param_shapes": None, "shared_params": {}, "frozen_param_fragments": None,
+            "lr_scheduler": None, "data_sampler": None, "random_ltd": None, "sparse_tensor_module_names": set(),
+            "skipped_steps": 0, "global_steps": 10, "global_samples": 320, "dp_world_size": 1, "mp_world_size": 1,
+            "ds_config": {"bf16": {"enabled": True}, "zero_optimization": {"stage": 2}}, "ds_version": "0.14.2"}, inp["dst"])
 `, { src: fixture('rdt', 'tiny_a.weights.f32.safetensors'), dst: join(dir, 'pytorch_model', 'mp_rank_00_model_states.pt') });
   const ds = loadRdtCheckpoint(dir);
   assert.equal(ds.kind, 'deepspeed');

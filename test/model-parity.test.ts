@@ -115,10 +115,18 @@ for (const variant of VARIANTS) {
       checkScaled(results, `sample.action${tag}`, action, fx('sample.action'));
       assert.ok(maxAbsDiff(action.toFloat64(), otherIo.get('sample.action')!.toFloat64()) > 1e-2, `sample.action must not match the ${other} fixture`);
       // the solver schedule the fixture used
-      assert.deepEqual(runner.sampleScheduler.setTimesteps(5).timesteps, Array.from(fx('sample.timesteps').toFloat64()));
+      checkScaled(results, 'sample.timesteps', runner.sampleScheduler.setTimesteps(5).timesteps, fx('sample.timesteps'), 0);
       checkScaled(results, 'sample.sigmas', runner.sampleScheduler.setTimesteps(5).sigmas, fx('sample.sigmas'), 1e-6);
     }));
   }
+
+  test(`[${variant}] every output tensor of the fixture file was compared`, () => {
+    // core_short.lang_mask is the input mask's first 11 columns, used as given
+    checkScaled(results, 'core_short.lang_mask', torch.scope(() => fx('in.lang_attn_mask').slice(1, 0, 11).toFloat64()), fx('core_short.lang_mask'), 0);
+    const outputs = [...io.keys()].filter((k) => !k.startsWith('in.'));
+    const unchecked = outputs.filter((k) => !results.has(k));
+    assert.deepEqual(unchecked, [], 'fixture tensors without a parity check');
+  });
 }
 
 test('official sin-cos initialisation of the positional embeddings', () => {

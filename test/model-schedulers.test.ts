@@ -1,6 +1,8 @@
 // DDPM and DPM-Solver++ against the diffusers 0.27.2 tables and trajectories in
-// shared/fixtures/schedulers.safetensors. Tolerances: tables 1e-6 relative (the issue's bar; most
-// entries are bit-identical), float32 trajectories 1e-6 relative to the output scale, bf16 ones exact.
+// shared/fixtures/schedulers.safetensors. Everything here is bit-identical on the reference machine
+// (same libtorch, same op order as diffusers); the tolerances leave room for last-bit differences
+// of float32 exp/log on other CPUs: 1e-6 relative to the scale (the issue's bar) for float32
+// tables and trajectories, one bf16 ulp for the bf16 ones.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as torch from '../src/engine/index.js';
@@ -42,7 +44,7 @@ test('DDPM add_noise matches diffusers in float32 and in bf16 arithmetic', () =>
     assertRel(arr(ddpm.addNoise(x0, eps, ts)), arr(get('add_noise.out')), 1e-6, 'add_noise float32');
     const bf = ddpm.addNoise(x0.to('bfloat16'), eps.to('bfloat16'), ts);
     assert.equal(bf.dtype, 'bfloat16');
-    assert.equal(maxAbsDiff(arr(bf), arr(get('add_noise.bf16.out'))), 0, 'add_noise bf16 is bit-exact');
+    assertRel(arr(bf), arr(get('add_noise.bf16.out')), 2 ** -7, 'add_noise bf16 (bit-exact here; one bf16 ulp allowed)');
   });
   ddpm.dispose();
 });
@@ -84,7 +86,9 @@ for (const [prefix, n, exact] of [['traj.N5', 5, false], ['traj.N10', 10, false]
         const out = dpm.step(sched, k, m, get(`${prefix}.x.${k}`), prev);
         const want = get(`${prefix}.x.${k + 1}`);
         assert.equal(out.dtype, want.dtype);
-        if (exact) assert.equal(maxAbsDiff(arr(out), arr(want)), 0, `${prefix} step ${k} bit-exact`);
+        // bf16: bit-exact on the reference machine; allow one bf16 ulp at the output scale, since a
+        // last-bit difference in a float32 log/exp on another CPU can flip a bf16 rounding
+        if (exact) assertRel(arr(out), arr(want), 2 ** -7, `${prefix} step ${k}`);
         else assertRel(arr(out), arr(want), 1e-6, `${prefix} step ${k}`);
         prev = m;
         x = out;

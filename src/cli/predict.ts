@@ -8,9 +8,9 @@ import { predictFromTensors, PREDICT_INPUTS } from '../model/predict.js';
 
 const USAGE = `usage: rdt-libero predict --checkpoint DIR --inputs IN.safetensors --out OUT.safetensors [options]
 
-Runs the RDT sampler (${'5'}-step DPM-Solver++) on already-encoded conditions.
+Runs the RDT sampler (DPM-Solver++(2M), 5 steps by default) on already-encoded conditions.
 IN.safetensors holds:
-${PREDICT_INPUTS.map((i) => `  ${i.name.padEnd(11)} ${i.shape.padEnd(22)} ${i.what}`).join('\n')}
+${PREDICT_INPUTS.map((i) => `  ${i.name.padEnd(11)} ${i.shape.padEnd(34)} ${i.what}`).join('\n')}
 OUT.safetensors gets \`actions\` (B, horizon, action_dim), float32.
 
 options:
@@ -44,7 +44,16 @@ export async function predict(args: string[]): Promise<number> {
       return 2;
     }
   if (values.dtype !== 'float32' && values.dtype !== 'bfloat16') throw new Error(`--dtype must be float32 or bfloat16, got '${values.dtype}'`);
+  const kinds = ['auto', 'safetensors', 'bin', 'deepspeed', 'ema'];
+  if (!kinds.includes(values.weights!)) throw new Error(`--weights must be one of ${kinds.join(', ')}, got '${values.weights}'`);
   const weights = values.weights as 'auto';
+  const int = (name: string, v: string | undefined) => {
+    if (v === undefined) return undefined;
+    if (!/^\d+$/.test(v)) throw new Error(`--${name} must be a non-negative integer, got '${v}'`);
+    return Number(v);
+  };
+  const seed = int('seed', values.seed);
+  const steps = int('steps', values.steps);
   const t0 = performance.now();
   const { runner, weightsFile } = loadRdtCheckpoint(values.checkpoint!, { dtype: values.dtype as DType, device: values.device, weights });
   const t1 = performance.now();
@@ -52,8 +61,8 @@ export async function predict(args: string[]): Promise<number> {
   const actions = predictFromTensors(runner, tensors, {
     source: values.inputs!,
     cacheConditions: !values['no-cache'],
-    generator: values.seed !== undefined ? new torch.Generator(Number(values.seed)) : undefined,
-    numInferenceSteps: values.steps !== undefined ? Number(values.steps) : undefined,
+    generator: seed !== undefined ? new torch.Generator(seed) : undefined,
+    numInferenceSteps: steps,
   });
   torch.scope(() => torch.saveSafetensors(values.out!, { actions: actions.to({ dtype: 'float32', device: 'cpu' }) }));
   const t2 = performance.now();

@@ -8,7 +8,7 @@ import type { RDTRunner, SampleOptions } from './runner.js';
 export const PREDICT_INPUTS = [
   { name: 'lang_tokens', shape: '(B, L, lang_token_dim)', what: 'T5 encoder output', required: true },
   { name: 'lang_mask', shape: '(B, L)', what: 'nonzero = real token', required: true },
-  { name: 'img_tokens', shape: '(B, img_cond_len, img_token_dim)', what: 'SigLIP tokens, [ext, right, left] x [t-1, t]', required: true },
+  { name: 'img_tokens', shape: '(B, img_cond_len, img_token_dim)', what: 'SigLIP tokens: ext, right, left cameras at t-1, then at t', required: true },
   { name: 'state', shape: '(B, 1, state_token_dim)', what: 'current state in the unified vector', required: true },
   { name: 'state_mask', shape: '(B, action_dim)', what: '1 where the robot fills the unified vector', required: true },
   { name: 'ctrl_freq', shape: '(B,)', what: 'control frequency in Hz', required: true },

@@ -118,7 +118,8 @@ export class RDTRunner extends nn.Module {
       actionGt: [B, cfg.pred_horizon, cfg.action_dim],
       timesteps: [B],
     };
-    for (const [k, t] of Object.entries(extra)) if (t) expect(k, t, shapes[k]);
+    const names: Record<string, string> = { noise: 'noise', actionGt: 'action_gt', timesteps: 'timesteps' };
+    for (const [k, t] of Object.entries(extra)) if (t) expect(names[k], t, shapes[k]);
     const dtype = this.dtype;
     const device = this.device;
     const cast = (t: Tensor) => t.to({ dtype, device });
