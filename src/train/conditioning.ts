@@ -7,6 +7,7 @@ import type { TextEncoder, VisionEncoder } from '../encoders/types.js';
 import type { Batch } from '../data/dataset.js';
 import { STATE_VEC_LEN } from '../data/state_vec.js';
 import { BACKGROUND } from '../data/images.js';
+import { augmentImages, prng } from './image_aug.js';
 
 export interface Augment {
   /** cond_mask_prob: each condition is dropped independently per sample with this probability. */
@@ -18,6 +19,8 @@ export interface Augment {
   /** Per-slot state mean/std of the dataset (dataset_stat.json), for mean-state dropout and noise. */
   stateMean: Float32Array;
   stateStd: Float32Array;
+  /** image_aug: colour jitter / noise / blur on valid frames (src/train/image_aug.ts). */
+  imageAug: boolean;
   generator: torch.Generator;
 }
 
@@ -74,6 +77,11 @@ export function prepareInputs(batch: Batch, enc: Encoders, augment: Augment | nu
       for (let i = 0; i < B * A; i++) if (batch.stateMask[i]) state[i] += n[i] * augment.stateStd[i % A] * scale;
     }
     images = Uint8Array.from(batch.images);
+    if (augment.imageAug) {
+      // One seed per batch from the training generator keeps a resumed run identical.
+      const seed = torch.scope(() => torch.randint(0, 2 ** 31 - 1, [1], { generator: augment.generator }).item());
+      augmentImages(images, batch.imageMask, B * batch.historySize * cams, batch.height, batch.width, prng(seed));
+    }
     for (let b = 0; b < B; b++) {
       if (d.freq[b]) ctrl[b] = 0;
       if (d.state[b]) for (let k = 0; k < A; k++) state[b * A + k] = augment.stateMean[k];
@@ -91,9 +99,10 @@ export function prepareInputs(batch: Batch, enc: Encoders, augment: Augment | nu
   return torch.scope(() => {
     const n = B * batch.historySize * cams;
     // Token order: [ext_{t-1}, right_{t-1}, left_{t-1}, ext_t, right_t, left_t] (history-major), as official.
-    const imgTokens = enc.vision.encode(images, n, batch.height, batch.width)
+    // The encoders are frozen: no autograd graph through them.
+    const imgTokens = torch.noGrad(() => enc.vision.encode(images, n, batch.height, batch.width))
       .reshape([B, batch.historySize * cams * enc.vision.tokensPerImage, enc.vision.tokenDim]);
-    const { tokens: langTokens, mask: langMask } = enc.text.encode(instructions);
+    const { tokens: langTokens, mask: langMask } = torch.noGrad(() => enc.text.encode(instructions));
     const mask = torch.tensor(elemMask, { shape: [B, 1, A] });
     // Official behaviour: a dropped mask zeroes only the mask; the state values stay (noise and the
     // mean state only ever touch filled slots, so unfilled slots are 0 either way).

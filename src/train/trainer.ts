@@ -219,7 +219,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
   const totalSteps = cfg.max_train_steps ?? Math.ceil((cfg.num_train_epochs * ds.index.total) / effectiveBatch(cfg));
   const augment: Augment = {
     condMaskProb: cfg.cond_mask_prob, camExtMaskProb: cfg.cam_ext_mask_prob, stateNoiseSnr: cfg.state_noise_snr,
-    stateMean, stateStd, generator: gen,
+    stateMean, stateStd, imageAug: cfg.image_aug, generator: gen,
   };
 
   writeFileAtomic(join(out, 'run_config.yaml'), toYaml(cfg));
