@@ -2,7 +2,7 @@
 // clipping, the LR schedule, AdamW, EMA, and (every `checkpointing_period` steps) an atomic
 // checkpoint holding everything needed to continue exactly where the run stopped.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import * as torch from '../engine/index.js';
 import { nn, optim, type Tensor } from '../engine/index.js';
@@ -25,6 +25,7 @@ import { sampleEvaluate, type SampleMetrics } from './sample_eval.js';
 import { listCheckpoints, removeStaleTemporaries, resolveResume, writeCheckpoint, TRAINER_STATE } from './checkpoint_dir.js';
 import { saveState, loadState } from './state_file.js';
 import { JsonlSink, Metrics, Progress, TensorBoardSink, type MetricSink } from './metrics.js';
+import { WandbSink } from './wandb.js';
 import { writeFileAtomic } from '../util/atomic.js';
 
 export class TrainError extends Error {
@@ -109,8 +110,9 @@ function makeSinks(cfg: TrainConfig, dir: string): MetricSink[] {
   for (const r of cfg.report_to) {
     if (r === 'jsonl') sinks.push(new JsonlSink(join(dir, 'metrics.jsonl')));
     else if (r === 'tensorboard') sinks.push(new TensorBoardSink(join(dir, 'tensorboard')));
+    else if (r === 'wandb') sinks.push(new WandbSink({ project: 'rdt-libero', name: basename(dir), id: basename(dir), dir, config: cfg }));
     else if (r === 'none') continue;
-    else throw new TrainError(`report_to: unknown sink '${r}' (use jsonl, tensorboard or none)`);
+    else throw new TrainError(`report_to: unknown sink '${r}' (use jsonl, tensorboard, wandb or none)`);
   }
   return sinks;
 }
