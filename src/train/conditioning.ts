@@ -7,7 +7,8 @@ import type { TextEncoder, VisionEncoder } from '../encoders/types.js';
 import type { Batch } from '../data/dataset.js';
 import { STATE_VEC_LEN } from '../data/state_vec.js';
 import { BACKGROUND } from '../data/images.js';
-import { augmentImages, prng } from './image_aug.js';
+import { augmentImages } from './image_aug.js';
+import { Rng } from '../data/rng.js';
 
 export interface Augment {
   /** cond_mask_prob: each condition is dropped independently per sample with this probability. */
@@ -80,7 +81,8 @@ export function prepareInputs(batch: Batch, enc: Encoders, augment: Augment | nu
     if (augment.imageAug) {
       // One seed per batch from the training generator keeps a resumed run identical.
       const seed = torch.scope(() => torch.randint(0, 2 ** 31 - 1, [1], { generator: augment.generator }).item());
-      augmentImages(images, batch.imageMask, B * batch.historySize * cams, batch.height, batch.width, prng(seed));
+      const rng = new Rng(seed);
+      augmentImages(images, batch.imageMask, B * batch.historySize * cams, batch.height, batch.width, () => rng.next());
     }
     for (let b = 0; b < B; b++) {
       if (d.freq[b]) ctrl[b] = 0;

@@ -5,20 +5,8 @@
 // to 0.05*255 (per channel half of the time), then, half of the time, a box blur of kernel 2-7.
 // Divergence: imgaug's Laplace/Poisson noise, median and motion blurs are not reproduced; Gaussian noise
 // and box blur stand in for them.
-// Randomness comes from a small PRNG seeded per batch from the training generator, so a resumed run
-// augments exactly as an uninterrupted one.
-
-/** mulberry32: a tiny, fast, seedable PRNG. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// Randomness comes from the caller's uniform source (the data layer's Rng, seeded per batch from the
+// training generator), so a resumed run augments exactly as an uninterrupted one.
 
 function gaussian(rand: () => number): number {
   const u = Math.max(rand(), 1e-12);
