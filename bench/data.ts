@@ -102,7 +102,7 @@ const Pc = median(py.map((r) => r.cpuUsPerSample)), Oc = median(one.map((r) => r
 log(`median of ${rounds} rounds of ${seconds} s, batch ${batch}:                 samples/s   cpu us/sample`);
 log(`  h5py (1 process, reads only):                    ${P.toFixed(0).padStart(8)}   ${Pc.toFixed(0).padStart(8)}`);
 log(`  ours in-thread (reads + full sample + batch):    ${O.toFixed(0).padStart(8)}   ${Oc.toFixed(0).padStart(8)}`);
-log(`  ours ${workers} worker threads:                         ${M.toFixed(0).padStart(8)}   ${Mc.toFixed(0).padStart(8)}`);
+log(`  ours ${`${workers} worker threads:`.padEnd(43)} ${M.toFixed(0).padStart(8)}   ${Mc.toFixed(0).padStart(8)}`);
 log(`ratio ours(${workers} workers) / h5py = ${(M / P).toFixed(2)}x wall-clock   (in-thread ${(O / P).toFixed(2)}x; cpu per sample h5py/ours(${workers} workers) = ${(Pc / Mc).toFixed(2)}x; target >= 1)`);
 const load = (await import('node:os')).loadavg()[0];
 log(`machine: ${(await import('node:os')).cpus().length} cores, load average ${load.toFixed(1)}${load > (await import('node:os')).cpus().length ? ' (oversubscribed: wall-clock rates are shared with other processes)' : ''}`);

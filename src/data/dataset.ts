@@ -194,6 +194,17 @@ export class LiberoDataset {
     return { file: this.files[ep.file].path, demo: ep.demo, t: ep.obs[k], actionT: ep.act[k] };
   }
 
+  /** The string fields of a sample (cheap: no file access). */
+  meta(i: number): { id: SampleId; instruction: string; suite: string } {
+    const { episode, k } = this.index.locate(i);
+    const ep = this.index.episodes[episode];
+    return {
+      id: { file: this.files[ep.file].path, demo: ep.demo, t: ep.obs[k], actionT: ep.act[k] },
+      instruction: this.instructions[ep.file],
+      suite: this.suites[ep.suite],
+    };
+  }
+
   /** Builds global step i into row b of the batch. */
   writeSample(i: number, out: Batch, b: number): void {
     const cfg = this.cfg;

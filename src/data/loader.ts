@@ -163,7 +163,9 @@ export class DataLoader {
       this.waiting.set(id, {
         resolve: (m) => {
           wrapBuffers(b, m.buffers!);
-          resolve(m);
+          // the string fields are derived here from the indices (nothing but buffers crosses the thread boundary)
+          const metas = indices.map((i) => this.dataset.meta(i));
+          resolve({ ids: metas.map((x) => x.id), instruction: metas.map((x) => x.instruction), suite: metas.map((x) => x.suite) });
         },
         reject: (e, m) => {
           if (m?.buffers) wrapBuffers(b, m.buffers);

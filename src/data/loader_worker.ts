@@ -20,7 +20,7 @@ port.on('message', (m: { type: string; id: number; indices: number[]; buffers: R
   wrapBuffers(b, m.buffers);
   try {
     m.indices.forEach((i, r) => ds.writeSample(i, b, r));
-    port.postMessage({ type: 'done', id: m.id, meta: { ids: b.ids, instruction: b.instruction, suite: b.suite, buffers: m.buffers } }, Object.values(m.buffers));
+    port.postMessage({ type: 'done', id: m.id, meta: { buffers: m.buffers } }, Object.values(m.buffers));
   } catch (e) {
     port.postMessage({ type: 'error', id: m.id, message: (e as Error).message, meta: { buffers: m.buffers } }, Object.values(batchBuffers(b)));
   }
