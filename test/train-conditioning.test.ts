@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as torch from '../src/engine/index.js';
 import { writeSyntheticSuite } from '../src/data/synthetic.js';
-import { DataLoader } from '../src/data/loader.js';
+import { DataLoader, cloneBatch } from '../src/data/loader.js';
 import type { Batch } from '../src/data/dataset.js';
 import { prepareInputs, type Augment } from '../src/train/conditioning.js';
 import { augmentImages } from '../src/train/image_aug.js';
@@ -21,7 +21,7 @@ before(async () => {
   const root = join(mkdtempSync(join(tmpdir(), 'rdt-cond-')), 'data');
   await writeSyntheticSuite({ root, suite: 'libero_object', tasks: 1, demos: 2, meanLength: 20, size: 32, seed: 5 });
   const loader = await DataLoader.create({ dataset: { root }, batchSize: 6, workers: 0, sampler: { seed: 1 } });
-  batch = await loader.next();
+  batch = cloneBatch(await loader.next());
   await loader.close();
 });
 

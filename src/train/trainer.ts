@@ -10,7 +10,7 @@ import { loadSafetensors, saveSafetensors } from '../engine/io/index.js';
 import { RDTRunner } from '../model/runner.js';
 import { rdtPreset, type RdtConfig } from '../model/config.js';
 import { loadRdtCheckpoint, saveRdtCheckpoint, loadRunnerState } from '../model/checkpoint.js';
-import { DataLoader, type LoadedBatch } from '../data/loader.js';
+import { DataLoader, cloneBatch, type LoadedBatch } from '../data/loader.js';
 import type { Batch } from '../data/dataset.js';
 import { loadOrComputeStats } from '../data/stats.js';
 import { DemoTextEncoder, DemoVisionEncoder } from '../encoders/demo.js';
@@ -169,7 +169,8 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
     : null;
   const sampleBatches: Batch[] = [];
   if (holdout) {
-    for (let i = 0; i < cfg.num_sample_batches && holdout.dataset.index.total > 0; i++) sampleBatches.push(await holdout.next());
+    // Loader batches are pooled (valid until the next call): keep copies.
+    for (let i = 0; i < cfg.num_sample_batches && holdout.dataset.index.total > 0; i++) sampleBatches.push(cloneBatch(await holdout.next()));
     await holdout.close();
   }
 
