@@ -1,6 +1,5 @@
 #!/usr/bin/env node
 // The `rdt-libero` command. Subcommands parse their arguments and call into the layers; no logic here.
-import { doctor } from './doctor.js';
 
 const USAGE = `usage: rdt-libero <command> [options]
 
@@ -11,7 +10,8 @@ commands:
 `;
 
 const commands: Record<string, (args: string[]) => Promise<number> | number> = {
-  doctor: () => doctor(),
+  // Each command is imported when used, so `data` works without the native addon built.
+  doctor: async () => (await import('./doctor.js')).doctor(),
   data: async (args) => (await import('./data.js')).data(args),
   predict: async (args) => (await import('./predict.js')).predict(args),
 };
