@@ -67,7 +67,7 @@ const dump = (name: string, t: Tensor) => writeFileSync(join(dir, `${name}.bin`)
 const weights = [...block.stateDict()];
 for (const [k, t] of weights) dump(`w_${k}`, t);
 dump('x', x);
-dump('c', torch.scope(() => c.detach()));
+torch.scope(() => dump('c', c.detach()));
 dump('mask', mask);
 dump('target', target);
 torch.scope(() => torch.noGrad(() => dump('ours_out', block.forward(x, c, mask))));
