@@ -25,12 +25,12 @@ export async function accumulateGradients(
   let finite = true;
   for (let i = 0; i < count; i++) {
     const inputs = await micro(i);
-    const v = torch.scope(() => {
-      const l = runner.computeLoss(inputs, lossOptions(i));
-      const value = l.item();
-      if (Number.isFinite(value)) l.div(count).backward();
-      return value;
-    });
+    // The forward runs in its own scope, so only the loss outlives it: no JS handle keeps the
+    // activations alive while backward frees them.
+    const l = torch.scope(() => runner.computeLoss(inputs, lossOptions(i)).div(count));
+    const v = l.item() * count;
+    if (Number.isFinite(v)) l.backward();
+    l.dispose();
     for (const t of Object.values(inputs)) t.dispose();
     if (!Number.isFinite(v)) finite = false;
     sum += v;
