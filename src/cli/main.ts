@@ -5,6 +5,9 @@ import { doctor } from './doctor.js';
 const USAGE = `usage: rdt-libero <command> [options]
 
 commands:
+  demo        fine-tune the tiny RDT on a synthetic suite with DEMO encoders, on CPU (what \`npm start\` runs)
+  train       fine-tune RDT on LIBERO data: rdt-libero train --config run.yaml [key=value ...] (--help lists every key)
+  lora-merge  fold LoRA adapters into the base weights: rdt-libero lora-merge --checkpoint DIR --out DIR
   doctor      report libtorch, threads, BLAS and devices
   predict     run predictAction on encoded conditions from a safetensors file (rdt-libero predict --help)
   data        inspect LIBERO data, write statistics, generate synthetic suites (rdt-libero data --help)
@@ -12,6 +15,9 @@ commands:
 
 const commands: Record<string, (args: string[]) => Promise<number> | number> = {
   doctor: () => doctor(),
+  demo: async (args) => (await import('./demo.js')).demo(args),
+  train: async (args) => (await import('./train.js')).trainCommand(args),
+  'lora-merge': async (args) => (await import('./lora_merge.js')).loraMerge(args),
   data: async (args) => (await import('./data.js')).data(args),
   predict: async (args) => (await import('./predict.js')).predict(args),
 };
