@@ -144,13 +144,13 @@ export function demoReport(cfg: TrainConfig, r: TrainResult, seconds: number, da
     `  synthetic data      ${rel(join(dataRoot, DEMO_DATA.suite))}/`,
     '',
     'next steps:',
-    `  resume this run:    rdt-libero train --config ${rel(join(cfg.output_dir, 'run_config.yaml'))} max_train_steps=${r.steps * 2} --resume_from_checkpoint latest`,
-    '  real LIBERO:        rdt-libero train --config run.yaml   with data.dataset_root: /path/to/libero (folders',
+    `  resume this run:    node dist/src/cli/main.js train --config ${rel(join(cfg.output_dir, 'run_config.yaml'))} max_train_steps=${r.steps * 2} --resume_from_checkpoint latest`,
+    '  real LIBERO:        node dist/src/cli/main.js train --config run.yaml  with data.dataset_root: /path/to/libero (folders',
     '                      libero_spatial/, libero_goal/, ...), model: rdt-1b or pretrained_model_name_or_path,',
     '                      train_batch_size x gradient_accumulation_steps = 256; see README "Fine-tuning on LIBERO".',
     "  encoders:           'official' (T5-v1.1-XXL + SigLIP) are NOT shipped in this version; 'encoders: demo' is a",
     '                      labelled stand-in that only makes sense with the tiny model and for testing.',
-    '  all config keys:    rdt-libero train --help',
+    '  all config keys:    node dist/src/cli/main.js train --help',
   ];
   return lines.join('\n') + '\n';
 }

@@ -73,9 +73,11 @@ export function trainSummary(cfg: TrainConfig, r: TrainResult, seconds: number):
     r.losses.length ? `  loss (mean of first/last ${n} steps this run): ${f3(mean(r.losses.slice(0, n)))} -> ${f3(mean(r.losses.slice(-n)))}` : '  no optimizer step ran in this invocation',
   ];
   if (b || a) {
-    lines.push(`  held-out sample MSE: ${f3(b?.overall_avg_sample_mse)} -> ${f3(a?.overall_avg_sample_mse)}` +
-      (a?.eef_pos_err_cm !== undefined ? `; position error ${f3(b?.eef_pos_err_cm)} -> ${f3(a.eef_pos_err_cm)} cm` : '') +
-      (a?.eef_rot_err_deg !== undefined ? `, rotation ${f3(b?.eef_rot_err_deg)} -> ${f3(a.eef_rot_err_deg)} deg` : ''));
+    // Before -> after on a fresh run; only the end value on a resumed one (the "before" was measured by the first run).
+    const ba = (x: number | undefined, y: number | undefined) => (b ? `${f3(x)} -> ${f3(y)}` : f3(y));
+    lines.push(`  held-out sample MSE${b ? '' : ' at the end'}: ${ba(b?.overall_avg_sample_mse, a?.overall_avg_sample_mse)}` +
+      (a?.eef_pos_err_cm !== undefined ? `; position error ${ba(b?.eef_pos_err_cm, a.eef_pos_err_cm)} cm` : '') +
+      (a?.eef_rot_err_deg !== undefined ? `, rotation ${ba(b?.eef_rot_err_deg, a.eef_rot_err_deg)} deg` : ''));
   }
   if (cfg.encoders === 'demo') lines.push('  (DEMO encoders: these numbers are only meaningful as a pipeline check)');
   lines.push(`  last checkpoint: ${r.lastCheckpoint ? rel(r.lastCheckpoint) : '(none)'}`);
