@@ -41,7 +41,9 @@ test('demo --quick trains, reports a falling loss, and the files it names exist'
   assert.ok(afterLoss < 0.9 * before, `loss ${before} -> ${afterLoss} did not fall by 10%`);
   const mse = /sample MSE \(overall_avg_sample_mse\)\s+([\d.e+-]+) ->\s+([\d.e+-]+)/.exec(text);
   assert.ok(mse, `no sample MSE line in:\n${text}`);
-  assert.ok(Number.isFinite(Number(mse[1])) && Number.isFinite(Number(mse[2])));
+  // Held-out chunks of end-effector target poses: even 30 steps learn to stay near the current pose.
+  assert.ok(Number(mse[2]) < 0.5 * Number(mse[1]), `sample MSE ${mse[1]} -> ${mse[2]} did not halve`);
+  assert.match(text, /end-effector position error, cm\s+[\d.]+ ->\s+[\d.]+/);
 
   const path = (label: string) => {
     const m = new RegExp(`^  ${label}\\s+(\\S+?)/?(\\s|$)`, 'm').exec(text);
