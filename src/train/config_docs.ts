@@ -4,7 +4,7 @@
 import { DEFAULT_CONFIG } from './config.js';
 
 export const CONFIG_DOCS: Record<string, string> = {
-  model: "architecture preset ('rdt-1b', 'rdt-170m', 'tiny') or a hub config.json path (ignored when fine-tuning from a checkpoint)",
+  model: "architecture preset for training from scratch: 'rdt-1b', 'rdt-170m' or 'tiny' (ignored with pretrained_model_name_or_path)",
   pretrained_model_name_or_path: 'checkpoint folder (hub layout: config.json + weights) to fine-tune from; null = from scratch',
   encoders: "'official' (T5-v1.1-XXL + SigLIP, not shipped yet) or 'demo' (deterministic stand-ins, for testing only)",
   output_dir: 'where checkpoints, metrics.jsonl, tensorboard/, stats/ and run_config.yaml go',
