@@ -136,7 +136,7 @@ export function demoReport(cfg: TrainConfig, r: TrainResult, seconds: number, da
     ...sampleRows(r.sampleBefore, r.sampleAfter),
     '',
     'outputs:',
-    `  checkpoint          ${ck}/  (config.json, model.safetensors, ema/model.safetensors, trainer_state.json, training_state/)`,
+    `  checkpoint          ${ck}/  (config.json, model.safetensors, ema/model.safetensors, trainer_state.json, training_state.*)`,
     `  final weights       ${r.finalModelDir ? rel(r.finalModelDir) + '/' : '(none)'}`,
     `  metrics (JSONL)     ${rel(join(cfg.output_dir, 'metrics.jsonl'))}`,
     `  TensorBoard         ${tbFile ? rel(join(tbDir, tbFile)) : rel(tbDir)}   (tensorboard --logdir ${rel(tbDir)})`,
