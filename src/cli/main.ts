@@ -4,6 +4,9 @@
 const USAGE = `usage: rdt-libero <command> [options]
 
 commands:
+  demo        fine-tune the tiny RDT on a synthetic suite with DEMO encoders, on CPU (what \`npm start\` runs)
+  train       fine-tune RDT on LIBERO data: rdt-libero train --config run.yaml [key=value ...] (--help lists every key)
+  lora-merge  fold LoRA adapters into the base weights: rdt-libero lora-merge --checkpoint DIR --out DIR
   doctor      report libtorch, threads, BLAS and devices
   predict     run predictAction on encoded conditions from a safetensors file (rdt-libero predict --help)
   data        inspect LIBERO data, write statistics, generate synthetic suites (rdt-libero data --help)
@@ -11,6 +14,9 @@ commands:
 
 const commands: Record<string, (args: string[]) => Promise<number> | number> = {
   // Each command is imported when used, so `data` works without the native addon built.
+  demo: async (args) => (await import('./demo.js')).demo(args),
+  train: async (args) => (await import('./train.js')).trainCommand(args),
+  'lora-merge': async (args) => (await import('./lora_merge.js')).loraMerge(args),
   doctor: async () => (await import('./doctor.js')).doctor(),
   data: async (args) => (await import('./data.js')).data(args),
   predict: async (args) => (await import('./predict.js')).predict(args),

@@ -1,0 +1,110 @@
+// `rdt-libero lora-merge --checkpoint DIR --out DIR`: fold a LoRA run's adapters into its base weights and
+// save a plain hub-layout checkpoint (config.json + model.safetensors) that loads without LoRA.
+// Argument parsing and file checks only; the math is src/train/lora.ts.
+import { existsSync, readdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import * as torch from '../engine/index.js';
+import { loadSafetensors } from '../engine/io/index.js';
+import { loadRdtCheckpoint, saveRdtCheckpoint } from '../model/checkpoint.js';
+import { ModelError } from '../model/errors.js';
+import { loadConfig } from '../train/config.js';
+import { injectLora, isLoraKey, loraStateDict, mergeLora } from '../train/lora.js';
+import { reportTrainError } from './train.js';
+
+const USAGE = `usage: rdt-libero lora-merge --checkpoint DIR --out DIR [--run-config FILE] [--dtype float32|bfloat16]
+
+Loads a checkpoint written by a LoRA run (lora.enabled: true), i.e. a folder with config.json,
+model.safetensors (base weights) and adapter_model.safetensors, adds adapters with the rank, alpha and
+targets of the run's run_config.yaml, loads them, folds them into the base weights (W += alpha/r * B A)
+and writes DIR (--out) as a plain checkpoint: config.json + model.safetensors.
+
+options:
+  --checkpoint DIR    a checkpoint-N folder or the run's final/ folder
+  --out DIR           where the merged checkpoint goes (must not be the --checkpoint folder)
+  --run-config FILE   the run's resolved config (default: DIR/run_config.yaml, else DIR/../run_config.yaml)
+  --dtype D           dtype of the merged weights: float32 (default) or bfloat16 (as the hub files)
+`;
+
+class MergeError extends Error {
+  override name = 'TrainError'; // shown as is by reportTrainError
+}
+
+function findRunConfig(dir: string, given?: string): string {
+  if (given) {
+    if (!existsSync(given)) throw new MergeError(`--run-config ${given} does not exist`);
+    return given;
+  }
+  for (const p of [join(dir, 'run_config.yaml'), join(dirname(resolve(dir)), 'run_config.yaml')]) if (existsSync(p)) return p;
+  throw new MergeError(`no run_config.yaml in ${dir} or its parent: it holds the LoRA rank and alpha; pass --run-config FILE`);
+}
+
+export async function loraMerge(args: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        checkpoint: { type: 'string' }, out: { type: 'string' }, 'run-config': { type: 'string' },
+        dtype: { type: 'string', default: 'float32' }, help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true,
+    }));
+  } catch (e) {
+    process.stderr.write(`rdt-libero lora-merge: ${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  for (const k of ['checkpoint', 'out'] as const)
+    if (!values[k]) {
+      process.stderr.write(`rdt-libero lora-merge: --${k} is required\n\n${USAGE}`);
+      return 2;
+    }
+  if (values.dtype !== 'float32' && values.dtype !== 'bfloat16') {
+    process.stderr.write(`rdt-libero lora-merge: --dtype must be float32 or bfloat16, got '${values.dtype}'\n`);
+    return 2;
+  }
+  const dir = values.checkpoint!;
+  const out = values.out!;
+  if (resolve(dir) === resolve(out)) {
+    process.stderr.write('rdt-libero lora-merge: --out must differ from --checkpoint (the adapters would no longer match the base weights)\n');
+    return 2;
+  }
+  try {
+    if (!existsSync(dir)) throw new MergeError(`checkpoint folder ${dir} does not exist`);
+    const adapterFile = join(dir, 'adapter_model.safetensors');
+    if (!existsSync(adapterFile))
+      throw new MergeError(`${dir} has no adapter_model.safetensors (files: ${readdirSync(dir).join(', ')}); is it from a run with lora.enabled: true?`);
+    const runConfig = findRunConfig(dir, values['run-config']);
+    const { lora } = loadConfig({ file: runConfig });
+    const { runner, weightsFile } = loadRdtCheckpoint(dir, { dtype: 'float32', weights: 'safetensors' });
+    const adapted = injectLora(runner.model, { rank: lora.rank, alpha: lora.alpha, targets: lora.targets });
+    const { tensors } = loadSafetensors(adapterFile);
+    try {
+      const own = loraStateDict(runner);
+      const missing = [...own.keys()].filter((k) => !tensors.has(k));
+      const unexpected = [...tensors.keys()].filter((k) => !own.has(k));
+      if (missing.length || unexpected.length)
+        throw new ModelError(`${adapterFile} does not match the adapters of ${runConfig} (rank ${lora.rank}, targets ${lora.targets.join(', ')}): ` +
+          `${missing.length} adapter keys missing from the file${missing.length ? ` (e.g. ${missing[0]})` : ''}, ` +
+          `${unexpected.length} unexpected${unexpected.length ? ` (e.g. ${unexpected[0]})` : ''}`);
+      const res = runner.loadStateDict(tensors, { strict: false, castDtype: true, source: adapterFile });
+      if (res.missingKeys.some(isLoraKey)) throw new ModelError(`${adapterFile}: adapter keys missing: ${res.missingKeys.filter(isLoraKey).slice(0, 3).join(', ')}`);
+    } finally {
+      for (const t of tensors.values()) t.dispose();
+    }
+    const merged = mergeLora(runner);
+    if (merged !== adapted.length) throw new ModelError(`merged ${merged} adapters, expected ${adapted.length}`);
+    saveRdtCheckpoint(runner, out, { dtype: values.dtype as torch.DType });
+    process.stdout.write(`lora-merge: folded ${merged} adapters (rank ${lora.rank}, alpha ${lora.alpha}) from ${adapterFile} into ${weightsFile}\n` +
+      `  wrote ${join(out, 'config.json')} and ${join(out, 'model.safetensors')} (${values.dtype}, ${runner.numParameters()} parameters); ` +
+      `load it like any checkpoint (rdt-libero predict --checkpoint ${out}, or pretrained_model_name_or_path: ${out})\n`);
+    runner.dispose();
+    return 0;
+  } catch (e) {
+    return reportTrainError(e, 'lora-merge');
+  }
+}

@@ -1,0 +1,115 @@
+// `rdt-libero train --config run.yaml [overrides]`: argument parsing, the summary and exit codes only;
+// the work is in src/train. Exit codes: 0 done, 2 usage or config error, 1 runtime error.
+import { relative, resolve } from 'node:path';
+import { ConfigError, loadConfig, parseOverrides } from '../train/config.js';
+import { configHelp } from '../train/config_docs.js';
+import { formatDuration } from '../train/metrics.js';
+import type { TrainResult } from '../train/trainer.js';
+import type { TrainConfig } from '../train/config.js';
+
+export const TRAIN_USAGE = `usage: rdt-libero train [--config run.yaml] [overrides...]
+
+Fine-tunes RDT on LIBERO-format HDF5 files. Settings come from the defaults below, then the YAML file,
+then the command-line overrides, each written as any of
+  key=value    --key value    --key=value
+with dotted keys for nested sections (data.dataset_root=/data/libero, lora.enabled=true) and lists as
+a,b or [a, b]. Resume with --resume_from_checkpoint latest (or a checkpoint-N folder).
+The resolved config is saved as <output_dir>/run_config.yaml.
+
+keys (default, meaning):
+`;
+
+function usage(): string {
+  return `${TRAIN_USAGE}${configHelp()}\n\nexit codes: 0 done, 1 runtime error (data, model, training), 2 usage or config error\n`;
+}
+
+const KNOWN_RUNTIME = new Set(['TrainError', 'DataError', 'ModelError']);
+
+/** Print one line for a failed run and return its exit code (2 for config errors, else 1). */
+export function reportTrainError(e: unknown, cmd: string): number {
+  const err = e instanceof Error ? e : new Error(String(e));
+  if (err instanceof ConfigError || err.name === 'ConfigError') {
+    process.stderr.write(`rdt-libero ${cmd}: config error: ${err.message}\n(rdt-libero train --help lists every key)\n`);
+    return 2;
+  }
+  // Layer errors are written to be shown as is; anything else gets its type, and the stack on request.
+  const label = KNOWN_RUNTIME.has(err.name) ? err.message : `${err.name}: ${err.message}`;
+  process.stderr.write(`rdt-libero ${cmd}: ${label.split('\n').join('\n  ')}\n`);
+  if (process.env.RDT_DEBUG && err.stack) process.stderr.write(err.stack + '\n');
+  else if (!KNOWN_RUNTIME.has(err.name)) process.stderr.write('(set RDT_DEBUG=1 for the stack trace)\n');
+  return 1;
+}
+
+/** Split `--config FILE` / `--config=FILE` and `--help` from the overrides. */
+export function splitTrainArgs(args: string[]): { file?: string; help: boolean; overrides: string[] } {
+  let file: string | undefined;
+  let help = false;
+  const overrides: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '-h' || a === '--help' || a === 'help') help = true;
+    else if (a === '--config' || a === '-c') {
+      if (i + 1 >= args.length) throw new ConfigError('--config needs a file name');
+      file = args[++i];
+    } else if (a.startsWith('--config=')) file = a.slice('--config='.length);
+    else overrides.push(a);
+  }
+  return { file, help, overrides };
+}
+
+const f3 = (x: number | undefined) => (x === undefined ? 'n/a' : Math.abs(x) >= 100 ? x.toFixed(1) : x.toPrecision(3));
+
+export function trainSummary(cfg: TrainConfig, r: TrainResult, seconds: number): string {
+  const rel = (p: string) => {
+    const r = relative(process.cwd(), resolve(p));
+    return !r ? '.' : r.startsWith('..') ? resolve(p) : r;
+  };
+  const n = Math.max(1, Math.min(10, Math.floor(r.losses.length / 5)));
+  const mean = (xs: number[]) => (xs.length ? xs.reduce((s, x) => s + x, 0) / xs.length : NaN);
+  const b = r.sampleBefore, a = r.sampleAfter;
+  const lines = [
+    `train done: ${r.steps} optimizer steps in ${formatDuration(seconds)}, ${r.samplesPerSecond.toFixed(1)} samples/s, ` +
+      `${(100 * r.dataWaitShare).toFixed(0)}% waiting for data${r.skippedSteps ? `, ${r.skippedSteps} steps skipped (NaN/Inf loss)` : ''}`,
+    r.losses.length ? `  loss (mean of first/last ${n} steps this run): ${f3(mean(r.losses.slice(0, n)))} -> ${f3(mean(r.losses.slice(-n)))}` : '  no optimizer step ran in this invocation',
+  ];
+  if (b || a) {
+    // Before -> after on a fresh run; only the end value on a resumed one (the "before" was measured by the first run).
+    const ba = (x: number | undefined, y: number | undefined) => (b ? `${f3(x)} -> ${f3(y)}` : f3(y));
+    lines.push(`  held-out sample MSE${b ? '' : ' at the end'}: ${ba(b?.overall_avg_sample_mse, a?.overall_avg_sample_mse)}` +
+      (a?.eef_pos_err_cm !== undefined ? `; position error ${ba(b?.eef_pos_err_cm, a.eef_pos_err_cm)} cm` : '') +
+      (a?.eef_rot_err_deg !== undefined ? `, rotation ${ba(b?.eef_rot_err_deg, a.eef_rot_err_deg)} deg` : ''));
+  }
+  if (cfg.encoders === 'demo') lines.push('  (DEMO encoders: these numbers are only meaningful as a pipeline check)');
+  lines.push(`  last checkpoint: ${r.lastCheckpoint ? rel(r.lastCheckpoint) : '(none)'}`);
+  if (r.finalModelDir) lines.push(`  final weights:   ${rel(r.finalModelDir)}`);
+  if (cfg.report_to.includes('jsonl')) lines.push(`  metrics:         ${rel(resolve(cfg.output_dir, 'metrics.jsonl'))}`);
+  if (cfg.report_to.includes('tensorboard')) lines.push(`  tensorboard:     tensorboard --logdir ${rel(resolve(cfg.output_dir, 'tensorboard'))}`);
+  return lines.join('\n') + '\n';
+}
+
+export async function trainCommand(args: string[]): Promise<number> {
+  let cfg: TrainConfig;
+  try {
+    const { file, help, overrides } = splitTrainArgs(args);
+    if (help) {
+      process.stdout.write(usage());
+      return 0;
+    }
+    if (!file && !overrides.length) {
+      process.stderr.write(`rdt-libero train: give --config run.yaml and/or overrides\n\n${TRAIN_USAGE.split('\n\nkeys')[0]}\n(rdt-libero train --help lists every key)\n`);
+      return 2;
+    }
+    cfg = loadConfig({ file, overrides: parseOverrides(overrides) });
+  } catch (e) {
+    return reportTrainError(e, 'train');
+  }
+  try {
+    const { train } = await import('../train/trainer.js');
+    const t0 = performance.now();
+    const r = await train(cfg);
+    process.stdout.write(trainSummary(cfg, r, (performance.now() - t0) / 1000));
+    return 0;
+  } catch (e) {
+    return reportTrainError(e, 'train');
+  }
+}

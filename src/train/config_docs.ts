@@ -1,0 +1,91 @@
+// One line per training-config key, for `rdt-libero train --help`. The keys and defaults come from
+// DEFAULT_CONFIG; this table only adds the meaning. configHelp() lists every key of DEFAULT_CONFIG,
+// so a key added to the config without a line here still shows up (marked undocumented).
+import { DEFAULT_CONFIG } from './config.js';
+
+export const CONFIG_DOCS: Record<string, string> = {
+  model: "architecture preset for training from scratch: 'rdt-1b', 'rdt-170m' or 'tiny' (ignored with pretrained_model_name_or_path)",
+  pretrained_model_name_or_path: 'checkpoint folder (hub layout: config.json + weights) to fine-tune from; null = from scratch',
+  encoders: "'official' (T5-v1.1-XXL + SigLIP, not shipped yet) or 'demo' (deterministic stand-ins, for testing only)",
+  output_dir: 'where checkpoints, metrics.jsonl, tensorboard/, stats/ and run_config.yaml go',
+  seed: 'seed for the model init, the sampler, noise, timesteps and condition dropout',
+  device: "'cpu', 'cuda' or 'cuda:N'",
+  train_batch_size: 'samples per micro-batch (per process)',
+  gradient_accumulation_steps: 'micro-batches per optimizer step; effective batch = train_batch_size x this',
+  learning_rate: 'peak AdamW learning rate',
+  lr_scheduler: 'constant, constant_with_warmup, cosine or linear',
+  lr_warmup_steps: 'optimizer steps of linear warmup from 0 (not used by constant)',
+  max_train_steps: 'optimizer steps to run; null = num_train_epochs over the data',
+  num_train_epochs: 'epochs to run when max_train_steps is null',
+  adam_beta1: 'AdamW beta1',
+  adam_beta2: 'AdamW beta2',
+  adam_epsilon: 'AdamW epsilon',
+  adam_weight_decay: 'AdamW weight decay (on all parameters, as the official code)',
+  max_grad_norm: 'gradient clipping norm (applied; the official DeepSpeed setup silently skipped it)',
+  mixed_precision: "'bf16' (bf16 weights and activations, float32 master weights and optimizer) or 'no'",
+  checkpointing_period: 'write output_dir/checkpoint-N every this many optimizer steps (and at the end)',
+  checkpoints_total_limit: 'keep at most this many checkpoints (oldest deleted); null = keep all',
+  resume_from_checkpoint: "'latest' (newest complete checkpoint in output_dir) or a checkpoint-N folder; null = start fresh",
+  sample_period: 'sample-MSE evaluation on held-out demos before training, every this many steps and at the end; 0 = never',
+  sample_batch_size: 'samples per held-out evaluation batch',
+  num_sample_batches: 'held-out batches per evaluation',
+  cond_mask_prob: 'probability of dropping each condition (language, images, state, ...) per sample',
+  cam_ext_mask_prob: 'drop probability of the exterior camera; < 0 = use cond_mask_prob',
+  state_noise_snr: 'state noise SNR in dB added during training; null = no noise',
+  image_aug: 'image augmentation (not implemented in this version; must stay false to have an effect)',
+  ctrl_freq: 'control frequency in Hz fed to the model (LIBERO: 20)',
+  report_to: 'metric sinks: jsonl, tensorboard, none (list, or comma-separated on the command line)',
+  log_every: 'write train/* metrics every this many optimizer steps',
+  max_bad_steps: 'stop after this many consecutive optimizer steps with a NaN/Inf loss (each is skipped)',
+  'ema.enabled': 'keep an exponential moving average of the weights (saved as ema/model.safetensors)',
+  'ema.update_after_step': 'EMA updates before this step copy the weights',
+  'ema.inv_gamma': 'EMA warmup: decay = 1 - (1 + n / inv_gamma)^-power',
+  'ema.power': 'EMA warmup power',
+  'ema.min_value': 'EMA decay lower bound',
+  'ema.max_value': 'EMA decay upper bound',
+  'lora.enabled': 'train low-rank adapters instead of all weights (saved as adapter_model.safetensors; rdt-libero lora-merge folds them in)',
+  'lora.rank': 'adapter rank r',
+  'lora.alpha': 'adapter scale alpha (the update is alpha/r * B A)',
+  'lora.targets': 'linears of each RDT block that get adapters (official module names)',
+  'lora.train_adaptors': 'also train the language/image/state adaptors fully',
+  'data.dataset_root': 'folder holding libero_spatial/, libero_goal/, ... (or a suite folder itself); required',
+  'data.suites': 'suites to train on; empty = every suite found',
+  'data.suite_weights': 'relative sampling weight per suite, e.g. {libero_10: 2}; empty = by step count',
+  'data.action_encoding': 'how LIBERO actions map into the 128-d vector (see rdt-libero data --help)',
+  'data.instruction_source': "'filename' (the evaluation prompt) or 'problem_info' (the BDDL wording)",
+  'data.holdout_demos_per_task': 'demos per task kept out of training for sample-MSE evaluation',
+  'data.skip_idle_steps': 'skip the no-op steps at the start of each demo',
+  'data.drop_noops': 'drop every no-op step',
+  'data.realign_obs_action': "undo the original files' one-step observation/action offset",
+  'data.num_workers': 'background data-loading workers (0 = load on the main thread)',
+};
+
+type Plain = Record<string, unknown>;
+const isObj = (v: unknown): v is Plain => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Every leaf key of DEFAULT_CONFIG, dotted, with its default (suite_weights counts as a leaf). */
+export function configKeys(): { key: string; value: unknown }[] {
+  const out: { key: string; value: unknown }[] = [];
+  const walk = (o: Plain, pre: string) => {
+    for (const [k, v] of Object.entries(o)) {
+      const key = pre + k;
+      if (isObj(v) && k !== 'suite_weights') walk(v, key + '.');
+      else out.push({ key, value: v });
+    }
+  };
+  walk(DEFAULT_CONFIG as unknown as Plain, '');
+  return out;
+}
+
+const show = (v: unknown) => (v === '' ? "''" : Array.isArray(v) ? `[${v.join(', ')}]` : isObj(v) ? JSON.stringify(v) : String(v));
+
+/** The key table of `rdt-libero train --help`: key, default, meaning. */
+export function configHelp(): string {
+  const rows = configKeys().map(({ key, value }) => ({ key, def: show(value), doc: CONFIG_DOCS[key] ?? '(undocumented)' }));
+  const kw = Math.max(...rows.map((r) => r.key.length));
+  const dw = Math.min(24, Math.max(...rows.map((r) => r.def.length)));
+  return rows.map((r) => {
+    const def = r.def.length > dw ? `${r.def}\n${' '.repeat(2 + kw + 2 + dw + 2)}` : r.def.padEnd(dw);
+    return `  ${r.key.padEnd(kw)}  ${def}  ${r.doc}`;
+  }).join('\n');
+}
