@@ -51,7 +51,7 @@ export interface DataConfig {
 
 export interface TrainConfig {
   /**
-   * Architecture preset ('rdt-1b', 'rdt-170m', 'tiny'), or 'auto': the pretrained checkpoint's own
+   * Architecture preset ('rdt-1b', 'rdt-170m', 'tiny'), a hub config.json (or a folder holding one), or 'auto': the pretrained checkpoint's own
    * architecture (rdt-1b when training from scratch). A preset that differs from the checkpoint is an error.
    */
   model: string;

@@ -4,7 +4,7 @@
 import { DEFAULT_CONFIG } from './config.js';
 
 export const CONFIG_DOCS: Record<string, string> = {
-  model: "architecture preset for training from scratch: 'rdt-1b', 'rdt-170m' or 'tiny' (ignored with pretrained_model_name_or_path)",
+  model: "architecture: 'auto' (the pretrained checkpoint's own; rdt-1b from scratch), a preset 'rdt-1b', 'rdt-170m', 'tiny', or a hub config.json; must match the pretrained checkpoint",
   pretrained_model_name_or_path: 'checkpoint folder (hub layout: config.json + weights) to fine-tune from; null = from scratch',
   encoders: "'official' (T5-v1.1-XXL + SigLIP, not shipped yet) or 'demo' (deterministic stand-ins, for testing only)",
   output_dir: 'where checkpoints, metrics.jsonl, tensorboard/, stats/ and run_config.yaml go',
@@ -32,7 +32,7 @@ export const CONFIG_DOCS: Record<string, string> = {
   cond_mask_prob: 'probability of dropping each condition (language, images, state, ...) per sample',
   cam_ext_mask_prob: 'drop probability of the exterior camera; < 0 = use cond_mask_prob',
   state_noise_snr: 'state noise SNR in dB added during training; null = no noise',
-  image_aug: 'image augmentation (not implemented in this version; must stay false to have an effect)',
+  image_aug: 'augment half of the valid camera frames: colour jitter and/or Gaussian noise + box blur (official recipe, simplified)',
   ctrl_freq: 'control frequency in Hz fed to the model (LIBERO: 20)',
   report_to: 'metric sinks: jsonl, tensorboard, none (list, or comma-separated on the command line)',
   log_every: 'write train/* metrics every this many optimizer steps',
@@ -43,7 +43,7 @@ export const CONFIG_DOCS: Record<string, string> = {
   'ema.power': 'EMA warmup power',
   'ema.min_value': 'EMA decay lower bound',
   'ema.max_value': 'EMA decay upper bound',
-  'lora.enabled': 'train low-rank adapters instead of all weights (saved as adapter_model.safetensors; rdt-libero lora-merge folds them in)',
+  'lora.enabled': 'train low-rank adapters instead of all weights (needs pretrained_model_name_or_path; saved as adapter_model.safetensors; rdt-libero lora-merge folds them in)',
   'lora.rank': 'adapter rank r',
   'lora.alpha': 'adapter scale alpha (the update is alpha/r * B A)',
   'lora.targets': 'linears of each RDT block that get adapters (official module names)',

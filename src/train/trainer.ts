@@ -1,15 +1,15 @@
 // The fine-tuning loop. One optimizer step = `gradient_accumulation_steps` micro-batches; then
 // clipping, the LR schedule, AdamW, EMA, and (every `checkpointing_period` steps) an atomic
 // checkpoint holding everything needed to continue exactly where the run stopped.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import * as torch from '../engine/index.js';
 import { nn, optim, type Tensor } from '../engine/index.js';
 import { loadSafetensors, saveSafetensors } from '../engine/io/index.js';
 import { RDTRunner } from '../model/runner.js';
-import { rdtPreset, type RdtConfig } from '../model/config.js';
-import { loadRdtCheckpoint, saveRdtCheckpoint, loadRunnerState } from '../model/checkpoint.js';
+import { PRESETS, parseRdtConfig, rdtPreset, type RdtConfig } from '../model/config.js';
+import { loadRdtCheckpoint, saveRdtCheckpoint, loadRunnerState, readCheckpointConfig } from '../model/checkpoint.js';
 import { DataLoader, cloneBatch, type LoadedBatch } from '../data/loader.js';
 import type { Batch } from '../data/dataset.js';
 import { loadOrComputeStats } from '../data/stats.js';
@@ -62,12 +62,7 @@ interface TrainerState {
   bad_in_row: number;
 }
 
-function buildEncoders(cfg: TrainConfig, runner: RDTRunner): Encoders {
-  if (cfg.encoders === 'official')
-    throw new TrainError(
-      "encoders: 'official' needs the T5-v1.1-XXL and SigLIP encoders, which this version of rdt-libero does not ship yet; " +
-        "set encoders: demo to train with the deterministic demo encoders (results are only meaningful for testing)",
-    );
+function buildEncoders(runner: RDTRunner): Encoders {
   const c = runner.config;
   const vision = new DemoVisionEncoder(c.img_token_dim);
   const tokensNeeded = c.img_cond_len;
@@ -87,12 +82,31 @@ function archDiff(a: RdtConfig, b: RdtConfig): string[] {
   return d;
 }
 
+/** `model`: a preset name, or a hub config.json (or a folder holding one). */
+function modelConfig(model: string): RdtConfig {
+  if (model in PRESETS) return rdtPreset(model);
+  if (existsSync(model)) return model.endsWith('.json') ? parseRdtConfig(JSON.parse(readFileSync(model, 'utf8')), model) : readCheckpointConfig(model).config;
+  return rdtPreset(model); // unknown name: the preset error with its did-you-mean
+}
+
+/** Problems that need no data or model to find: reported before anything slow starts. */
+function checkUpFront(cfg: TrainConfig): void {
+  if (cfg.encoders === 'official')
+    throw new TrainError(
+      "encoders: 'official' needs the T5-v1.1-XXL and SigLIP encoders, which this version of rdt-libero does not ship yet; " +
+        'set encoders: demo to train with the deterministic demo encoders (results are only meaningful for testing)',
+    );
+  if (cfg.lora.enabled && !cfg.pretrained_model_name_or_path)
+    throw new TrainError('lora.enabled needs pretrained_model_name_or_path: LoRA adapts pretrained weights, and a model ' +
+      "initialised from scratch has a zero output layer, so its frozen base passes no gradient to the adapters");
+}
+
 function buildRunner(cfg: TrainConfig): RDTRunner {
   if (cfg.pretrained_model_name_or_path) {
     const path = cfg.pretrained_model_name_or_path;
     const { runner } = loadRdtCheckpoint(path, { dtype: 'float32', device: cfg.device });
     if (cfg.model !== 'auto') {
-      const diff = archDiff(rdtPreset(cfg.model), runner.config);
+      const diff = archDiff(modelConfig(cfg.model), runner.config);
       if (diff.length) {
         runner.dispose();
         throw new TrainError(`pretrained checkpoint ${path} does not match model '${cfg.model}' (${diff.join('; ')}); ` +
@@ -101,8 +115,8 @@ function buildRunner(cfg: TrainConfig): RDTRunner {
     }
     return runner;
   }
-  const preset = cfg.model === 'auto' ? 'rdt-1b' : cfg.model;
-  return new RDTRunner(rdtPreset(preset), { dtype: 'float32', device: cfg.device, generator: new torch.Generator(cfg.seed) });
+  const config = modelConfig(cfg.model === 'auto' ? 'rdt-1b' : cfg.model);
+  return new RDTRunner(config, { dtype: 'float32', device: cfg.device, generator: new torch.Generator(cfg.seed) });
 }
 
 function makeSinks(cfg: TrainConfig, dir: string): MetricSink[] {
@@ -120,6 +134,7 @@ function makeSinks(cfg: TrainConfig, dir: string): MetricSink[] {
 export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<TrainResult> {
   const verbose = opts.verbose ?? true;
   const say = (s: string) => verbose && process.stderr.write(s + '\n');
+  checkUpFront(cfg);
   const out = cfg.output_dir;
   mkdirSync(out, { recursive: true });
   for (const t of removeStaleTemporaries(out)) say(`removed a half-written checkpoint left by an earlier run: ${t}`);
@@ -176,7 +191,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
 
   // ---- model ----
   const runner = buildRunner(cfg);
-  const enc = buildEncoders(cfg, runner);
+  const enc = buildEncoders(runner);
   if (cfg.lora.enabled) {
     const adapted = injectLora(runner.model, { rank: cfg.lora.rank, alpha: cfg.lora.alpha, targets: cfg.lora.targets, generator: new torch.Generator(cfg.seed + 7) });
     markOnlyLoraTrainable(runner, cfg.lora.train_adaptors ? ['lang_adaptor.', 'img_adaptor.', 'state_adaptor.'] : []);
