@@ -3,7 +3,8 @@ import { resolve } from 'node:path';
 import { LiberoDataset, type DatasetOptions } from '../data/dataset.js';
 import { ENCODINGS } from '../data/encodings/index.js';
 import { SUITES, type SuiteName } from '../data/discover.js';
-import { computeStats, loadOrComputeStats, magnitudeReport, writeFileAtomic } from '../data/stats.js';
+import { computeStats, loadOrComputeStats, magnitudeReport } from '../data/stats.js';
+import { writeFileAtomic } from '../util/atomic.js';
 import { writeSyntheticSuite } from '../data/synthetic.js';
 import type { Alignment } from '../data/step_index.js';
 

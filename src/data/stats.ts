@@ -5,8 +5,9 @@
 // A magnitude report flags quantities whose typical magnitudes differ by more than 10x (the seeds' bug: position
 // deltas in metres next to a 6-D rotation ~100x larger).
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../util/atomic.js';
 import { encodeState, stateSlots } from './adapter.js';
 import type { LiberoDataset } from './dataset.js';
 import { getEncoding } from './encodings/index.js';
@@ -167,20 +168,6 @@ export function computeStats(ds: LiberoDataset, combinedName = 'libero'): Datase
     };
   });
   return out;
-}
-
-/** Writes text atomically: a temp file in the same folder, fsync, rename. */
-export function writeFileAtomic(path: string, text: string): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-  const fd = openSync(tmp, 'w');
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
 }
 
 /** Cached statistics: `<cacheDir>/dataset_stat-<hash16>.json`, computed on a miss. */

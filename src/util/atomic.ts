@@ -14,6 +14,7 @@ export function fsyncPath(path: string): void {
 
 /** Write `data` to `path` atomically (temp file in the same folder, fsync, rename, fsync folder). */
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
+  mkdirSync(dirname(path), { recursive: true });
   const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}`);
   const fd = openSync(tmp, 'w');
   try {
