@@ -252,7 +252,7 @@ export function obsFrameFromEnv(o: Record<string, ArrayLike<number> | Uint8Array
 /** The last cfg.historySize frames of one episode, oldest first, null before the episode start (official rule). */
 export class ObservationHistory {
   private frames: (ObsFrame | null)[];
-  constructor(private readonly size: number) {
+  constructor(size: number) {
     this.frames = new Array<ObsFrame | null>(size).fill(null);
   }
   /** Start a new episode. */

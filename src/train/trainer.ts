@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import * as torch from '../engine/index.js';
-import { nn, optim, type Tensor } from '../engine/index.js';
+import { optim, type Tensor } from '../engine/index.js';
 import { loadSafetensors, saveSafetensors } from '../engine/io/index.js';
 import { RDTRunner } from '../model/runner.js';
 import { PRESETS, parseRdtConfig, rdtPreset, type RdtConfig } from '../model/config.js';
