@@ -90,6 +90,12 @@ export class RDTRunner extends nn.Module {
     this.sampleScheduler = new DPMSolverMultistepScheduler({ numTrainTimesteps: T });
   }
 
+  /** Free the parameters and the schedulers' cached tables. */
+  override dispose(): void {
+    super.dispose();
+    this.noiseScheduler.dispose();
+  }
+
   get dtype(): DType {
     return this.model.x_pos_embed.dtype;
   }
