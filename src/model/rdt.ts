@@ -140,10 +140,11 @@ export class RDT extends nn.Module {
       trace?.('lang_c_pos', c.lang);
       trace?.('img_c_pos', c.img);
       const langM = langMask ? expandKeyMask(langMask, h.shape[1]) : null;
-      this.blocks.map((block, i) => {
+      // even blocks cross-attend to the language tokens (masked), odd blocks to the image tokens
+      for (const [i, block] of [...this.blocks].entries()) {
         h = i % 2 === 0 ? block.forward(h, c.lang, langM) : block.forward(h, c.img, null);
         trace?.(`block_out.${i}`, h);
-      });
+      }
       return this.head(h, trace);
     });
   }
@@ -173,10 +174,10 @@ export class RDT extends nn.Module {
   forwardCached(x: Tensor, freq: Tensor, t: Tensor, cache: ConditionCache, trace?: Trace): Tensor {
     return torch.scope(() => {
       let h = this.embedTokens(x, freq, t, trace);
-      this.blocks.map((block, i) => {
+      for (const [i, block] of [...this.blocks].entries()) {
         h = block.forward(h, cache.kv[i], cache.masks[i]);
         trace?.(`block_out.${i}`, h);
-      });
+      }
       return this.head(h, trace);
     });
   }
