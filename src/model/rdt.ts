@@ -160,10 +160,11 @@ export class RDT extends nn.Module {
       const c = this.addConditionPositions(langC, imgC);
       const langM = langMask ? expandKeyMask(langMask, this.horizon + 3) : null;
       // Made contiguous once: attention over strided (permuted) keys/values is ~1.5x slower on CPU.
-      const kv = this.blocks.map((block, i) => {
+      // (one scope per block, so only the contiguous copies outlive it: peak memory ~ the cache itself)
+      const kv = this.blocks.map((block, i) => torch.scope(() => {
         const { k, v } = block.cross_attn.keysValues(i % 2 === 0 ? c.lang : c.img);
         return { k: k.contiguous(), v: v.contiguous() };
-      });
+      }));
       const masks = this.blocks.map((_, i) => (i % 2 === 0 ? langM : null));
       for (const e of kv) [e.k, e.v].forEach((t) => t.keep());
       langM?.keep();
