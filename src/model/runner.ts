@@ -188,6 +188,7 @@ export class RDTRunner extends nn.Module {
       const a = this.adaptConditions(c.langTokens, c.imgTokens, torch.cat([c.stateTokens, c.actionMask], 2)); // state: (B, 1, D)
       opts.trace?.('state_traj', a.state);
       const cond = cache ? this.model.prepareConditions(a.lang, a.img, c.langMask) : null;
+      if (cond) [a.lang, a.img].forEach((t) => t.dispose()); // the cache holds all the steps need
       try {
         const mask = c.actionMask.expand([B, cfg.pred_horizon, cfg.action_dim]); // (B, 1, A) -> (B, horizon, A)
         const sched = this.sampleScheduler.setTimesteps(opts.numInferenceSteps ?? cfg.noise_scheduler.num_inference_timesteps);
