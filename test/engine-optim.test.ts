@@ -190,3 +190,27 @@ out = res
   }
   assert.equal(optim.clipGradNorm_([], 1), 0);
 });
+
+test('AdamW on bf16 parameters follows torch.optim.AdamW (same ops in bf16)', () => {
+  const G = Array.from({ length: 3 }, (_, k) => NAMES.map((n, i) => uniformData(SHAPES[n].reduce((a, b) => a * b, 1), 4000 + 10 * k + i)));
+  const p = NAMES.map((n) => new nn.Parameter(torch.scope(() => torch.tensor(Float32Array.from(INIT[n]), { shape: SHAPES[n] }).to('bfloat16'))));
+  const opt = new optim.AdamW(p, { lr: 1e-2, weightDecay: 0.1 });
+  for (let k = 0; k < 3; k++) {
+    torch.scope(() => p.forEach((q, i) => (q.grad = torch.tensor(Float32Array.from(G[k][i]), { shape: SHAPES[NAMES[i]] }).to('bfloat16'))));
+    opt.step();
+  }
+  const ref = runTorch<{ p: number[][] }>(`
+ps = [torch.tensor(inp['init'][n]).reshape(inp['shapes'][n]).to(torch.bfloat16).requires_grad_() for n in inp['names']]
+opt = torch.optim.AdamW(ps, lr=1e-2, weight_decay=0.1)
+for k in range(3):
+    for i, q in enumerate(ps):
+        q.grad = torch.tensor(inp['g'][k][i]).reshape(q.shape).to(torch.bfloat16)
+    opt.step()
+out = {'p': [L(q) for q in ps]}
+`, { init: INIT, shapes: SHAPES, names: NAMES, g: G });
+  // Same bf16 kernels in the same order: equal to the bit.
+  p.forEach((q, i) => assertClose(q.toFloat64(), ref.p[i], { atol: 0, rtol: 0, what: `bf16 ${NAMES[i]}` }));
+  assert.equal(p[0].dtype, 'bfloat16');
+  opt.dispose();
+  for (const q of p) q.dispose();
+});
