@@ -34,10 +34,6 @@ for (const variant of VARIANTS) {
     langTokens: fx('in.lang_tokens'), langMask: fx('in.lang_attn_mask'), imgTokens: fx('in.img_tokens'),
     stateTokens: fx('in.state_tokens'), actionMask: fx('in.action_mask'), ctrlFreqs: fx('in.ctrl_freqs'),
   });
-  // (not runner.zeroGrad(): it needs the native zeroGrads of the optim family, not merged yet)
-  const clearGrads = () => {
-    for (const p of runner.parameters()) p.grad = null;
-  };
   after(() => {
     printResults(`parity, RmsNorm ${variant}`, results);
     runner.dispose();
@@ -80,7 +76,7 @@ for (const variant of VARIANTS) {
   })));
 
   test(`[${variant}] compute_loss with the given noise and timesteps, and its gradients`, () => {
-    clearGrads();
+    runner.zeroGrad();
     const loss = torch.scope(() => runner.computeLoss({ ...conditions(), actionGt: fx('in.action_gt') }, {
       noise: fx('in.loss_noise'), timesteps: fx('in.loss_timesteps'),
       trace: (name, t) => checkScaled(results, `loss.${name}`, t, fx(`loss.${name}`)),
@@ -96,7 +92,7 @@ for (const variant of VARIANTS) {
       if (g) for (const v of g.toFloat64()) sq += v * v;
     });
     checkScaled(results, 'loss.grad_global_norm', [Math.sqrt(sq)], fx('loss.grad_global_norm'));
-    clearGrads();
+    runner.zeroGrad();
   });
 
   for (const cacheConditions of [true, false]) {

@@ -59,3 +59,23 @@ test('predictAction and computeLoss reject wrong shapes, naming the tensor and t
   assert.throws(() => runner.computeLoss({ ...c, actionGt: torch.zeros([2, 32, 128]) }), /action_gt must have shape \(2, 64, 128\)/);
   runner.dispose();
 }));
+
+test('no tensor leaks: a loss, a backward pass and a sampling call leave only the parameters alive', () => {
+  const before = torch.liveTensors();
+  const runner = new RDTRunner(rdtPreset('tiny'), { generator: new torch.Generator(2) });
+  const params = torch.liveTensors();
+  torch.scope(() => {
+    const c = {
+      langTokens: torch.randn([2, 5, 32]), langMask: torch.ones([2, 5]), imgTokens: torch.randn([2, 54, 24]),
+      stateTokens: torch.randn([2, 1, 128]), actionMask: torch.ones([2, 1, 128]), ctrlFreqs: torch.tensor([10, 25]),
+    };
+    const loss = runner.computeLoss({ ...c, actionGt: torch.randn([2, 64, 128]) });
+    loss.backward();
+    runner.predictAction(c, { cacheConditions: true });
+    runner.predictAction(c, { cacheConditions: false });
+  });
+  runner.zeroGrad();
+  assert.equal(torch.liveTensors(), params + 1, 'only the parameters and the DDPM table remain'); // + alphas_cumprod
+  runner.dispose();
+  assert.equal(torch.liveTensors(), before);
+});

@@ -140,10 +140,11 @@ export class RDT extends nn.Module {
       trace?.('lang_c_pos', c.lang);
       trace?.('img_c_pos', c.img);
       const langM = langMask ? expandKeyMask(langMask, h.shape[1]) : null;
-      this.blocks.map((block, i) => {
+      // even blocks cross-attend to the language tokens (masked), odd blocks to the image tokens
+      for (const [i, block] of [...this.blocks].entries()) {
         h = i % 2 === 0 ? block.forward(h, c.lang, langM) : block.forward(h, c.img, null);
         trace?.(`block_out.${i}`, h);
-      });
+      }
       return this.head(h, trace);
     });
   }
@@ -159,10 +160,11 @@ export class RDT extends nn.Module {
       const c = this.addConditionPositions(langC, imgC);
       const langM = langMask ? expandKeyMask(langMask, this.horizon + 3) : null;
       // Made contiguous once: attention over strided (permuted) keys/values is ~1.5x slower on CPU.
-      const kv = this.blocks.map((block, i) => {
+      // (one scope per block, so only the contiguous copies outlive it: peak memory ~ the cache itself)
+      const kv = this.blocks.map((block, i) => torch.scope(() => {
         const { k, v } = block.cross_attn.keysValues(i % 2 === 0 ? c.lang : c.img);
         return { k: k.contiguous(), v: v.contiguous() };
-      });
+      }));
       const masks = this.blocks.map((_, i) => (i % 2 === 0 ? langM : null));
       for (const e of kv) [e.k, e.v].forEach((t) => t.keep());
       langM?.keep();
@@ -173,10 +175,10 @@ export class RDT extends nn.Module {
   forwardCached(x: Tensor, freq: Tensor, t: Tensor, cache: ConditionCache, trace?: Trace): Tensor {
     return torch.scope(() => {
       let h = this.embedTokens(x, freq, t, trace);
-      this.blocks.map((block, i) => {
+      for (const [i, block] of [...this.blocks].entries()) {
         h = block.forward(h, cache.kv[i], cache.masks[i]);
         trace?.(`block_out.${i}`, h);
-      });
+      }
       return this.head(h, trace);
     });
   }

@@ -90,6 +90,12 @@ export class RDTRunner extends nn.Module {
     this.sampleScheduler = new DPMSolverMultistepScheduler({ numTrainTimesteps: T });
   }
 
+  /** Free the parameters and the schedulers' cached tables. */
+  override dispose(): void {
+    super.dispose();
+    this.noiseScheduler.dispose();
+  }
+
   get dtype(): DType {
     return this.model.x_pos_embed.dtype;
   }
@@ -182,6 +188,7 @@ export class RDTRunner extends nn.Module {
       const a = this.adaptConditions(c.langTokens, c.imgTokens, torch.cat([c.stateTokens, c.actionMask], 2)); // state: (B, 1, D)
       opts.trace?.('state_traj', a.state);
       const cond = cache ? this.model.prepareConditions(a.lang, a.img, c.langMask) : null;
+      if (cond) [a.lang, a.img].forEach((t) => t.dispose()); // the cache holds all the steps need
       try {
         const mask = c.actionMask.expand([B, cfg.pred_horizon, cfg.action_dim]); // (B, 1, A) -> (B, horizon, A)
         const sched = this.sampleScheduler.setTimesteps(opts.numInferenceSteps ?? cfg.noise_scheduler.num_inference_timesteps);
