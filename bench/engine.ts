@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import * as torch from '../src/engine/index.js';
 import { F, optim } from '../src/engine/index.js';
 import type { Tensor } from '../src/engine/index.js';
-import { RDTBlock } from './rdt_block.js';
+import { RDTBlock } from '../src/model/blocks.js';
 
 const ITERS = Number(process.env.BENCH_ITERS ?? 10);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 2);
@@ -38,7 +38,8 @@ const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 // ---- our side ----
 torch.manualSeed(0);
 const { hidden: D, batch: B, selfTokens: N, condTokens: L } = CFG;
-const block = new RDTBlock({ hidden: D, heads: CFG.heads, rmsVariant: 'timm103-unbiased-var' });
+// The model's own block (src/model/blocks.ts), so the bench measures exactly what RDT runs.
+const block = new RDTBlock(D, CFG.heads, { rmsNorm: 'timm103-unbiased-var' });
 const gen = new torch.Generator(1);
 const x = torch.randn([B, N, D], { generator: gen }).keep();
 const c = torch.randn([B, L, D], { generator: gen }).keep().requiresGrad_(true);

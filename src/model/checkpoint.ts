@@ -3,7 +3,8 @@
 // all with the official state-dict keys (rdt-spec.md 1.8, 1.9, 6.3). Loading is strict: every
 // missing, unexpected and mis-shaped key is reported at once. We save config.json +
 // model.safetensors with the same keys, which the Python hub mixin loads back.
-import { existsSync, readFileSync, statSync, writeFileSync, renameSync, mkdirSync, openSync, fsyncSync, closeSync } from 'node:fs';
+import { writeFileAtomic } from '../util/atomic.js';
+import { existsSync, readFileSync, statSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as torch from '../engine/index.js';
 import { nn, type Tensor, type DType, type Device } from '../engine/index.js';
@@ -148,15 +149,6 @@ export function loadRdtCheckpoint(path: string, opts: LoadCheckpointOptions = {}
     throw e;
   }
   return { runner, config, weightsFile: w.file, kind: w.kind };
-}
-
-function writeFileAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text);
-  const fd = openSync(tmp, 'r');
-  fsyncSync(fd);
-  closeSync(fd);
-  renameSync(tmp, path);
 }
 
 /**

@@ -2,6 +2,7 @@
 // The keys are the official ones (configs/base.yaml `model:` merged with RDTRunner's arguments, as
 // saved beside `pytorch_model.bin` on the hub), so a hub config.json, our YAML and our saved
 // checkpoints all read the same way. See shared/docs/rdt-spec.md 1.1 and 1.9.
+import { didYouMean } from '../util/did-you-mean.js';
 import { readFileSync } from 'node:fs';
 import YAML from 'yaml';
 import { ModelError } from './errors.js';
@@ -106,7 +107,7 @@ export const PRESETS: Record<string, () => RdtConfig> = {
 /** A preset by name, with optional overrides (validated). Unknown names get a "did you mean". */
 export function rdtPreset(name: string, overrides: Record<string, unknown> = {}): RdtConfig {
   const make = PRESETS[name];
-  if (!make) throw new ModelError(`unknown RDT preset '${name}'${didYouMean(name, Object.keys(PRESETS))}; presets: ${Object.keys(PRESETS).join(', ')}`);
+  if (!make) throw new ModelError(`unknown RDT preset '${name}'${hint(name, Object.keys(PRESETS))}; presets: ${Object.keys(PRESETS).join(', ')}`);
   return parseRdtConfig(deepMerge(toHubJson(make(), { always: true }), overrides), `preset ${name}`);
 }
 
@@ -115,27 +116,10 @@ export function rdtPreset(name: string, overrides: Record<string, unknown> = {})
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-function didYouMean(key: string, known: string[]): string {
-  let best = '';
-  let bestD = Infinity;
-  for (const k of known) {
-    const d = editDistance(key, k);
-    if (d < bestD) [best, bestD] = [k, d];
-  }
-  return bestD <= Math.max(2, key.length / 3) ? ` (did you mean '${best}'?)` : '';
-}
-function editDistance(a: string, b: string): number {
-  const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = dp[0];
-    dp[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = dp[j];
-      dp[j] = Math.min(dp[j] + 1, dp[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return dp[b.length];
+/** ' (did you mean 'x'?)' for a near miss among `known`, else ''. */
+function hint(key: string, known: string[]): string {
+  const best = didYouMean(key, known);
+  return best ? ` (did you mean '${best}'?)` : '';
 }
 
 function deepMerge(base: Obj, over: Obj): Obj {
@@ -191,7 +175,7 @@ class Reader {
   /** Unknown keys are errors (a typo would otherwise be silently ignored). */
   noExtra(known: string[]): void {
     for (const k of Object.keys(this.obj))
-      if (!known.includes(k)) this.fail(k, `is not an RDT config key${didYouMean(k, known)}; known keys: ${known.join(', ')}`);
+      if (!known.includes(k)) this.fail(k, `is not an RDT config key${hint(k, known)}; known keys: ${known.join(', ')}`);
   }
 }
 

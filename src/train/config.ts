@@ -135,7 +135,8 @@ export const DEFAULT_CONFIG: TrainConfig = {
     dataset_root: '',
     suites: [],
     suite_weights: {},
-    action_encoding: 'eef_velocity',
+    // Commanded goal poses look like RDT's pre-training actions (future absolute poses).
+    action_encoding: 'eef_target_pose',
     instruction_source: 'filename',
     holdout_demos_per_task: 1,
     skip_idle_steps: true,
