@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import * as torch from '../src/engine/index.js';
 import { F, optim } from '../src/engine/index.js';
 import type { Tensor } from '../src/engine/index.js';
-import { RDTBlock } from '../src/model/blocks.js';
+import { RDTBlock, expandKeyMask } from '../src/model/blocks.js';
 
 const ITERS = Number(process.env.BENCH_ITERS ?? 10);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 2);
@@ -45,7 +45,8 @@ const x = torch.randn([B, N, D], { generator: gen }).keep();
 const c = torch.randn([B, L, D], { generator: gen }).keep().requiresGrad_(true);
 const target = torch.randn([B, N, D], { generator: gen }).keep();
 // Language-style key mask: sample b keeps its first L - 97 b tokens.
-const mask = torch.scope(() => torch.arange(L).unsqueeze(0).lt(torch.arange(B).mul(-97).add(L).unsqueeze(1)).keep());
+const keyMask = torch.scope(() => torch.arange(L).unsqueeze(0).lt(torch.arange(B).mul(-97).add(L).unsqueeze(1))).keep();
+const mask = torch.scope(() => expandKeyMask(keyMask, N)).keep(); // (B, L) -> the block's attention-mask shape
 const opt = new optim.AdamW(block.parameters(), { lr: 1e-4, weightDecay: 0.01 });
 
 function forward(): void {
@@ -71,10 +72,10 @@ const weights = [...block.stateDict()];
 for (const [k, t] of weights) dump(`w_${k}`, t);
 dump('x', x);
 torch.scope(() => dump('c', c.detach()));
-dump('mask', mask);
+dump('mask', keyMask);
 dump('target', target);
 torch.scope(() => torch.noGrad(() => dump('ours_out', block.forward(x, c, mask))));
-writeFileSync(join(dir, 'manifest.json'), JSON.stringify({ weights: weights.map(([k, t]) => [k, t.shape]), x: x.shape, c: c.shape, mask: mask.shape }));
+writeFileSync(join(dir, 'manifest.json'), JSON.stringify({ weights: weights.map(([k, t]) => [k, t.shape]), x: x.shape, c: c.shape, mask: keyMask.shape }));
 // Free the ~80 MB of ArrayBuffers the dumps made now, so that our peak RSS measures the block, not them
 // (Python frees its file buffers by refcount as it loads them).
 setFlagsFromString('--expose-gc');
