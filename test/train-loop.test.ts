@@ -178,3 +178,21 @@ test('bad input: empty dataset folder, mismatched pretrained checkpoint', async 
   const ok = await train(cfgFor(join(work, 'ft'), { model: 'auto', pretrained_model_name_or_path: hub, max_train_steps: 2, checkpointing_period: 2 }), { verbose: false });
   assert.equal(ok.steps, 2);
 });
+
+test('bf16 mixed precision: bf16 weights, float32 masters and AdamW state, exact resume', async () => {
+  const over = { mixed_precision: 'bf16', max_train_steps: 4, checkpointing_period: 2 };
+  const full = await train(cfgFor(join(work, 'bf16-full'), over), { verbose: false });
+  assert.ok(full.losses.every(Number.isFinite));
+  const half = await train(cfgFor(join(work, 'bf16-half'), over), { verbose: false, haltAfterStep: 2 });
+  const rest = await train(cfgFor(join(work, 'bf16-half'), { ...over, resume_from_checkpoint: 'latest' }), { verbose: false });
+  assert.deepEqual([...half.losses, ...rest.losses], full.losses, 'bf16 runs resume exactly too');
+  const ck = join(work, 'bf16-full', 'checkpoint-4');
+  const { tensors: model } = torch.loadSafetensors(join(ck, 'model.safetensors'));
+  assert.equal(model.get('model.blocks.0.attn.qkv.weight')!.dtype, 'bfloat16', 'the model computes in bf16');
+  const { tensors: state } = torch.loadSafetensors(join(ck, 'training_state.safetensors'));
+  const masters = [...state].filter(([k]) => k.startsWith('masters.'));
+  const moments = [...state].filter(([k]) => k.includes('exp_avg'));
+  assert.equal(masters.length, 114);
+  assert.ok(masters.every(([, t]) => t.dtype === 'float32'), 'float32 master weights');
+  assert.ok(moments.length > 0 && moments.every(([, t]) => t.dtype === 'float32'), 'float32 AdamW moments');
+});
