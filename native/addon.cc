@@ -3,11 +3,7 @@
 #include "common.h"
 
 #include <c10/util/Exception.h>
-#include <cstdlib>
 #include <cstring>
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
 #include <mutex>
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -350,19 +346,7 @@ OP(dataPtr) { return c.num(static_cast<double>(reinterpret_cast<uintptr_t>(c.t(0
 
 // ---- module init ----
 
-// glibc raises its mmap threshold (up to 32 MB) after the first large frees; from then on large
-// blocks come from the heap and stay mapped after free. Measured on CPU with a fixed 4 MiB threshold
-// (large blocks go back to the OS on free; smaller ones are reused from the heap): rdt-170m sampling
-// 5.7 s -> 2.8 s and peak RSS 8.2 GB -> ~1.2 GB; the engine bench's training step stays at PyTorch's
-// speed (a 128 KiB threshold cost it 6%). A user's own MALLOC_MMAP_THRESHOLD_ wins.
-static void tuneAllocator() {
-#if defined(__GLIBC__)
-  if (!std::getenv("MALLOC_MMAP_THRESHOLD_")) mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
-#endif
-}
-
 static napi_value Init(napi_env env, napi_value exports) {
-  tuneAllocator();
   for (auto& e : registry()) {
     napi_value fn;
     napi_create_function(env, e.name, NAPI_AUTO_LENGTH, dispatch, &e, &fn);
