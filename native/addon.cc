@@ -144,6 +144,21 @@ std::vector<int64_t> Ctx::ints(size_t i) const {
   }
   return out;
 }
+std::vector<double> Ctx::doubles(size_t i) const {
+  bool isArr = false;
+  if (i >= argc) argFail(i, "an array of numbers");
+  napi_is_array(env, argv[i], &isArr);
+  if (!isArr) return {d(i)};
+  uint32_t n;
+  napi_get_array_length(env, argv[i], &n);
+  std::vector<double> out(n);
+  for (uint32_t k = 0; k < n; k++) {
+    napi_value el;
+    napi_get_element(env, argv[i], k, &el);
+    if (napi_get_value_double(env, el, &out[k]) != napi_ok) argFail(i, "an array of numbers");
+  }
+  return out;
+}
 std::optional<std::vector<int64_t>> Ctx::oints(size_t i) const {
   if (isNullish(i)) return std::nullopt;
   return ints(i);

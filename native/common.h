@@ -47,6 +47,7 @@ class Ctx {
   bool b(size_t i) const;
   std::string s(size_t i) const;
   std::vector<int64_t> ints(size_t i) const;          // number array (a bare number = one-element list)
+  std::vector<double> doubles(size_t i) const;        // number array (a bare number = one-element list)
   std::optional<std::vector<int64_t>> oints(size_t i) const;
   at::Scalar scalar(size_t i) const;                  // number or boolean
   at::ScalarType dtype(size_t i) const;               // ScalarType code as a number

@@ -17,20 +17,6 @@ static int64_t reduction(Ctx& c, size_t i) {
   c.fail("reduction must be 'mean', 'sum' or 'none', got '" + r + "'", true);
 }
 
-static std::vector<double> doubles(Ctx& c, size_t i) {
-  bool isArr = false;
-  napi_is_array(c.env, c.argv[i], &isArr);
-  if (!isArr) return {c.d(i)};
-  uint32_t n;
-  napi_get_array_length(c.env, c.argv[i], &n);
-  std::vector<double> out(n);
-  for (uint32_t k = 0; k < n; k++) {
-    napi_value el;
-    napi_get_element(c.env, c.argv[i], k, &el);
-    if (napi_get_value_double(c.env, el, &out[k]) != napi_ok) c.argFail(i, "an array of numbers");
-  }
-  return out;
-}
 
 // linear(x, w, b|null)
 OP(linear) { return c.wrap(at::linear(c.t(0), c.t(1), c.ot(2))); }
@@ -113,7 +99,7 @@ OP(interpolate) {
   auto mode = c.s(1);
   auto size = c.oints(2);
   std::optional<std::vector<double>> scales;
-  if (!c.isNullish(3)) scales = doubles(c, 3);
+  if (!c.isNullish(3)) scales = c.doubles(3);
   bool align = !c.isNullish(4) && c.b(4);
   bool aa = !c.isNullish(5) && c.b(5);
   at::OptionalIntArrayRef os = size ? at::OptionalIntArrayRef(*size) : at::OptionalIntArrayRef();

@@ -5,20 +5,6 @@
 #include <cmath>
 using rdt::Ctx;
 
-static std::vector<double> doubles(Ctx& c, size_t i) {
-  bool isArr = false;
-  napi_is_array(c.env, c.argv[i], &isArr);
-  if (!isArr) c.argFail(i, "an array of numbers");
-  uint32_t n;
-  napi_get_array_length(c.env, c.argv[i], &n);
-  std::vector<double> out(n);
-  for (uint32_t k = 0; k < n; k++) {
-    napi_value el;
-    napi_get_element(c.env, c.argv[i], k, &el);
-    if (napi_get_value_double(c.env, el, &out[k]) != napi_ok) c.argFail(i, "an array of numbers");
-  }
-  return out;
-}
 
 // gradsDefined(params) -> boolean[]: which parameters hold a gradient (one call for a whole model).
 OP(gradsDefined) {
@@ -58,7 +44,7 @@ OP(adamwStep) {
   auto ps = c.ts(0);
   auto ms = c.ts(1);
   auto vs = c.ts(2);
-  auto steps = doubles(c, 3);
+  auto steps = c.doubles(3);
   double lr = c.d(4), beta1 = c.d(5), beta2 = c.d(6), eps = c.d(7), wd = c.d(8);
   if (ms.size() != ps.size() || vs.size() != ps.size() || steps.size() != ps.size())
     c.fail("params, expAvgs, expAvgSqs and steps must have the same length");
