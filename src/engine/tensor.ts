@@ -157,6 +157,13 @@ export class Tensor {
   }
 }
 
+/** A tensor or a number, as PyTorch's binary ops accept. */
+export type Operand = Tensor | number;
+/** What native ops take for an Operand: the tensor's handle, or the number itself. */
+export function operandHandle(x: Operand): Handle | number {
+  return typeof x === 'number' ? x : x.h;
+}
+
 /** Wrap a native result (a handle, an array of handles, or null). */
 export function wrap(h: Handle): Tensor {
   return new Tensor(h);

@@ -1,9 +1,8 @@
 // Comparisons (bool results), logical ops, isnan/isfinite/isinf, any/all, torch.where, allclose.
 import { N } from '../native.js';
-import { Tensor } from '../tensor.js';
+import { Tensor, operandHandle, type Operand } from '../tensor.js';
 
-type Operand = Tensor | number;
-const h = (x: Operand) => (typeof x === 'number' ? x : x.h);
+const h = operandHandle;
 
 declare module '../tensor.js' {
   interface Tensor {

@@ -1,11 +1,10 @@
 // Indexing: indexSelect, gather/scatter/scatterAdd, maskedFill/maskedSelect, indexPut_, take,
 // nonzero, sort/argsort/topk, torch.quantile.
 import { N } from '../native.js';
-import { Tensor } from '../tensor.js';
+import { Tensor, operandHandle } from '../tensor.js';
 import type { ValuesIndices } from './reduce.js';
 
-type Operand = Tensor | number;
-const h = (x: Operand) => (typeof x === 'number' ? x : x.h);
+const h = operandHandle;
 const pair = (hs: unknown[]): ValuesIndices => ({ values: new Tensor(hs[0] as never), indices: new Tensor(hs[1] as never) });
 
 declare module '../tensor.js' {

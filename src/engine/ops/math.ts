@@ -1,10 +1,9 @@
 // Elementwise arithmetic (broadcasting, tensor or scalar operand), matmul, sum and mean.
 // Template for every op family: declare the methods on Tensor, then attach them to its prototype.
 import { N } from '../native.js';
-import { Tensor } from '../tensor.js';
+import { Tensor, operandHandle } from '../tensor.js';
 
-type Operand = Tensor | number;
-const h = (x: Operand) => (typeof x === 'number' ? x : x.h);
+const h = operandHandle;
 
 declare module '../tensor.js' {
   interface Tensor {

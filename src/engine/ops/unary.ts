@@ -1,10 +1,9 @@
 // Elementwise functions, clamping, maximum/minimum, remainder/floorDivide, the in-place updates
 // (sub_ div_ clamp_ addcmul_ addcdiv_ lerp_ sqrt_ neg_), and torch.addmm/bmm/baddbmm/outer.
 import { N } from '../native.js';
-import { Tensor } from '../tensor.js';
+import { Tensor, operandHandle } from '../tensor.js';
 
-type Operand = Tensor | number;
-const h = (x: Operand) => (typeof x === 'number' ? x : x.h);
+const h = operandHandle;
 
 declare module '../tensor.js' {
   interface Tensor {
