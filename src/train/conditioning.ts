@@ -77,7 +77,9 @@ export function prepareInputs(batch: Batch, enc: Encoders, augment: Augment | nu
       const n = torch.scope(() => torch.randn([B, A], { generator: augment.generator }).data() as Float32Array);
       for (let i = 0; i < B * A; i++) if (batch.stateMask[i]) state[i] += n[i] * augment.stateStd[i % A] * scale;
     }
-    images = Uint8Array.from(batch.images);
+    // Copy the images only when some frame will change (the batch's arrays belong to the loader).
+    const anyCamDrop = d.cams.some((row) => row.some(Boolean));
+    if (augment.imageAug || anyCamDrop) images = Uint8Array.from(batch.images);
     if (augment.imageAug) {
       // One seed per batch from the training generator keeps a resumed run identical.
       const seed = torch.scope(() => torch.randint(0, 2 ** 31 - 1, [1], { generator: augment.generator }).item());

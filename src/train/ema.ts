@@ -1,5 +1,7 @@
 // Exponential moving average of the model weights, kept in float32 beside the model.
-// e <- decay * e + (1 - decay) * p for trained parameters; frozen ones are copied (official EMAModel).
+// e <- decay * e + (1 - decay) * p for trained parameters. The official EMAModel also copies frozen
+// ones every step; they never change during training, so their copy made at construction (or loaded
+// on resume) stays exact and the per-step copy is skipped (with LoRA that is nearly the whole model).
 import * as torch from '../engine/index.js';
 import type { Tensor, nn } from '../engine/index.js';
 import type { EmaConfig } from './config.js';
@@ -26,10 +28,8 @@ export class Ema {
       torch.scope(() => {
         for (const [name, p] of model.namedParameters()) {
           const s = this.shadow.get(name);
-          if (!s) continue; // parameters added after the EMA was made (e.g. LoRA adapters) are not averaged
-          const src = p.dtype === 'float32' ? p : p.to('float32');
-          if (p.requiresGrad) s.lerp_(src, w);
-          else s.copy_(src);
+          if (!s || !p.requiresGrad) continue;
+          s.lerp_(p.dtype === 'float32' ? p : p.to('float32'), w);
         }
       }),
     );

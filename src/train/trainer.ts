@@ -22,7 +22,7 @@ import { MasterWeights } from './mixed_precision.js';
 import { prepareInputs, type Augment, type Encoders } from './conditioning.js';
 import { accumulateGradients } from './step.js';
 import { sampleEvaluate, type SampleMetrics } from './sample_eval.js';
-import { listCheckpoints, removeStaleTemporaries, resolveResume, writeCheckpoint, TRAINER_STATE } from './checkpoint_dir.js';
+import { removeStaleTemporaries, resolveResume, writeCheckpoint, TRAINER_STATE } from './checkpoint_dir.js';
 import { saveState, loadState } from './state_file.js';
 import { JsonlSink, Metrics, Progress, TensorBoardSink, type MetricSink } from './metrics.js';
 import { WandbSink } from './wandb.js';
@@ -263,7 +263,6 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
   const saveCheckpoint = () => {
     const state: TrainerState = { global_step: step, loader: position, ema_updates: ema?.updates ?? 0, skipped_steps: skipped, bad_in_row: badInRow };
     lastCheckpoint = writeCheckpoint(out, step, (dir) => {
-      if (masters) masters.mastersToParams();
       // The hub layout (config.json + model.safetensors), base weights only: adapters go to their own file.
       saveRdtCheckpoint(runner, dir, { filter: (k) => !isLoraKey(k) });
       if (cfg.lora.enabled) saveSafetensors(join(dir, 'adapter_model.safetensors'), loraStateDict(runner));
@@ -307,9 +306,11 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
       if (masters) masters.gradsToMasters();
       const gradNorm = optim.clipGradNorm_(masters ? masters.masters : trainable, cfg.max_grad_norm);
       optimizer.step();
-      optimizer.zeroGrad();
-      runner.zeroGrad();
-      if (masters) masters.mastersToParams();
+      optimizer.zeroGrad(); // the trained parameters, or their float32 masters
+      if (masters) {
+        runner.zeroGrad(); // the bf16 gradients the masters were fed from
+        masters.mastersToParams();
+      }
       ema?.update(runner);
       step++;
       losses.push(loss);
@@ -352,4 +353,3 @@ function prefixed(p: string, m: object): Record<string, number> {
   return out;
 }
 
-export { listCheckpoints };
