@@ -44,13 +44,16 @@ function cfgFor(out: string, over: Record<string, unknown> = {}): TrainConfig {
 }
 
 test('resume: 0..6 in one run equals 0..3, killed, then resumed to 6 (bit for bit on CPU)', async () => {
+  const live = torch.liveTensors();
   const full = await train(cfgFor(join(work, 'full')), { verbose: false });
   assert.equal(full.steps, 6);
+  assert.equal(torch.liveTensors(), live, 'a finished run frees every tensor it made');
   const half = await train(cfgFor(join(work, 'half')), { verbose: false, haltAfterStep: 3 });
   assert.equal(half.steps, 3);
   assert.deepEqual(listCheckpoints(join(work, 'half')).map((c) => c.step), [3]);
   const rest = await train(cfgFor(join(work, 'half'), { resume_from_checkpoint: 'latest' }), { verbose: false });
   assert.equal(rest.steps, 6);
+  assert.equal(torch.liveTensors(), live, 'resuming leaks none of the loaded state');
   assert.deepEqual([...half.losses, ...rest.losses], full.losses, 'same loss sequence');
   // The final weights are identical too.
   const a = loadRdtCheckpoint(join(work, 'full', 'checkpoint-6')).runner.stateDict();
@@ -181,7 +184,9 @@ test('bad input: empty dataset folder, mismatched pretrained checkpoint', async 
 
 test('bf16 mixed precision: bf16 weights, float32 masters and AdamW state, exact resume', async () => {
   const over = { mixed_precision: 'bf16', max_train_steps: 4, checkpointing_period: 2 };
+  const live = torch.liveTensors();
   const full = await train(cfgFor(join(work, 'bf16-full'), over), { verbose: false });
+  assert.equal(torch.liveTensors(), live, 'the bf16 run frees its master weights too');
   assert.ok(full.losses.every(Number.isFinite));
   const half = await train(cfgFor(join(work, 'bf16-half'), over), { verbose: false, haltAfterStep: 2 });
   const rest = await train(cfgFor(join(work, 'bf16-half'), { ...over, resume_from_checkpoint: 'latest' }), { verbose: false });

@@ -68,6 +68,11 @@ export class DemoVisionEncoder implements VisionEncoder {
       return f.matmul(this.#proj).add(this.#posEmb); // (n, tokens, tokenDim)
     });
   }
+
+  dispose(): void {
+    this.#proj.dispose();
+    this.#posEmb.dispose();
+  }
 }
 
 /** FNV-1a, so a word maps to the same row on every machine and run. */
@@ -115,5 +120,10 @@ export class DemoTextEncoder implements TextEncoder {
       const m = torch.tensor(mask, { shape: [instructions.length, L], dtype: 'bool' });
       return { tokens, mask: m };
     });
+  }
+
+  dispose(): void {
+    this.#table.dispose();
+    this.#pos.dispose();
   }
 }

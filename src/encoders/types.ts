@@ -10,6 +10,8 @@ export interface TextEncoder {
   readonly maxLength: number;
   /** Instructions -> tokens (B, L, tokenDim) float32 and mask (B, L) bool (true = real token). */
   encode(instructions: string[]): { tokens: Tensor; mask: Tensor };
+  /** Free the encoder's weights. */
+  dispose(): void;
 }
 
 export interface VisionEncoder {
@@ -19,4 +21,5 @@ export interface VisionEncoder {
   readonly tokensPerImage: number;
   /** Images uint8 (N, H, W, 3) packed in one array -> tokens (N, tokensPerImage, tokenDim) float32. */
   encode(images: Uint8Array, n: number, height: number, width: number): Tensor;
+  dispose(): void;
 }

@@ -14,7 +14,7 @@ export class Ema {
 
   constructor(model: nn.Module, readonly cfg: EmaConfig) {
     torch.noGrad(() => {
-      for (const [name, p] of model.namedParameters()) this.shadow.set(name, p.detach().to({ dtype: 'float32', copy: true }).keep());
+      for (const [name, p] of model.namedParameters()) this.shadow.set(name, p.to({ dtype: 'float32', copy: true }).keep()); // under noGrad: a plain copy
     });
   }
 

@@ -7,7 +7,7 @@ import { nn } from '../engine/index.js';
 export class MasterWeights {
   readonly masters: nn.Parameter[];
   constructor(readonly params: nn.Parameter[]) {
-    this.masters = params.map((p) => torch.noGrad(() => new nn.Parameter(p.detach().to({ dtype: 'float32', copy: true }))));
+    this.masters = params.map((p) => torch.noGrad(() => new nn.Parameter(p.to({ dtype: 'float32', copy: true }))));
   }
 
   /** Move the bf16 gradients onto the masters (as float32). Returns false if a parameter has no grad. */
@@ -23,5 +23,9 @@ export class MasterWeights {
   /** After optimizer.step() on the masters: write them back into the model's bf16 weights. */
   mastersToParams(): void {
     torch.noGrad(() => this.params.forEach((p, i) => p.copy_(this.masters[i])));
+  }
+
+  dispose(): void {
+    for (const m of this.masters) m.dispose();
   }
 }

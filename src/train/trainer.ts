@@ -131,7 +131,17 @@ function makeSinks(cfg: TrainConfig, dir: string): MetricSink[] {
   return sinks;
 }
 
+/** Run a training job. Everything it builds (model, optimizer, EMA, encoders) is freed when it returns or fails. */
 export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<TrainResult> {
+  const owned: { dispose(): void }[] = [];
+  try {
+    return await runTraining(cfg, opts, owned);
+  } finally {
+    for (const o of owned.reverse()) o.dispose();
+  }
+}
+
+async function runTraining(cfg: TrainConfig, opts: TrainOptions, owned: { dispose(): void }[]): Promise<TrainResult> {
   const verbose = opts.verbose ?? true;
   const say = (s: string) => verbose && process.stderr.write(s + '\n');
   checkUpFront(cfg);
@@ -191,7 +201,9 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
 
   // ---- model ----
   const runner = buildRunner(cfg);
+  owned.push(runner);
   const enc = buildEncoders(runner);
+  owned.push(enc.text, enc.vision);
   if (cfg.lora.enabled) {
     const adapted = injectLora(runner.model, { rank: cfg.lora.rank, alpha: cfg.lora.alpha, targets: cfg.lora.targets, generator: new torch.Generator(cfg.seed + 7) });
     markOnlyLoraTrainable(runner, cfg.lora.train_adaptors ? ['lang_adaptor.', 'img_adaptor.', 'state_adaptor.'] : []);
@@ -200,11 +212,14 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
   const trainable = runner.parameters().filter((p) => p.requiresGrad);
   const bf16 = cfg.mixed_precision === 'bf16';
   const masters = bf16 ? new MasterWeights(trainable) : null;
+  if (masters) owned.push(masters);
   if (bf16) runner.to({ dtype: 'bfloat16' });
   const optimizer = new optim.AdamW(masters ? masters.masters : trainable, {
     lr: cfg.learning_rate, betas: [cfg.adam_beta1, cfg.adam_beta2], eps: cfg.adam_epsilon, weightDecay: cfg.adam_weight_decay,
   });
+  owned.push(optimizer);
   const ema = cfg.ema.enabled ? new Ema(runner, cfg.ema) : null;
+  if (ema) owned.push(ema);
   const gen = new torch.Generator(cfg.seed + 1000); // noise, timesteps, condition dropout
 
   let step = 0;
@@ -212,22 +227,22 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
   let badInRow = 0;
   if (resume && prior) {
     const ck = resume.path;
-    const model = loadSafetensors(join(ck, 'model.safetensors'));
-    loadRunnerState(runner, model.tensors, { source: join(ck, 'model.safetensors'), strict: false });
-    for (const t of model.tensors.values()) t.dispose();
-    const lora = join(ck, 'adapter_model.safetensors');
-    if (cfg.lora.enabled) {
-      const ad = loadSafetensors(lora);
-      runner.loadStateDict(ad.tensors, { strict: false, castDtype: true, source: lora });
-    }
-    const state = loadState(join(ck, 'training_state')) as { optimizer: unknown; generator: Tensor; masters?: Tensor[] };
-    optimizer.loadStateDict(state.optimizer as never);
-    gen.setState(state.generator);
-    if (masters && state.masters) torch.noGrad(() => masters.masters.forEach((m, i) => m.copy_(state.masters![i])));
-    if (ema) {
-      const e = loadSafetensors(join(ck, 'ema', 'model.safetensors'));
-      ema.loadStateDict(e.tensors, prior.ema_updates);
-    }
+    // Everything loaded here is copied into the model, optimizer, masters and EMA; the scope frees the
+    // loaded copies afterwards (for rdt-1b they are several times the model's size).
+    torch.scope(() => {
+      const weights = join(ck, 'model.safetensors');
+      // With LoRA the adapters live in their own file, so the base file lacks their keys.
+      loadRunnerState(runner, loadSafetensors(weights).tensors, { source: weights, strict: !cfg.lora.enabled });
+      if (cfg.lora.enabled) {
+        const lora = join(ck, 'adapter_model.safetensors');
+        runner.loadStateDict(loadSafetensors(lora).tensors, { strict: false, castDtype: true, source: lora });
+      }
+      const state = loadState(join(ck, 'training_state')) as { optimizer: unknown; generator: Tensor; masters?: Tensor[] };
+      optimizer.loadStateDict(state.optimizer as never);
+      gen.setState(state.generator);
+      if (masters && state.masters) torch.noGrad(() => masters.masters.forEach((m, i) => m.copy_(state.masters![i])));
+      if (ema) ema.loadStateDict(loadSafetensors(join(ck, 'ema', 'model.safetensors')).tensors, prior.ema_updates);
+    });
     step = prior.global_step;
     skipped = prior.skipped_steps;
     badInRow = prior.bad_in_row;
