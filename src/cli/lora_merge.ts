@@ -11,6 +11,7 @@ import { ModelError } from '../model/errors.js';
 import { loadConfig } from '../train/config.js';
 import { injectLora, isLoraKey, loraStateDict, mergeLora } from '../train/lora.js';
 import { reportTrainError } from './train.js';
+import { TrainError } from '../train/errors.js';
 
 const USAGE = `usage: rdt-libero lora-merge --checkpoint DIR --out DIR [--run-config FILE] [--dtype float32|bfloat16]
 
@@ -26,8 +27,8 @@ options:
   --dtype D           dtype of the merged weights: float32 (default) or bfloat16 (as the hub files)
 `;
 
-class MergeError extends Error {
-  override name = 'TrainError'; // shown as is by reportTrainError
+class MergeError extends TrainError {
+  override name = 'MergeError';
 }
 
 function findRunConfig(dir: string, given?: string): string {

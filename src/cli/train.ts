@@ -3,6 +3,7 @@
 import { relative, resolve } from 'node:path';
 import { ConfigError, loadConfig, parseOverrides } from '../train/config.js';
 import { configHelp } from '../train/config_docs.js';
+import { RdtError } from '../util/errors.js';
 import { formatDuration } from '../train/metrics.js';
 import type { TrainResult } from '../train/trainer.js';
 import type { TrainConfig } from '../train/config.js';
@@ -23,20 +24,18 @@ function usage(): string {
   return `${TRAIN_USAGE}${configHelp()}\n\nexit codes: 0 done, 1 runtime error (data, model, training), 2 usage or config error\n`;
 }
 
-const KNOWN_RUNTIME = new Set(['TrainError', 'DataError', 'ModelError']);
-
 /** Print one line for a failed run and return its exit code (2 for config errors, else 1). */
 export function reportTrainError(e: unknown, cmd: string): number {
   const err = e instanceof Error ? e : new Error(String(e));
-  if (err instanceof ConfigError || err.name === 'ConfigError') {
+  if (err instanceof ConfigError) {
     process.stderr.write(`rdt-libero ${cmd}: config error: ${err.message}\n(rdt-libero train --help lists every key)\n`);
     return 2;
   }
   // Layer errors are written to be shown as is; anything else gets its type, and the stack on request.
-  const label = KNOWN_RUNTIME.has(err.name) ? err.message : `${err.name}: ${err.message}`;
+  const label = err instanceof RdtError ? err.message : `${err.name}: ${err.message}`;
   process.stderr.write(`rdt-libero ${cmd}: ${label.split('\n').join('\n  ')}\n`);
   if (process.env.RDT_DEBUG && err.stack) process.stderr.write(err.stack + '\n');
-  else if (!KNOWN_RUNTIME.has(err.name)) process.stderr.write('(set RDT_DEBUG=1 for the stack trace)\n');
+  else if (!(err instanceof RdtError)) process.stderr.write('(set RDT_DEBUG=1 for the stack trace)\n');
   return 1;
 }
 

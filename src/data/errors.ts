@@ -1,4 +1,5 @@
 // The data layer's one error type. Every message says what was wrong, where (file, demo, key, step) and what to do.
+import { RdtError } from '../util/errors.js';
 
 export interface DataErrorWhere {
   file?: string;
@@ -7,7 +8,7 @@ export interface DataErrorWhere {
   step?: number;
 }
 
-export class DataError extends Error {
+export class DataError extends RdtError {
   readonly file?: string;
   readonly demo?: string;
   readonly key?: string;

@@ -4,10 +4,11 @@
 import { N, type Handle } from './native.js';
 import { DTYPE_CODE, dtypeFromCode, typedArrayOf, type AnyTypedArray, type DType } from './dtype.js';
 import { track, keep as keepTensor } from './scope.js';
+import { RdtError } from '../util/errors.js';
 
 export type Device = string; // 'cpu' | 'cuda' | `cuda:${number}`
 
-export class EngineError extends Error {
+export class EngineError extends RdtError {
   override name = 'EngineError';
 }
 

@@ -1,4 +1,5 @@
 // The model layer's error type: every message says what was wrong and where (file, key, shape).
-export class ModelError extends Error {
+import { RdtError } from '../util/errors.js';
+export class ModelError extends RdtError {
   override name = 'ModelError';
 }

@@ -27,10 +27,9 @@ import { saveState, loadState } from './state_file.js';
 import { JsonlSink, Metrics, Progress, TensorBoardSink, type MetricSink } from './metrics.js';
 import { WandbSink } from './wandb.js';
 import { writeFileAtomic } from '../util/atomic.js';
+import { TrainError } from './errors.js';
 
-export class TrainError extends Error {
-  override name = 'TrainError';
-}
+export { TrainError } from './errors.js';
 
 export interface TrainOptions {
   /** Stop (as if killed) right after this optimizer step; used to test resume. */

@@ -3,6 +3,7 @@
 // needs no W&B client of its own and never requires one. Offline runs work with WANDB_MODE=offline.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import type { MetricSink } from './metrics.js';
+import { TrainError } from './errors.js';
 
 const SCRIPT = `
 import json, sys
@@ -20,7 +21,7 @@ for line in sys.stdin:
 run.finish()
 `;
 
-export class WandbError extends Error {
+export class WandbError extends TrainError {
   override name = 'WandbError';
 }
 
