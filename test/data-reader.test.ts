@@ -8,6 +8,7 @@ import { h5ready } from '../src/data/hdf5/h5.js';
 import { LiberoFile, instructionFromFileName } from '../src/data/hdf5/libero_file.js';
 import { discoverSuites } from '../src/data/discover.js';
 import { synthesizeDemo, syntheticBddlInstruction, writeSyntheticSuite } from '../src/data/synthetic.js';
+import { LiberoDataset } from '../src/data/dataset.js';
 import { runNumpy } from './helpers/python.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'rdt-data-reader-'));
@@ -239,6 +240,29 @@ test('regenerated layout: no attributes, 256x256, demo numbering with gaps, disc
   }
   assert.throws(() => discoverSuites(join(root, 'libero_goal', 'nope')), /dataset root is not a directory/);
   assert.throws(() => discoverSuites(tmp), /no LIBERO suite folder found/);
+});
+
+test('suites are selected by exact folder name: libero_goal and libero_goal_no_noops side by side (the README layout)', async () => {
+  const root = join(tmp, 'both');
+  await writeSyntheticSuite({ root, suite: 'libero_goal', tasks: 1, demos: 1, meanLength: 10, size: 32 });
+  await writeSyntheticSuite({ root, suite: 'libero_goal', tasks: 1, demos: 1, meanLength: 10, layout: 'regenerated' });
+  const folders = (only?: string[]) => discoverSuites(root, only).map((s) => s.folder);
+  assert.deepEqual(folders(), ['libero_goal', 'libero_goal_no_noops']);
+  assert.deepEqual(folders(['libero_goal']), ['libero_goal']);
+  assert.deepEqual(folders(['libero_goal_no_noops']), ['libero_goal_no_noops']);
+  // the README's run.yaml with this layout opens one resolution, so it trains
+  const ds = await LiberoDataset.open({ root, suites: ['libero_goal'] });
+  try {
+    assert.deepEqual(ds.suiteFolders, ['libero_goal']);
+    assert.equal(ds.cfg.imageHeight, 32);
+  } finally {
+    ds.close();
+  }
+  // a name that matches no folder lists what was found
+  assert.throws(() => discoverSuites(root, ['libero_spatial']), /no suite folder named libero_spatial.*found: libero_goal, libero_goal_no_noops/);
+  const only = join(tmp, 'only-regen');
+  await writeSyntheticSuite({ root: only, suite: 'libero_10', tasks: 1, demos: 1, meanLength: 10, layout: 'regenerated' });
+  assert.throws(() => discoverSuites(only, ['libero_10']), /no suite folder named libero_10.*found: libero_10_no_noops.*did you mean libero_10_no_noops/);
 });
 
 test('bad input: each problem names the file, demo and key; all problems are collected', async () => {
