@@ -4,6 +4,7 @@
 // missing, unexpected and mis-shaped key is reported at once. We save config.json +
 // model.safetensors with the same keys, which the Python hub mixin loads back.
 import { writeFileAtomic } from '../util/atomic.js';
+import { recordChecksums, verifyChecksum, type VerifyLevel } from '../util/checksums.js';
 import { existsSync, readFileSync, statSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as torch from '../engine/index.js';
@@ -33,6 +34,8 @@ export interface LoadCheckpointOptions {
   strict?: boolean;
   /** Override the RmsNorm formula (the config's `rms_norm`, default timm 1.0.3's). */
   rmsNorm?: RmsNormVariant;
+  /** Check the weights against the checksums.json saved beside them (default 'quick'; see src/util/checksums.ts). */
+  verify?: VerifyLevel;
 }
 
 /** The weights file to load from `path` (a checkpoint directory, or a weights file inside one). */
@@ -138,6 +141,7 @@ export function loadRdtCheckpoint(path: string, opts: LoadCheckpointOptions = {}
   const w = findWeights(path, opts.weights ?? 'auto');
   const { config, path: configPath } = readCheckpointConfig(w.dir);
   if (opts.rmsNorm) config.rms_norm = opts.rmsNorm;
+  verifyChecksum(w.file, opts.verify ?? 'quick');
   const runner = new RDTRunner(config, { dtype: opts.dtype ?? 'float32', device: opts.device, init: 'none' });
   try {
     torch.scope(() => {
@@ -153,9 +157,10 @@ export function loadRdtCheckpoint(path: string, opts: LoadCheckpointOptions = {}
 
 /**
  * Save as the hub layout Python reads: `config.json` (json.dumps(indent=2, sort_keys=True)) and
- * `model.safetensors` with the official keys, optionally cast (e.g. to bfloat16 as the hub files).
+ * `model.safetensors` with the official keys, optionally cast (e.g. to bfloat16 as the hub files), then the
+ * folder's checksums.json (skip with checksums: false when the caller writes more files and records them after).
  */
-export function saveRdtCheckpoint(runner: RDTRunner, dir: string, opts: { dtype?: DType; filter?: (key: string) => boolean } = {}): void {
+export function saveRdtCheckpoint(runner: RDTRunner, dir: string, opts: { dtype?: DType; filter?: (key: string) => boolean; checksums?: boolean } = {}): void {
   mkdirSync(dir, { recursive: true });
   torch.scope(() => {
     const state = new Map<string, Tensor>();
@@ -163,4 +168,5 @@ export function saveRdtCheckpoint(runner: RDTRunner, dir: string, opts: { dtype?
     torch.saveSafetensors(join(dir, 'model.safetensors'), state, { format: 'pt' });
   });
   writeFileAtomic(join(dir, 'config.json'), hubConfigText(runner.config));
+  if (opts.checksums ?? true) recordChecksums(dir);
 }
