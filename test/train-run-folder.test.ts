@@ -1,0 +1,69 @@
+// One output_dir, one run: a new run refuses another run's folder unless told to overwrite; a resume refuses
+// trajectory-changing config changes (listing each) and accepts the safe ones; metrics are cut back to the
+// resumed checkpoint's step, a torn last line dropped; unusable output folders and damaged JSON are named.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { DEFAULT_CONFIG, type TrainConfig } from '../src/train/config.js';
+import { checkResumeConfig, claimRunFolder, ensureWritableDir, readJsonFile, rewindJsonl } from '../src/train/run_folder.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'rdt-runfolder-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+test('a used output_dir is refused for a new run; --overwrite clears only the run outputs', () => {
+  const dir = join(tmp, 'used');
+  claimRunFolder(dir, { overwrite: false }); // new folder: fine
+  mkdirSync(join(dir, 'checkpoint-10'), { recursive: true });
+  writeFileSync(join(dir, 'metrics.jsonl'), '{"step":1}\n');
+  writeFileSync(join(dir, 'notes.txt'), 'mine');
+  assert.throws(() => claimRunFolder(dir, { overwrite: false }), /holds another run \(checkpoint-10, metrics\.jsonl\).*--resume_from_checkpoint latest.*--overwrite true/);
+  const said: string[] = [];
+  claimRunFolder(dir, { overwrite: true, say: (s) => said.push(s) });
+  assert.ok(!existsSync(join(dir, 'checkpoint-10')) && !existsSync(join(dir, 'metrics.jsonl')));
+  assert.equal(readFileSync(join(dir, 'notes.txt'), 'utf8'), 'mine');
+  assert.match(said[0], /removed the earlier run's checkpoint-10, metrics\.jsonl/);
+});
+
+test('resume: changed trajectory keys are refused, each listed; the step budget may change', () => {
+  const ck = join(tmp, 'ck');
+  mkdirSync(ck, { recursive: true });
+  const then: TrainConfig = structuredClone(DEFAULT_CONFIG);
+  writeFileSync(join(ck, 'run_config.yaml'), stringify(then));
+  const same = structuredClone(then);
+  assert.deepEqual(checkResumeConfig(ck, same), []);
+  const longer = structuredClone(then);
+  longer.max_train_steps = 60000;
+  assert.deepEqual(checkResumeConfig(ck, longer), ['max_train_steps: 30000 -> 60000']);
+  const changed = structuredClone(then);
+  changed.train_batch_size = 16;
+  changed.seed = 7;
+  changed.data.action_encoding = 'eef_velocity';
+  assert.throws(() => checkResumeConfig(ck, changed), (e: Error) =>
+    /train_batch_size: 32 -> 16/.test(e.message) && /seed: 42 -> 7/.test(e.message) &&
+    /data\.action_encoding: "eef_target_pose" -> "eef_velocity"/.test(e.message) && !e.message.includes('\n'));
+  writeFileSync(join(ck, 'run_config.yaml'), 'a: [');
+  assert.throws(() => checkResumeConfig(ck, same), /run_config\.yaml: not valid YAML/);
+});
+
+test('metrics.jsonl is cut back to the checkpoint step and a torn last line dropped', () => {
+  const p = join(tmp, 'metrics.jsonl');
+  const lines = [1, 2, 3, 4, 5, 6].map((s) => JSON.stringify({ step: s, 'train/loss': 1 / s }));
+  writeFileSync(p, lines.join('\n') + '\n{"step": 7, "train/lo');
+  assert.equal(rewindJsonl(p, 4), 3);
+  const kept = readFileSync(p, 'utf8').trim().split('\n').map((l) => JSON.parse(l).step);
+  assert.deepEqual(kept, [1, 2, 3, 4]);
+  assert.equal(rewindJsonl(p, 4), 0);
+});
+
+test('an output_dir that cannot be made is named with the reason; damaged JSON names its file', () => {
+  const file = join(tmp, 'afile');
+  writeFileSync(file, 'x');
+  assert.throws(() => ensureWritableDir(join(file, 'out')), /output_dir .*afile\/out cannot be created \(a part of its path is a file\).*choose another output_dir/);
+  assert.throws(() => ensureWritableDir(file), /is a file, not a folder/);
+  const js = join(tmp, 'training_state.json');
+  writeFileSync(js, '{"global_step": 3');
+  assert.throws(() => readJsonFile(js, 'the training state'), (e: Error) => e.message.startsWith(`${js}: the training state is not valid JSON`));
+});
