@@ -7,6 +7,8 @@ import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync, existsSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import { execFileSync } from 'node:child_process';
+import { TensorBoardWriter } from '../src/train/tensorboard.js';
 import { DEFAULT_CONFIG, type TrainConfig } from '../src/train/config.js';
 import { checkResumeConfig, claimRunFolder, ensureWritableDir, readJsonFile, rewindJsonl } from '../src/train/run_folder.js';
 
@@ -66,4 +68,21 @@ test('an output_dir that cannot be made is named with the reason; damaged JSON n
   const js = join(tmp, 'training_state.json');
   writeFileSync(js, '{"global_step": 3');
   assert.throws(() => readJsonFile(js, 'the training state'), (e: Error) => e.message.startsWith(`${js}: the training state is not valid JSON`));
+});
+
+test('TensorBoard: a resumed writer (startStep) makes TensorBoard drop the abandoned steps', () => {
+  const dir = join(tmp, 'tb');
+  const first = new TensorBoardWriter(dir);
+  for (let s = 1; s <= 6; s++) first.scalars(s, { 'train/loss': s });
+  first.close();
+  const resumed = new TensorBoardWriter(dir, { startStep: 5 }); // resumed from checkpoint-4
+  for (let s = 5; s <= 7; s++) resumed.scalars(s, { 'train/loss': 100 + s });
+  resumed.close();
+  const out = execFileSync(process.env.PYTHON || 'python3', ['-c', `
+import json, sys
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+ea = EventAccumulator(sys.argv[1]); ea.Reload()
+print(json.dumps([[e.step, e.value] for e in ea.Scalars('train/loss')]))
+`, dir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  assert.deepEqual(JSON.parse(out), [[1, 1], [2, 2], [3, 3], [4, 4], [5, 105], [6, 106], [7, 107]]);
 });

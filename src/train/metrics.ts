@@ -21,8 +21,9 @@ export class JsonlSink implements MetricSink {
 
 export class TensorBoardSink implements MetricSink {
   readonly writer: TensorBoardWriter;
-  constructor(logDir: string) {
-    this.writer = new TensorBoardWriter(logDir);
+  /** startStep: the first step to be logged (resumed runs: checkpoint step + 1; see TensorBoardWriter). */
+  constructor(logDir: string, startStep = 0) {
+    this.writer = new TensorBoardWriter(logDir, { startStep });
   }
   log(step: number, values: Record<string, number | string>): void {
     const nums: Record<string, number> = {};

@@ -54,7 +54,7 @@ function floatField(field: number, v: number): number[] {
 }
 const utf8 = (s: string) => [...Buffer.from(s, 'utf8')];
 
-// Event { double wall_time = 1; int64 step = 2; string file_version = 3; Summary summary = 5; }
+// Event { double wall_time = 1; int64 step = 2; string file_version = 3; Summary summary = 5; SessionLog session_log = 7; }
 // Summary { repeated Value value = 1; }  Value { string tag = 1; float simple_value = 2; }
 function eventBytes(wallTime: number, step: number, body: number[]): Uint8Array {
   return Uint8Array.from([...doubleField(1, wallTime), ...key(2, 0), ...varint(step), ...body]);
@@ -64,12 +64,19 @@ export class TensorBoardWriter {
   readonly path: string;
   #fd: number;
 
-  constructor(logDir: string) {
+  /**
+   * `startStep`: the first step this writer will log. It is recorded as a SessionLog START event, which TensorBoard
+   * reads as a restart: it drops every earlier event at that step or later, so a run resumed from checkpoint N
+   * (startStep N + 1) shows one timeline, without the abandoned steps logged after N before the run stopped.
+   */
+  constructor(logDir: string, opts: { startStep?: number } = {}) {
     mkdirSync(logDir, { recursive: true });
     const now = Date.now() / 1000;
     this.path = join(logDir, `events.out.tfevents.${Math.floor(now)}.${hostname()}.${process.pid}`);
     this.#fd = openSync(this.path, 'a');
     this.#record(eventBytes(now, 0, lenField(3, utf8('brain.Event:2'))));
+    // SessionLog { status: START (1) } is Event field 7.
+    this.#record(eventBytes(now, opts.startStep ?? 0, lenField(7, [...key(1, 0), 1])));
   }
 
   #record(data: Uint8Array): void {
