@@ -310,6 +310,25 @@ with h5py.File(inp['path'], 'w') as f:
   } finally {
     f.close();
   }
+  // a NaN in the data: the error names the file's own key (obs/ee_pos, not an internal field name), demo and step
+  const nan = join(dir, 'nan_demo.hdf5');
+  runNumpy(`
+with h5py.File(inp['path'], 'w') as f:
+    d = f.create_group('data').create_group('demo_0')
+    spec = {'actions': 7, 'obs/ee_pos': 3, 'obs/ee_ori': 3, 'obs/gripper_states': 2, 'obs/joint_states': 7}
+    for k, w in spec.items():
+        a = np.zeros((6, w))
+        if k == 'obs/ee_pos': a[4, 1] = np.nan
+        d.create_dataset(k, data=a)
+    for k in ['obs/agentview_rgb', 'obs/eye_in_hand_rgb']:
+        d.create_dataset(k, data=np.zeros((6, 8, 8, 3), dtype=np.uint8))
+`, { path: nan });
+  const fn = LiberoFile.open(nan);
+  try {
+    assert.throws(() => fn.lowdim('demo_0'), (e: Error) => e.message.startsWith(`file ${nan}, demo demo_0, key obs/ee_pos, step 4: non-finite value NaN`));
+  } finally {
+    fn.close();
+  }
   const empty = join(dir, 'empty_demo.hdf5');
   runNumpy(`
 with h5py.File(inp['path'], 'w') as f:

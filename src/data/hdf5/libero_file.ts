@@ -248,10 +248,18 @@ export class LiberoFile {
       gripper: rd('obs/gripper_states'),
       joints: info.hasJoints ? rd('obs/joint_states') : null,
     };
-    for (const [k, v] of Object.entries(out))
+    // Errors name the file's own keys (obs/ee_pos, or obs/ee_states for the files that pack position + orientation).
+    const packed = !this.has(demo, 'obs/ee_pos');
+    const fileKey: Record<keyof DemoLowDim, string> = {
+      actions: 'actions', eePos: packed ? 'obs/ee_states' : 'obs/ee_pos', eeOri: packed ? 'obs/ee_states' : 'obs/ee_ori',
+      gripper: 'obs/gripper_states', joints: 'obs/joint_states',
+    };
+    for (const [k, v] of Object.entries(out) as [keyof DemoLowDim, Float64Array | null][])
       if (v)
         for (let i = 0; i < v.length; i++)
-          if (!Number.isFinite(v[i])) throw new DataError(`non-finite value ${v[i]}`, { file: this.path, demo, key: k, step: Math.floor(i / (v.length / info.length)) });
+          if (!Number.isFinite(v[i]))
+            throw new DataError(`non-finite value ${v[i]}`, { file: this.path, demo, key: fileKey[k], step: Math.floor(i / (v.length / info.length)) },
+              'regenerate or drop this demo; rdt-libero data inspect lists every damaged demo');
     this.cache.set(demo, out);
     return out;
   }
