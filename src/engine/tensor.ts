@@ -4,13 +4,11 @@
 import { N, type Handle } from './native.js';
 import { DTYPE_CODE, dtypeFromCode, typedArrayOf, type AnyTypedArray, type DType } from './dtype.js';
 import { track, keep as keepTensor } from './scope.js';
-import { RdtError } from '../util/errors.js';
+import { EngineError } from './errors.js';
+
+export { EngineError };
 
 export type Device = string; // 'cpu' | 'cuda' | `cuda:${number}`
-
-export class EngineError extends RdtError {
-  override name = 'EngineError';
-}
 
 export class Tensor {
   readonly __isTensor = true;
@@ -30,7 +28,7 @@ export class Tensor {
   }
 
   get shape(): number[] {
-    return (this.#shape ??= N.shape(this.h) as number[]);
+    return (this.#shape ??= N.shape(this.h));
   }
   get ndim(): number {
     return this.shape.length;
