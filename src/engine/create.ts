@@ -2,6 +2,7 @@
 import { N } from './native.js';
 import { DTYPE_CODE, dtypeOfArray, type AnyTypedArray, type DType } from './dtype.js';
 import { Tensor, type Device, EngineError } from './tensor.js';
+import { checkDevice } from './device.js';
 
 export interface TensorOptions {
   dtype?: DType;
@@ -80,7 +81,11 @@ function firstLeaf(x: Nested): Nested {
 }
 
 const dt = (o: TensorOptions) => DTYPE_CODE[o.dtype ?? 'float32'];
-const dev = (o: TensorOptions) => o.device ?? 'cpu';
+const dev = (o: TensorOptions) => {
+  const d = o.device ?? 'cpu';
+  checkDevice(d);
+  return d;
+};
 
 export function zeros(shape: number[], o: TensorOptions = {}): Tensor {
   return finish(new Tensor(N.zeros(shape, dt(o), dev(o))), o);

@@ -5,10 +5,11 @@ import { N, type Handle } from './native.js';
 import { DTYPE_CODE, dtypeFromCode, typedArrayOf, type AnyTypedArray, type DType } from './dtype.js';
 import { track, keep as keepTensor } from './scope.js';
 import { EngineError } from './errors.js';
+import { checkDevice, type Device } from './device.js';
 
 export { EngineError };
 
-export type Device = string; // 'cpu' | 'cuda' | `cuda:${number}`
+export type { Device };
 
 export class Tensor {
   readonly __isTensor = true;
@@ -99,6 +100,7 @@ export class Tensor {
 
   to(opts: { dtype?: DType; device?: Device; copy?: boolean } | DType): Tensor {
     const o = typeof opts === 'string' ? { dtype: opts } : opts;
+    if (o.device !== undefined) checkDevice(o.device);
     return new Tensor(N.to(this.h, o.dtype ? DTYPE_CODE[o.dtype] : null, o.device ?? null, o.copy ?? false));
   }
   float(): Tensor {
