@@ -48,6 +48,8 @@ function typedFor(dtype: DType, values: number[]): AnyTypedArray {
  * (pass dtype 'bfloat16' or 'float16' with a Uint16Array of raw bits).
  */
 export function tensor(data: Nested | AnyTypedArray, opts: TensorOptions & { shape?: number[] } = {}): Tensor {
+  // Before the CPU copy is made, so a refused device leaves nothing behind.
+  if (opts.device) checkDevice(opts.device);
   if (ArrayBuffer.isView(data)) {
     const arr = data as AnyTypedArray;
     const dtype = opts.dtype ?? dtypeOfArray(arr);
