@@ -26,7 +26,7 @@ export function doctor(args: string[] = []): number {
     lines.push(`CUDA            ${n} device(s)`);
     for (let i = 0; i < n; i++) lines.push(`  cuda:${i}        ${torch.cuda.deviceName(i)}`);
   } else {
-    lines.push(`CUDA            not available; running on CPU (${noCuda})`);
+    lines.push(`CUDA            not available, running on CPU: ${noCuda}`);
   }
   console.log(lines.join('\n'));
   return 0;

@@ -10,10 +10,10 @@ export function cudaUnavailableReason(): string | null {
   if (N.cudaIsAvailable() && N.cudaDeviceCount() > 0) return null;
   const built = /USE_CUDA=(\w+)/.exec(N.buildConfig())?.[1];
   if (built !== '1' && built !== 'ON')
-    return 'libtorch is a CPU build: install a CUDA build of torch (pip install torch from a CUDA wheel index) and rebuild the addon with `npm run build:native`, or run on the CPU (device cpu)';
+    return 'libtorch is a CPU build: install a CUDA build of torch (pip install torch from a CUDA wheel index) and rebuild the addon with `npm run build:native`';
   if (N.cudaIsAvailable())
     return 'the addon was built without CUDA support although libtorch has it: rebuild it with `npm run build:native`';
-  return 'libtorch has CUDA but no CUDA device is visible (check nvidia-smi and CUDA_VISIBLE_DEVICES), or run on the CPU (device cpu)';
+  return 'libtorch has CUDA but no CUDA device is visible (check nvidia-smi and CUDA_VISIBLE_DEVICES)';
 }
 
 // Devices already found usable: the check costs one Set lookup after the first use of each.
@@ -25,7 +25,7 @@ export function checkDevice(device: Device): void {
   const m = /^cuda(?::(\d+))?$/.exec(device);
   if (!m) throw new EngineError(`unknown device '${device}' (use 'cpu', 'cuda' or 'cuda:N')`);
   const reason = cudaUnavailableReason();
-  if (reason) throw new EngineError(`device '${device}' is not available: ${reason}`);
+  if (reason) throw new EngineError(`device '${device}' is not available: ${reason}; or run on the CPU (device cpu)`);
   const index = m[1] === undefined ? 0 : Number(m[1]);
   const count = N.cudaDeviceCount();
   if (index >= count) throw new EngineError(`device '${device}' does not exist: ${count} CUDA device(s) are visible (cuda:0${count > 1 ? `..cuda:${count - 1}` : ''})`);
