@@ -74,7 +74,7 @@ test('an unknown flag exits 2 with one line naming it, a suggestion when close, 
 
 test('missing required flags, missing values, stray arguments and bad values exit 2 in one line', () => {
   const cases: [string[], RegExp][] = [
-    [['predict', '--checkpoint', 'x'], /--inputs, --out are required; rdt-libero predict --help/],
+    [['predict', '--checkpoint', 'x'], /--inputs is required \(also missing: --out\); rdt-libero predict --help/],
     [['lora-merge', '--out', 'y'], /--checkpoint is required; rdt-libero lora-merge --help/],
     [['data', 'inspect'], /missing <root>/],
     [['data'], /give a subcommand: inspect, stats, synth/],

@@ -63,7 +63,7 @@ export function parseCommandArgs<O extends Record<string, OptionSpec>>(spec: Com
   for (const [name, o] of Object.entries(spec.options)) if (o.type === 'boolean') values[name] ??= false;
   const missing = (spec.required ?? []).filter((k) => values[k] === undefined || values[k] === '');
   if (missing.length)
-    throw new UsageError(`${missing.map((k) => `--${k}`).join(', ')} ${missing.length > 1 ? 'are' : 'is'} required; ${helpPointer(spec.command)}`);
+    throw new UsageError(`--${missing[0]} is required${missing.length > 1 ? ` (also missing: ${missing.slice(1).map((k) => `--${k}`).join(', ')})` : ''}; ${helpPointer(spec.command)}`);
   return { values: values as ArgValues<O>, positionals };
 }
 
