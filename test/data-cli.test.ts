@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { data } from '../src/cli/data.js';
+import { UsageError } from '../src/util/errors.js';
 import { writeSyntheticSuite } from '../src/data/synthetic.js';
 import { runNumpy } from './helpers/python.js';
 
@@ -64,5 +65,7 @@ test('stats writes dataset_stat.json in the official layout, then reuses the cac
   const b = await capture(() => data(['stats', root, '--out', outFile, '--cache', cache, '--encoding', 'eef_velocity']));
   assert.match(b.out, /^cached statistics/);
   assert.ok(existsSync(outFile));
-  assert.equal((await capture(() => data(['bogus', root]))).code, 2);
+  // Usage errors are thrown for main.ts to report (exit 2), never ignored.
+  await assert.rejects(() => data(['bogus', root]), (e) => e instanceof UsageError && e.exitCode === 2 && /unknown subcommand 'bogus'/.test(e.message));
+  await assert.rejects(() => data(['stats', root, '--out', outFile, '--bogus']), (e) => e instanceof UsageError && /unknown option '--bogus'/.test(e.message));
 });

@@ -1,20 +1,19 @@
-// `rdt-libero data <inspect|stats|synth>`: argument parsing only; the work is in src/data.
+// `rdt-libero data <inspect|stats|synth>`: argument parsing only; the work is in src/data. Each subcommand has
+// its own options and --help; errors are reported by main.ts.
 import { resolve } from 'node:path';
 import { LiberoDataset, type DatasetOptions } from '../data/dataset.js';
 import { ENCODINGS } from '../data/encodings/index.js';
-import { SUITES, type SuiteName } from '../data/discover.js';
+import { SUITES } from '../data/discover.js';
 import { computeStats, loadOrComputeStats, magnitudeReport } from '../data/stats.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { writeSyntheticSuite } from '../data/synthetic.js';
 import type { Alignment } from '../data/step_index.js';
+import { UsageError } from '../util/errors.js';
+import { didYouMean } from '../util/did-you-mean.js';
+import { helpPointer, oneOf, parseCommandArgs, positiveInt, type ArgValues } from './args.js';
 
-export const DATA_USAGE = `usage:
-  rdt-libero data inspect <root> [options]   suites, tasks, demos, lengths, instructions, magnitudes, problems
-  rdt-libero data stats <root> [options] [--out dataset_stat.json] [--cache .cache/data-stats]
-  rdt-libero data synth <out> [--suite libero_goal] [--tasks 2] [--demos 3] [--len 60] [--layout original|regenerated] [--size N] [--seed 0]
-
-options:
-  --suites a,b            suites to use (default: every one found)
+const DATASET_OPTIONS_HELP = `options:
+  --suites a,b            suites to use (default: every one found): ${SUITES.join(', ')} (a _no_noops folder by its name)
   --encoding NAME         action encoding: ${Object.keys(ENCODINGS).join(', ')} (default eef_target_pose)
   --joints                also fill the 7 joint angles of the state
   --instructions SRC      filename (default, the evaluation prompt) or problem_info
@@ -23,43 +22,86 @@ options:
   --drop-noops            drop every no-op step
 `;
 
-function parse(args: string[]): { pos: string[]; flags: Record<string, string | true> } {
-  const pos: string[] = [];
-  const flags: Record<string, string | true> = {};
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (!a.startsWith('--')) {
-      pos.push(a);
-      continue;
-    }
-    const [k, v] = a.slice(2).split('=', 2);
-    if (v !== undefined) flags[k] = v;
-    else if (i + 1 < args.length && !args[i + 1].startsWith('--') && !['joints', 'keep-leading-idle', 'drop-noops', 'json'].includes(k)) flags[k] = args[++i];
-    else flags[k] = true;
-  }
-  return { pos, flags };
-}
+const INSPECT_USAGE = `usage: rdt-libero data inspect <root> [options]
 
-function datasetOptions(root: string, f: Record<string, string | true>, strict: boolean): DatasetOptions {
-  const str = (k: string) => (typeof f[k] === 'string' ? (f[k] as string) : undefined);
+Lists suites, tasks, demos, lengths, instructions, magnitudes and every problem found under <root>
+(exit code 1 when there are problems).
+
+${DATASET_OPTIONS_HELP}`;
+
+const STATS_USAGE = `usage: rdt-libero data stats <root> [options] [--out dataset_stat.json] [--cache .cache/data-stats]
+
+Computes the dataset statistics (official dataset_stat.json layout) over <root> and writes them to --out
+(default dataset_stat.json), reusing the cache folder --cache (default .cache/data-stats) when it holds them.
+
+${DATASET_OPTIONS_HELP}  --out FILE              where the statistics go (default dataset_stat.json)
+  --cache DIR             statistics cache (default .cache/data-stats)
+`;
+
+const SYNTH_USAGE = `usage: rdt-libero data synth <out> [options]
+
+Writes a SYNTHETIC LIBERO-format suite (HDF5 files shaped like the released ones) under <out>.
+
+options:
+  --suite NAME            ${SUITES.join(', ')} (default libero_goal)
+  --tasks N               tasks, one file each (default 2)
+  --demos N               demos per task (default 3)
+  --len N                 mean demo length in steps (default 60)
+  --layout L              original (default) or regenerated
+  --size N                image height = width (default 128 original, 256 regenerated)
+  --seed N                random seed (default 0)
+`;
+
+export const DATA_USAGE = `usage: rdt-libero data <inspect|stats|synth> ... (rdt-libero data <subcommand> --help for its options)
+  rdt-libero data inspect <root> [options]   suites, tasks, demos, lengths, instructions, magnitudes, problems
+  rdt-libero data stats <root> [options] [--out dataset_stat.json] [--cache .cache/data-stats]
+  rdt-libero data synth <out> [--suite libero_goal] [--tasks 2] [--demos 3] [--len 60] [--layout original|regenerated] [--size N] [--seed 0]
+
+${DATASET_OPTIONS_HELP}`;
+
+const DATASET_FLAGS = {
+  suites: { type: 'string' }, encoding: { type: 'string' }, joints: { type: 'boolean' }, instructions: { type: 'string' },
+  align: { type: 'string' }, 'keep-leading-idle': { type: 'boolean' }, 'drop-noops': { type: 'boolean' },
+} as const;
+
+const SPECS = {
+  inspect: { command: 'data inspect', usage: INSPECT_USAGE, positionals: ['<root>'], options: DATASET_FLAGS },
+  stats: {
+    command: 'data stats', usage: STATS_USAGE, positionals: ['<root>'],
+    options: { ...DATASET_FLAGS, out: { type: 'string', default: 'dataset_stat.json' }, cache: { type: 'string', default: '.cache/data-stats' } },
+  },
+  synth: {
+    command: 'data synth', usage: SYNTH_USAGE, positionals: ['<out>'],
+    options: {
+      suite: { type: 'string', default: 'libero_goal' }, tasks: { type: 'string', default: '2' }, demos: { type: 'string', default: '3' },
+      len: { type: 'string', default: '60' }, layout: { type: 'string', default: 'original' }, size: { type: 'string' }, seed: { type: 'string', default: '0' },
+    },
+  },
+} as const;
+
+type DatasetFlags = ArgValues<typeof DATASET_FLAGS>;
+
+function datasetOptions(root: string, f: DatasetFlags, strict: boolean, command: string): DatasetOptions {
+  const suites = f.suites?.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const s of suites ?? []) oneOf('suites', s.replace(/_no_noops$/, ''), SUITES, command);
   return {
     root,
     strict,
-    suites: str('suites')?.split(','),
-    instructionSource: str('instructions') === 'problem_info' ? 'problem_info' : 'filename',
+    suites,
+    instructionSource: oneOf('instructions', f.instructions ?? 'filename', ['filename', 'problem_info'] as const, command),
     index: {
-      ...(str('align') ? { align: str('align') as Alignment } : {}),
+      ...(f.align !== undefined ? { align: oneOf<Alignment>('align', f.align, ['auto', 'stored', 'realign'], command) } : {}),
       skipLeadingIdle: !f['keep-leading-idle'],
-      dropNoops: !!f['drop-noops'],
+      dropNoops: f['drop-noops'],
     },
-    adapter: { ...(str('encoding') ? { encoding: str('encoding')! } : {}), useJoints: !!f.joints },
+    adapter: { ...(f.encoding !== undefined ? { encoding: oneOf('encoding', f.encoding, Object.keys(ENCODINGS), command) } : {}), useJoints: f.joints },
   };
 }
 
 const fmt = (x: number) => (Math.abs(x) >= 100 ? x.toFixed(1) : x.toPrecision(3));
 
-async function inspect(root: string, f: Record<string, string | true>): Promise<number> {
-  const ds = await LiberoDataset.open(datasetOptions(root, f, false));
+async function inspect(root: string, f: DatasetFlags): Promise<number> {
+  const ds = await LiberoDataset.open(datasetOptions(root, f, false, SPECS.inspect.command));
   const w = (s: string) => process.stdout.write(s + '\n');
   w(`dataset root ${resolve(root)}`);
   w(`encoding ${ds.cfg.encoding} (${ENCODINGS[ds.cfg.encoding].describe}); images ${ds.cfg.imageHeight}x${ds.cfg.imageWidth}, orientation ${ds.cfg.orientation}; ctrl_freq ${ds.cfg.ctrlFreq} Hz`);
@@ -104,10 +146,9 @@ async function inspect(root: string, f: Record<string, string | true>): Promise<
   return ds.problems.length ? 1 : 0;
 }
 
-async function stats(root: string, f: Record<string, string | true>): Promise<number> {
-  const ds = await LiberoDataset.open(datasetOptions(root, f, true));
-  const cache = typeof f.cache === 'string' ? f.cache : '.cache/data-stats';
-  const out = typeof f.out === 'string' ? f.out : 'dataset_stat.json';
+async function stats(root: string, f: ArgValues<typeof SPECS.stats.options>): Promise<number> {
+  const ds = await LiberoDataset.open(datasetOptions(root, f, true, SPECS.stats.command));
+  const { cache, out } = f;
   const t0 = Date.now();
   const r = loadOrComputeStats(ds, cache);
   writeFileAtomic(out, JSON.stringify(r.stats, null, 1) + '\n');
@@ -119,14 +160,14 @@ async function stats(root: string, f: Record<string, string | true>): Promise<nu
   return 0;
 }
 
-async function synth(out: string, f: Record<string, string | true>): Promise<number> {
-  const num = (k: string, d: number) => (typeof f[k] === 'string' ? Number(f[k]) : d);
-  const suite = (typeof f.suite === 'string' ? f.suite : 'libero_goal') as SuiteName;
-  if (!SUITES.includes(suite)) throw new Error(`unknown suite '${suite}' (known: ${SUITES.join(', ')})`);
-  const layout = f.layout === 'regenerated' ? 'regenerated' : 'original';
+async function synth(out: string, f: ArgValues<typeof SPECS.synth.options>): Promise<number> {
+  const cmd = SPECS.synth.command;
+  const int = (k: 'tasks' | 'demos' | 'len' | 'size') => positiveInt(k, f[k]!, cmd);
+  if (!/^\d+$/.test(f.seed)) throw new UsageError(`--seed must be a non-negative integer, got '${f.seed}'; ${helpPointer(cmd)}`);
   const files = await writeSyntheticSuite({
-    root: out, suite, layout, tasks: num('tasks', 2), demos: num('demos', 3), meanLength: num('len', 60),
-    seed: num('seed', 0), ...(typeof f.size === 'string' ? { size: Number(f.size) } : {}),
+    root: out, suite: oneOf('suite', f.suite, SUITES, cmd), layout: oneOf('layout', f.layout, ['original', 'regenerated'] as const, cmd),
+    tasks: int('tasks'), demos: int('demos'), meanLength: int('len'), seed: Number(f.seed),
+    ...(f.size !== undefined ? { size: int('size') } : {}),
   });
   process.stdout.write(`wrote ${files.length} files:\n${files.map((x) => `  ${x}`).join('\n')}\n`);
   return 0;
@@ -134,11 +175,23 @@ async function synth(out: string, f: Record<string, string | true>): Promise<num
 
 export async function data(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
-  const { pos, flags } = parse(rest);
-  const run = { inspect, stats, synth }[sub as 'inspect'];
-  if (!run || pos.length !== 1) {
-    process.stderr.write(DATA_USAGE);
-    return 2;
+  if (sub === undefined || sub === '--help' || sub === '-h') {
+    if (sub === undefined) throw new UsageError(`give a subcommand: ${Object.keys(SPECS).join(', ')}; rdt-libero data --help lists them`);
+    process.stdout.write(DATA_USAGE);
+    return 0;
   }
-  return run(pos[0], flags);
+  if (!(sub in SPECS)) {
+    const near = didYouMean(sub, Object.keys(SPECS));
+    throw new UsageError(`unknown subcommand '${sub}'${near ? ` (did you mean '${near}'?)` : ''}: use ${Object.keys(SPECS).join(', ')}; rdt-libero data --help lists them`);
+  }
+  if (sub === 'synth') {
+    const p = parseCommandArgs(SPECS.synth, rest);
+    return p ? synth(p.positionals[0], p.values) : 0;
+  }
+  if (sub === 'stats') {
+    const p = parseCommandArgs(SPECS.stats, rest);
+    return p ? stats(p.positionals[0], p.values) : 0;
+  }
+  const p = parseCommandArgs(SPECS.inspect, rest);
+  return p ? inspect(p.positionals[0], p.values) : 0;
 }

@@ -3,14 +3,13 @@
 // are. Argument parsing and the report only; the work is in src/data and src/train.
 import { existsSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join, resolve, relative } from 'node:path';
-import { parseArgs } from 'node:util';
 import * as torch from '../engine/index.js';
 import { writeSyntheticSuite } from '../data/synthetic.js';
 import { loadConfig, effectiveBatch, type TrainConfig } from '../train/config.js';
 import { formatDuration } from '../train/metrics.js';
 import type { SampleMetrics } from '../train/sample_eval.js';
 import type { TrainResult } from '../train/trainer.js';
-import { reportTrainError } from './train.js';
+import { parseCommandArgs, positiveInt } from './args.js';
 
 /** The synthetic suite the demo trains on: libero_goal-like, 4 tasks x 5 demos of ~60 steps, 64x64 images. */
 export const DEMO_DATA = { suite: 'libero_goal' as const, tasks: 4, demos: 5, meanLength: 60, size: 64, seed: 0 };
@@ -155,59 +154,35 @@ export function demoReport(cfg: TrainConfig, r: TrainResult, seconds: number, da
   return lines.join('\n') + '\n';
 }
 
+const DEMO_ARGS = {
+  command: 'demo',
+  usage: USAGE,
+  options: { steps: { type: 'string' }, out: { type: 'string', default: 'runs/demo' }, quick: { type: 'boolean' }, threads: { type: 'string', default: '1' } },
+} as const;
+
 export async function demo(args: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        steps: { type: 'string' }, out: { type: 'string', default: 'runs/demo' }, quick: { type: 'boolean', default: false },
-        threads: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-    }));
-  } catch (e) {
-    process.stderr.write(`rdt-libero demo: ${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  const quick = values.quick!;
-  const steps = values.steps !== undefined ? Number(values.steps) : quick ? QUICK_STEPS : DEMO_STEPS;
-  if (!Number.isInteger(steps) || steps < 1) {
-    process.stderr.write(`rdt-libero demo: --steps must be a positive integer, got '${values.steps}'\n`);
-    return 2;
-  }
-  {
-    const n = Number(values.threads ?? 1);
-    if (!Number.isInteger(n) || n < 1) {
-      process.stderr.write(`rdt-libero demo: --threads must be a positive integer, got '${values.threads}'\n`);
-      return 2;
-    }
-    torch.setNumThreads(n);
-  }
-  const out = values.out!;
+  const parsed = parseCommandArgs(DEMO_ARGS, args);
+  if (!parsed) return 0;
+  const { values } = parsed;
+  const quick = values.quick;
+  const steps = values.steps !== undefined ? positiveInt('steps', values.steps, 'demo') : quick ? QUICK_STEPS : DEMO_STEPS;
+  torch.setNumThreads(positiveInt('threads', values.threads, 'demo'));
+  const out = values.out;
   const say = (s: string) => process.stderr.write(s + '\n');
   say('rdt-libero demo: fine-tuning the tiny RDT with DEMO encoders (NOT T5/SigLIP) on SYNTHETIC LIBERO-format data, on CPU');
-  try {
-    const t0 = performance.now();
-    const dataRoot = await ensureData(out, say);
-    const trainDir = join(out, 'train');
-    if (existsSync(trainDir) && statSync(trainDir).isDirectory()) {
-      say(`replacing the previous demo run in ${trainDir}`);
-      rmSync(trainDir, { recursive: true, force: true });
-    }
-    const cfg = demoConfig(dataRoot, trainDir, steps, quick);
-    const { train } = await import('../train/trainer.js');
-    const t1 = performance.now();
-    const r = await train(cfg);
-    const t2 = performance.now();
-    process.stdout.write(demoReport(cfg, r, (t2 - t1) / 1000, dataRoot));
-    process.stdout.write(`(total ${formatDuration((t2 - t0) / 1000)} including data generation and evaluation)\n`);
-    return 0;
-  } catch (e) {
-    return reportTrainError(e, 'demo');
+  const t0 = performance.now();
+  const dataRoot = await ensureData(out, say);
+  const trainDir = join(out, 'train');
+  if (existsSync(trainDir) && statSync(trainDir).isDirectory()) {
+    say(`replacing the previous demo run in ${trainDir}`);
+    rmSync(trainDir, { recursive: true, force: true });
   }
+  const cfg = demoConfig(dataRoot, trainDir, steps, quick);
+  const { train } = await import('../train/trainer.js');
+  const t1 = performance.now();
+  const r = await train(cfg);
+  const t2 = performance.now();
+  process.stdout.write(demoReport(cfg, r, (t2 - t1) / 1000, dataRoot));
+  process.stdout.write(`(total ${formatDuration((t2 - t0) / 1000)} including data generation and evaluation)\n`);
+  return 0;
 }

@@ -1,7 +1,15 @@
 // `rdt-libero doctor`: what this machine gives the engine (libtorch, threads, BLAS, devices).
 import * as torch from '../engine/index.js';
+import { parseCommandArgs } from './args.js';
 
-export function doctor(): number {
+const USAGE = `usage: rdt-libero doctor
+
+Reports what this machine gives the engine: the libtorch version, intra-op threads and their backend, BLAS and
+LAPACK, the CPU capability libtorch uses, oneDNN, and the CUDA devices (or why there are none). No options.
+`;
+
+export function doctor(args: string[] = []): number {
+  if (!parseCommandArgs({ command: 'doctor', usage: USAGE, options: {} }, args)) return 0;
   const info = torch.libtorch.parallelInfo();
   const config = torch.libtorch.buildConfig();
   const pick = (re: RegExp, text: string) => text.match(re)?.[1]?.trim();
@@ -12,13 +20,13 @@ export function doctor(): number {
     `CPU capability  ${pick(/CPU capability usage: (.*)/, config) ?? 'unknown'}`,
     `oneDNN          ${config.includes('MKL-DNN') || config.includes('oneDNN') ? 'yes' : 'no'}`,
   ];
-  if (torch.cuda.isAvailable()) {
+  const noCuda = torch.cudaUnavailableReason();
+  if (!noCuda) {
     const n = torch.cuda.deviceCount();
     lines.push(`CUDA            ${n} device(s)`);
     for (let i = 0; i < n; i++) lines.push(`  cuda:${i}        ${torch.cuda.deviceName(i)}`);
   } else {
-    const built = /USE_CUDA=(\w+)/.exec(config)?.[1];
-    lines.push(`CUDA            not available (${built === '1' || built === 'ON' ? 'no CUDA device found' : 'libtorch is a CPU build'}); running on CPU`);
+    lines.push(`CUDA            not available, running on CPU: ${noCuda}`);
   }
   console.log(lines.join('\n'));
   return 0;

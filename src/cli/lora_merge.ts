@@ -3,14 +3,14 @@
 // Argument parsing and file checks only; the math is src/train/lora.ts.
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import * as torch from '../engine/index.js';
 import { loadSafetensors } from '../engine/io/index.js';
 import { loadRdtCheckpoint, saveRdtCheckpoint } from '../model/checkpoint.js';
 import { ModelError } from '../model/errors.js';
 import { loadConfig } from '../train/config.js';
 import { injectLora, isLoraKey, loraStateDict, mergeLora } from '../train/lora.js';
-import { reportTrainError } from './train.js';
+import { parseCommandArgs } from './args.js';
+import { reportError } from './report.js';
 import { TrainError } from '../train/errors.js';
 
 const USAGE = `usage: rdt-libero lora-merge --checkpoint DIR --out DIR [--run-config FILE] [--dtype float32|bfloat16]
@@ -41,29 +41,15 @@ function findRunConfig(dir: string, given?: string): string {
 }
 
 export async function loraMerge(args: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        checkpoint: { type: 'string' }, out: { type: 'string' }, 'run-config': { type: 'string' },
-        dtype: { type: 'string', default: 'float32' }, help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-    }));
-  } catch (e) {
-    process.stderr.write(`rdt-libero lora-merge: ${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  for (const k of ['checkpoint', 'out'] as const)
-    if (!values[k]) {
-      process.stderr.write(`rdt-libero lora-merge: --${k} is required\n\n${USAGE}`);
-      return 2;
-    }
+  const parsed = parseCommandArgs({
+    command: 'lora-merge', usage: USAGE, required: ['checkpoint', 'out'],
+    options: {
+      checkpoint: { type: 'string' }, out: { type: 'string' }, 'run-config': { type: 'string' },
+      dtype: { type: 'string', default: 'float32' },
+    },
+  }, args);
+  if (!parsed) return 0;
+  const { values } = parsed;
   if (values.dtype !== 'float32' && values.dtype !== 'bfloat16') {
     process.stderr.write(`rdt-libero lora-merge: --dtype must be float32 or bfloat16, got '${values.dtype}'\n`);
     return 2;
@@ -106,6 +92,6 @@ export async function loraMerge(args: string[]): Promise<number> {
     runner.dispose();
     return 0;
   } catch (e) {
-    return reportTrainError(e, 'lora-merge');
+    return reportError(e, 'lora-merge');
   }
 }

@@ -1,15 +1,22 @@
 #!/usr/bin/env node
-// The `rdt-libero` command. Subcommands parse their arguments and call into the layers; no logic here.
+// The `rdt-libero` command. Subcommands parse their arguments (src/cli/args.ts) and call into the layers;
+// whatever they throw is reported here, once (src/cli/report.ts). Exit codes: 0 done, 1 runtime error,
+// 2 usage or config error (UsageError and its subclasses).
+import { didYouMean } from '../util/did-you-mean.js';
+import { reportError } from './report.js';
 
-const USAGE = `usage: rdt-libero <command> [options]
+const USAGE = `usage: rdt-libero <command> [options]   (rdt-libero <command> --help for its options)
 
 commands:
   demo        fine-tune the tiny RDT on a synthetic suite with DEMO encoders, on CPU (what \`npm start\` runs)
   train       fine-tune RDT on LIBERO data: rdt-libero train --config run.yaml [key=value ...] (--help lists every key)
   lora-merge  fold LoRA adapters into the base weights: rdt-libero lora-merge --checkpoint DIR --out DIR
   doctor      report libtorch, threads, BLAS and devices
-  predict     run predictAction on encoded conditions from a safetensors file (rdt-libero predict --help)
-  data        inspect LIBERO data, write statistics, generate synthetic suites (rdt-libero data --help)
+  predict     run predictAction on encoded conditions from a safetensors file
+  data        inspect LIBERO data, write statistics, generate synthetic suites
+
+exit codes: 0 done, 1 runtime error (data, model, training, engine), 2 usage or config error
+set RDT_DEBUG=1 for the stack trace of a failure
 `;
 
 const commands: Record<string, (args: string[]) => Promise<number> | number> = {
@@ -17,7 +24,7 @@ const commands: Record<string, (args: string[]) => Promise<number> | number> = {
   demo: async (args) => (await import('./demo.js')).demo(args),
   train: async (args) => (await import('./train.js')).trainCommand(args),
   'lora-merge': async (args) => (await import('./lora_merge.js')).loraMerge(args),
-  doctor: async () => (await import('./doctor.js')).doctor(),
+  doctor: async (args) => (await import('./doctor.js')).doctor(args),
   data: async (args) => (await import('./data.js')).data(args),
   predict: async (args) => (await import('./predict.js')).predict(args),
 };
@@ -25,22 +32,22 @@ const commands: Record<string, (args: string[]) => Promise<number> | number> = {
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (!cmd || cmd === '-h' || cmd === '--help') {
-    process.stdout.write(USAGE);
+    (cmd ? process.stdout : process.stderr).write(USAGE);
     return cmd ? 0 : 2;
   }
   const run = commands[cmd];
   if (!run) {
-    const near = Object.keys(commands).find((c) => c.startsWith(cmd.slice(0, 2)));
-    process.stderr.write(`rdt-libero: unknown command '${cmd}'${near ? ` (did you mean '${near}'?)` : ''}\n\n${USAGE}`);
+    const near = didYouMean(cmd, Object.keys(commands));
+    process.stderr.write(`rdt-libero: unknown command '${cmd}'${near ? ` (did you mean '${near}'?)` : ''}; rdt-libero --help lists the commands\n`);
     return 2;
   }
-  return run(rest);
+  try {
+    return await run(rest);
+  } catch (e) {
+    return reportError(e, cmd);
+  }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (err: Error) => {
-    process.stderr.write(`rdt-libero: ${err.message}\n`);
-    process.exit(1);
-  },
-);
+// process.exit, not exitCode: a data-loading worker or a logger child left open must not keep a finished
+// command alive.
+main(process.argv.slice(2)).then((code) => process.exit(code));

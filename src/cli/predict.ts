@@ -1,10 +1,11 @@
 // `rdt-libero predict`: predictAction on already-encoded conditions, for offline inference and for
 // comparing with another implementation. Parses arguments and calls src/model; no logic here.
-import { parseArgs } from 'node:util';
 import * as torch from '../engine/index.js';
 import type { DType } from '../engine/index.js';
 import { loadRdtCheckpoint } from '../model/checkpoint.js';
 import { predictFromTensors, PREDICT_INPUTS } from '../model/predict.js';
+import { UsageError } from '../util/errors.js';
+import { parseCommandArgs } from './args.js';
 
 const USAGE = `usage: rdt-libero predict --checkpoint DIR --inputs IN.safetensors --out OUT.safetensors [options]
 
@@ -24,32 +25,24 @@ options:
 `;
 
 export async function predict(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
+  const parsed = parseCommandArgs({
+    command: 'predict', usage: USAGE, required: ['checkpoint', 'inputs', 'out'],
     options: {
       checkpoint: { type: 'string' }, inputs: { type: 'string' }, out: { type: 'string' },
       weights: { type: 'string', default: 'auto' }, dtype: { type: 'string', default: 'float32' },
       device: { type: 'string', default: 'cpu' }, seed: { type: 'string' }, steps: { type: 'string' },
-      'no-cache': { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false },
+      'no-cache': { type: 'boolean' },
     },
-    strict: true,
-  });
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  for (const k of ['checkpoint', 'inputs', 'out'] as const)
-    if (!values[k]) {
-      process.stderr.write(`rdt-libero predict: --${k} is required\n\n${USAGE}`);
-      return 2;
-    }
-  if (values.dtype !== 'float32' && values.dtype !== 'bfloat16') throw new Error(`--dtype must be float32 or bfloat16, got '${values.dtype}'`);
+  }, args);
+  if (!parsed) return 0;
+  const { values } = parsed;
+  if (values.dtype !== 'float32' && values.dtype !== 'bfloat16') throw new UsageError(`--dtype must be float32 or bfloat16, got '${values.dtype}'`);
   const kinds = ['auto', 'safetensors', 'bin', 'deepspeed', 'ema'];
-  if (!kinds.includes(values.weights!)) throw new Error(`--weights must be one of ${kinds.join(', ')}, got '${values.weights}'`);
+  if (!kinds.includes(values.weights!)) throw new UsageError(`--weights must be one of ${kinds.join(', ')}, got '${values.weights}'`);
   const weights = values.weights as 'auto';
   const int = (name: string, v: string | undefined) => {
     if (v === undefined) return undefined;
-    if (!/^\d+$/.test(v)) throw new Error(`--${name} must be a non-negative integer, got '${v}'`);
+    if (!/^\d+$/.test(v)) throw new UsageError(`--${name} must be a non-negative integer, got '${v}'`);
     return Number(v);
   };
   const seed = int('seed', values.seed);

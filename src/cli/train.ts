@@ -1,9 +1,10 @@
-// `rdt-libero train --config run.yaml [overrides]`: argument parsing, the summary and exit codes only;
-// the work is in src/train. Exit codes: 0 done, 2 usage or config error, 1 runtime error.
+// `rdt-libero train --config run.yaml [overrides]`: argument parsing and the summary only; the work is in
+// src/train, and failures are reported by main.ts (exit 2 for usage or config errors, 1 for runtime errors).
 import { relative, resolve } from 'node:path';
-import { ConfigError, loadConfig, parseOverrides } from '../train/config.js';
+import { loadConfig, parseOverrides } from '../train/config.js';
 import { configHelp } from '../train/config_docs.js';
-import { RdtError } from '../util/errors.js';
+import { UsageError } from '../util/errors.js';
+import { helpPointer, parseCommandArgs } from './args.js';
 import { formatDuration } from '../train/metrics.js';
 import type { TrainResult } from '../train/trainer.js';
 import type { TrainConfig } from '../train/config.js';
@@ -24,36 +25,22 @@ function usage(): string {
   return `${TRAIN_USAGE}${configHelp()}\n\nexit codes: 0 done, 1 runtime error (data, model, training), 2 usage or config error\n`;
 }
 
-/** Print one line for a failed run and return its exit code (2 for config errors, else 1). */
-export function reportTrainError(e: unknown, cmd: string): number {
-  const err = e instanceof Error ? e : new Error(String(e));
-  if (err instanceof ConfigError) {
-    process.stderr.write(`rdt-libero ${cmd}: config error: ${err.message}\n(rdt-libero train --help lists every key)\n`);
-    return 2;
-  }
-  // Layer errors are written to be shown as is; anything else gets its type, and the stack on request.
-  const label = err instanceof RdtError ? err.message : `${err.name}: ${err.message}`;
-  process.stderr.write(`rdt-libero ${cmd}: ${label.split('\n').join('\n  ')}\n`);
-  if (process.env.RDT_DEBUG && err.stack) process.stderr.write(err.stack + '\n');
-  else if (!(err instanceof RdtError)) process.stderr.write('(set RDT_DEBUG=1 for the stack trace)\n');
-  return 1;
-}
+const TRAIN_ARGS = { command: 'train', usage, options: { config: { type: 'string', short: 'c' } } } as const;
 
-/** Split `--config FILE` / `--config=FILE` and `--help` from the overrides. */
-export function splitTrainArgs(args: string[]): { file?: string; help: boolean; overrides: string[] } {
-  let file: string | undefined;
-  let help = false;
+/**
+ * Split the arguments the shared parser reads (`--config FILE`, `-c FILE`, `--config=FILE`, `--help`, `-h`)
+ * from the free-form overrides (key=value, --key value, --key=value), which loadConfig validates key by key.
+ */
+export function splitTrainArgs(args: readonly string[]): { own: string[]; overrides: string[] } {
+  const own: string[] = [];
   const overrides: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
-    if (a === '-h' || a === '--help' || a === 'help') help = true;
-    else if (a === '--config' || a === '-c') {
-      if (i + 1 >= args.length) throw new ConfigError('--config needs a file name');
-      file = args[++i];
-    } else if (a.startsWith('--config=')) file = a.slice('--config='.length);
+    if (a === '-h' || a === '--help' || a.startsWith('--config=')) own.push(a);
+    else if (a === '--config' || a === '-c') own.push(a, ...(i + 1 < args.length ? [args[++i]] : []));
     else overrides.push(a);
   }
-  return { file, help, overrides };
+  return { own, overrides };
 }
 
 const f3 = (x: number | undefined) => (x === undefined ? 'n/a' : Math.abs(x) >= 100 ? x.toFixed(1) : x.toPrecision(3));
@@ -87,28 +74,16 @@ export function trainSummary(cfg: TrainConfig, r: TrainResult, seconds: number):
 }
 
 export async function trainCommand(args: string[]): Promise<number> {
-  let cfg: TrainConfig;
-  try {
-    const { file, help, overrides } = splitTrainArgs(args);
-    if (help) {
-      process.stdout.write(usage());
-      return 0;
-    }
-    if (!file && !overrides.length) {
-      process.stderr.write(`rdt-libero train: give --config run.yaml and/or overrides\n\n${TRAIN_USAGE.split('\n\nkeys')[0]}\n(rdt-libero train --help lists every key)\n`);
-      return 2;
-    }
-    cfg = loadConfig({ file, overrides: parseOverrides(overrides) });
-  } catch (e) {
-    return reportTrainError(e, 'train');
-  }
-  try {
-    const { train } = await import('../train/trainer.js');
-    const t0 = performance.now();
-    const r = await train(cfg);
-    process.stdout.write(trainSummary(cfg, r, (performance.now() - t0) / 1000));
-    return 0;
-  } catch (e) {
-    return reportTrainError(e, 'train');
-  }
+  const { own, overrides } = splitTrainArgs(args);
+  const parsed = parseCommandArgs(TRAIN_ARGS, own);
+  if (!parsed) return 0;
+  const file = parsed.values.config;
+  if (!file && !overrides.length)
+    throw new UsageError(`give --config run.yaml and/or key=value overrides; ${helpPointer('train')} and every key`);
+  const cfg = loadConfig({ file, overrides: parseOverrides(overrides) });
+  const { train } = await import('../train/trainer.js');
+  const t0 = performance.now();
+  const r = await train(cfg);
+  process.stdout.write(trainSummary(cfg, r, (performance.now() - t0) / 1000));
+  return 0;
 }

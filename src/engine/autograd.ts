@@ -40,5 +40,5 @@ export function grad(
     outputs.map((t) => t.h), inputs.map((t) => t.h), opts.gradOutputs?.map((t) => t.h) ?? null,
     opts.retainGraph ?? false, opts.createGraph ?? false,
   );
-  return hs.map((h: unknown) => (h ? new Tensor(h as never) : null));
+  return hs.map((h) => (h ? new Tensor(h) : null));
 }

@@ -2,6 +2,7 @@
 import { N } from './native.js';
 import { DTYPE_CODE, dtypeOfArray, type AnyTypedArray, type DType } from './dtype.js';
 import { Tensor, type Device, EngineError } from './tensor.js';
+import { checkDevice } from './device.js';
 
 export interface TensorOptions {
   dtype?: DType;
@@ -47,6 +48,8 @@ function typedFor(dtype: DType, values: number[]): AnyTypedArray {
  * (pass dtype 'bfloat16' or 'float16' with a Uint16Array of raw bits).
  */
 export function tensor(data: Nested | AnyTypedArray, opts: TensorOptions & { shape?: number[] } = {}): Tensor {
+  // Before the CPU copy is made, so a refused device leaves nothing behind.
+  if (opts.device) checkDevice(opts.device);
   if (ArrayBuffer.isView(data)) {
     const arr = data as AnyTypedArray;
     const dtype = opts.dtype ?? dtypeOfArray(arr);
@@ -80,7 +83,11 @@ function firstLeaf(x: Nested): Nested {
 }
 
 const dt = (o: TensorOptions) => DTYPE_CODE[o.dtype ?? 'float32'];
-const dev = (o: TensorOptions) => o.device ?? 'cpu';
+const dev = (o: TensorOptions) => {
+  const d = o.device ?? 'cpu';
+  checkDevice(d);
+  return d;
+};
 
 export function zeros(shape: number[], o: TensorOptions = {}): Tensor {
   return finish(new Tensor(N.zeros(shape, dt(o), dev(o))), o);

@@ -1,4 +1,5 @@
 // Tensor element types. Codes are libtorch's c10::ScalarType values.
+import { EngineError } from './errors.js';
 
 export type DType = 'float32' | 'float64' | 'bfloat16' | 'float16' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
 
@@ -19,7 +20,7 @@ const CODE_DTYPE = new Map<number, DType>(Object.entries(DTYPE_CODE).map(([k, v]
 
 export function dtypeFromCode(code: number): DType {
   const d = CODE_DTYPE.get(code);
-  if (!d) throw new Error(`unsupported libtorch scalar type code ${code}`);
+  if (!d) throw new EngineError(`libtorch scalar type code ${code} is not supported (supported: ${[...CODE_DTYPE.values()].join(', ')})`);
   return d;
 }
 

@@ -5,6 +5,7 @@ export { scope, keep, scopeDepth } from './scope.js';
 export * from './create.js';
 export { noGrad, enableGrad, noGradGuard, isGradEnabled, grad } from './autograd.js';
 export * from './system.js';
+export { checkDevice, cudaUnavailableReason } from './device.js';
 export * from './ops/index.js';
 export * from './nn/index.js';
 export * from './optim/index.js';

@@ -1,14 +1,14 @@
-// Loads the libtorch addon built by `npm run build:native` (build/rdt_native.node).
-// Every native function takes tensor handles (opaque externals) and plain JS values.
+// Loads the libtorch addon built by `npm run build:native` (build/rdt_native.node) and types it with the op
+// table declared once in native_ops.ts. Every native function takes tensor handles (opaque externals) and
+// plain JS values.
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { EngineError } from './errors.js';
+import { opTableMismatch, type NativeOps } from './native_ops.js';
 
-/** An opaque reference to a libtorch tensor, owned by exactly one Tensor. */
-export type Handle = { readonly __handle: unique symbol };
-/** An opaque reference to a libtorch Generator. */
-export type GenHandle = { readonly __gen: unique symbol };
+export type { Handle, GenHandle, NativeOps } from './native_ops.js';
 
 function findAddon(): string {
   // dist/src/engine/native.js and src/engine/native.ts both sit three levels below the root.
@@ -18,12 +18,20 @@ function findAddon(): string {
     if (existsSync(p)) return p;
     dir = dirname(dir);
   }
-  throw new Error(
-    'rdt-libero: the native addon build/rdt_native.node is missing. Run `npm run build:native` ' +
+  throw new EngineError(
+    'the native addon build/rdt_native.node is missing. Run `npm run build:native` ' +
       '(it needs `pip install torch` or LIBTORCH=/path/to/libtorch).',
   );
 }
 
-// The addon's exports are registered dynamically by OP(name) in native/*.cc.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const N: Record<string, (...args: any[]) => any> = createRequire(import.meta.url)(findAddon());
+function load(): NativeOps {
+  const path = findAddon();
+  const addon = createRequire(import.meta.url)(path) as Record<string, unknown>;
+  // A stale or newer addon would otherwise fail only when the missing op is first called, possibly hours into
+  // a run; checking ~200 names once costs microseconds.
+  const mismatch = opTableMismatch(Object.keys(addon), path);
+  if (mismatch) throw new EngineError(mismatch);
+  return addon as NativeOps;
+}
+
+export const N: NativeOps = load();

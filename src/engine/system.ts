@@ -1,6 +1,7 @@
 // Process-wide engine state: seeds, threads, generators, CUDA queries, live-tensor counters.
 import { N, type GenHandle } from './native.js';
 import { Tensor, type Device } from './tensor.js';
+import { checkDevice } from './device.js';
 
 /** torch.manual_seed: seeds libtorch's default CPU (and CUDA) generators. */
 export function manualSeed(seed: number): void {
@@ -17,6 +18,7 @@ export function getNumThreads(): number {
 export class Generator {
   readonly g: GenHandle;
   constructor(seed: number, device: Device = 'cpu') {
+    checkDevice(device);
     this.g = N.generatorNew(seed, device);
   }
   manualSeed(seed: number): this {

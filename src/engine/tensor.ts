@@ -4,13 +4,12 @@
 import { N, type Handle } from './native.js';
 import { DTYPE_CODE, dtypeFromCode, typedArrayOf, type AnyTypedArray, type DType } from './dtype.js';
 import { track, keep as keepTensor } from './scope.js';
-import { RdtError } from '../util/errors.js';
+import { EngineError } from './errors.js';
+import { checkDevice, type Device } from './device.js';
 
-export type Device = string; // 'cpu' | 'cuda' | `cuda:${number}`
+export { EngineError };
 
-export class EngineError extends RdtError {
-  override name = 'EngineError';
-}
+export type { Device };
 
 export class Tensor {
   readonly __isTensor = true;
@@ -30,7 +29,7 @@ export class Tensor {
   }
 
   get shape(): number[] {
-    return (this.#shape ??= N.shape(this.h) as number[]);
+    return (this.#shape ??= N.shape(this.h));
   }
   get ndim(): number {
     return this.shape.length;
@@ -101,6 +100,7 @@ export class Tensor {
 
   to(opts: { dtype?: DType; device?: Device; copy?: boolean } | DType): Tensor {
     const o = typeof opts === 'string' ? { dtype: opts } : opts;
+    if (o.device !== undefined) checkDevice(o.device);
     return new Tensor(N.to(this.h, o.dtype ? DTYPE_CODE[o.dtype] : null, o.device ?? null, o.copy ?? false));
   }
   float(): Tensor {

@@ -4,6 +4,7 @@
 // `instanceof RdtError`, never by name; anything that is not an RdtError is a bug and gets its stack on request.
 
 export class RdtError extends Error {
+  override name = 'RdtError';
   /** Process exit code when this error ends a command: 1 runtime error, 2 usage or config error. */
   get exitCode(): number {
     return 1;

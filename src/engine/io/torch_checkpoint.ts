@@ -121,7 +121,7 @@ export function loadTorchCheckpoint(path: string): unknown {
       const rebuildTensor = new PyCallable('torch._utils._rebuild_tensor_v2', (args) => {
         const [storage, offset, size, stride] = args;
         if (!(storage instanceof StorageRef)) throw new Error('the first argument must be a storage');
-        if (!Number.isSafeInteger(offset) || !isIntList(size) || !isIntList(stride))
+        if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || !isIntList(size) || !isIntList(stride))
           throw new Error('storage offset, size and stride must be integers');
         const s = loadStorage(storage);
         try {

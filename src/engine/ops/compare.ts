@@ -40,7 +40,7 @@ P.isinf = function () { return new Tensor(N.isinf(this.h)); };
 P.any = function (dim = null, keepdim = false) { return new Tensor(N.any(this.h, dim, keepdim)); };
 P.all = function (dim = null, keepdim = false) { return new Tensor(N.all(this.h, dim, keepdim)); };
 P.allclose = function (o, rtol = 1e-5, atol = 1e-8, opts = {}) {
-  return N.allclose(this.h, o.h, rtol, atol, opts.equalNan ?? false) as boolean;
+  return N.allclose(this.h, o.h, rtol, atol, opts.equalNan ?? false);
 };
 
 /**

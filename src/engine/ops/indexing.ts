@@ -1,11 +1,11 @@
 // Indexing: indexSelect, gather/scatter/scatterAdd, maskedFill/maskedSelect, indexPut_, take,
 // nonzero, sort/argsort/topk, torch.quantile.
-import { N } from '../native.js';
+import { N, type Handle } from '../native.js';
 import { Tensor, operandHandle } from '../tensor.js';
 import type { ValuesIndices } from './reduce.js';
 
 const h = operandHandle;
-const pair = (hs: unknown[]): ValuesIndices => ({ values: new Tensor(hs[0] as never), indices: new Tensor(hs[1] as never) });
+const pair = ([values, indices]: [Handle, Handle]): ValuesIndices => ({ values: new Tensor(values), indices: new Tensor(indices) });
 
 declare module '../tensor.js' {
   interface Tensor {

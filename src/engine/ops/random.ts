@@ -3,6 +3,7 @@
 // PyTorch's torch.Generator().manual_seed(s) for the same call sequence.
 import { N } from '../native.js';
 import { Tensor, type Device } from '../tensor.js';
+import { checkDevice } from '../device.js';
 import { DTYPE_CODE, type DType } from '../dtype.js';
 import type { Generator } from '../system.js';
 
@@ -14,7 +15,11 @@ export interface RandomOptions {
 
 const g = (gen?: Generator) => (gen ? gen.g : null);
 const dt = (o: RandomOptions, def: DType = 'float32') => DTYPE_CODE[o.dtype ?? def];
-const dev = (o: RandomOptions) => o.device ?? 'cpu';
+const dev = (o: RandomOptions) => {
+  const d = o.device ?? 'cpu';
+  checkDevice(d);
+  return d;
+};
 
 declare module '../tensor.js' {
   interface Tensor {

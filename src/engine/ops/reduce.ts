@@ -1,6 +1,6 @@
 // Reductions: var/std with a correction, max/min (whole, or along a dim with indices), amax/amin,
 // argmax/argmin, norm, prod, cumsum/cumprod, logsumexp.
-import { N } from '../native.js';
+import { N, type Handle } from '../native.js';
 import { Tensor } from '../tensor.js';
 import { DTYPE_CODE, type DType } from '../dtype.js';
 
@@ -41,7 +41,7 @@ declare module '../tensor.js' {
   }
 }
 
-const pair = (hs: unknown[]): ValuesIndices => ({ values: new Tensor(hs[0] as never), indices: new Tensor(hs[1] as never) });
+const pair = ([values, indices]: [Handle, Handle]): ValuesIndices => ({ values: new Tensor(values), indices: new Tensor(indices) });
 
 const P = Tensor.prototype;
 P.var = function (dim = null, opts = {}) {
@@ -50,10 +50,10 @@ P.var = function (dim = null, opts = {}) {
 P.std = function (dim = null, opts = {}) {
   return new Tensor(N.std(this.h, dim, opts.correction ?? 1, opts.keepdim ?? false));
 };
-P.max = function (this: Tensor, dim?: number, keepdim = false) {
+P.max = function (this: Tensor, dim?: number, keepdim: boolean = false) {
   return dim === undefined ? new Tensor(N.max(this.h)) : pair(N.maxDim(this.h, dim, keepdim));
 } as Tensor['max'];
-P.min = function (this: Tensor, dim?: number, keepdim = false) {
+P.min = function (this: Tensor, dim?: number, keepdim: boolean = false) {
   return dim === undefined ? new Tensor(N.min(this.h)) : pair(N.minDim(this.h, dim, keepdim));
 } as Tensor['min'];
 P.amax = function (dim, keepdim = false) { return new Tensor(N.amax(this.h, dim ?? null, keepdim)); };

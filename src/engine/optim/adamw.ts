@@ -1,7 +1,7 @@
 // torch.optim.AdamW: decoupled weight decay and bias correction, numerically PyTorch's default
 // single-tensor algorithm. Each parameter group is stepped by ONE native call that loops in C++
 // (native/ops_optim.cc). State is kept (never scope-owned) and saves in PyTorch's layout.
-import { N } from '../native.js';
+import { N, type Handle } from '../native.js';
 import { Tensor, EngineError } from '../tensor.js';
 import { scalarTensor, zerosLike } from '../create.js';
 import { noGrad } from '../autograd.js';
@@ -90,9 +90,9 @@ export class AdamW {
   step(): void {
     for (const g of this.paramGroups) {
       const has: boolean[] = N.gradsDefined(g.params.map((p) => p.h));
-      const ps: unknown[] = [];
-      const ms: unknown[] = [];
-      const vs: unknown[] = [];
+      const ps: Handle[] = [];
+      const ms: Handle[] = [];
+      const vs: Handle[] = [];
       const steps: number[] = [];
       for (let i = 0; i < g.params.length; i++) {
         if (!has[i]) continue;
