@@ -13,7 +13,7 @@ import { loadRdtCheckpoint, saveRdtCheckpoint, loadRunnerState, readCheckpointCo
 import { DataLoader, cloneBatch, type LoadedBatch } from '../data/loader.js';
 import type { Batch } from '../data/dataset.js';
 import { loadOrComputeStats } from '../data/stats.js';
-import { DemoTextEncoder, DemoVisionEncoder } from '../encoders/demo.js';
+import { createEncoders, demoEncoderIdentity } from '../encoders/demo.js';
 import { type TrainConfig, effectiveBatch } from './config.js';
 import { lrFactor } from './lr_schedule.js';
 import { Ema } from './ema.js';
@@ -63,12 +63,14 @@ interface TrainerState {
 
 function buildEncoders(runner: RDTRunner): Encoders {
   const c = runner.config;
-  const vision = new DemoVisionEncoder(c.img_token_dim);
+  const { vision, text } = createEncoders(demoEncoderIdentity(c));
   const tokensNeeded = c.img_cond_len;
   const perImage = vision.tokensPerImage;
-  if (tokensNeeded !== 6 * perImage)
+  if (tokensNeeded !== 6 * perImage) {
+    [vision, text].forEach((e) => e.dispose());
     throw new TrainError(`model expects img_cond_len ${tokensNeeded} image tokens, the demo vision encoder gives 2 history x 3 cameras x ${perImage} = ${6 * perImage}; use a config with img_cond_len ${6 * perImage}`);
-  return { vision, text: new DemoTextEncoder(c.lang_token_dim, c.max_lang_cond_len) };
+  }
+  return { vision, text };
 }
 
 const ARCH_KEYS = ['lang_token_dim', 'img_token_dim', 'img_cond_len', 'max_lang_cond_len', 'action_dim', 'pred_horizon'] as const;
