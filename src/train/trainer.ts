@@ -28,6 +28,7 @@ import { JsonlSink, Metrics, Progress, TensorBoardSink, type MetricSink } from '
 import { WandbSink } from './wandb.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { TrainError } from './errors.js';
+import { policyConventions, writePolicyFolder } from '../policy/index.js';
 
 export { TrainError } from './errors.js';
 
@@ -205,6 +206,7 @@ async function runTraining(cfg: TrainConfig, opts: TrainOptions, owned: { dispos
   owned.push(runner);
   const enc = buildEncoders(runner);
   owned.push(enc.text, enc.vision);
+  const policy = policyConventions({ adapter: ds.cfg, stats: st, encoders: enc, rdt: runner.config, run: basename(out), baseModel: cfg.pretrained_model_name_or_path ?? cfg.model, lora: cfg.lora });
   if (cfg.lora.enabled) {
     const adapted = injectLora(runner.model, { rank: cfg.lora.rank, alpha: cfg.lora.alpha, targets: cfg.lora.targets, generator: new torch.Generator(cfg.seed + 7) });
     markOnlyLoraTrainable(runner, cfg.lora.train_adaptors ? ['lang_adaptor.', 'img_adaptor.', 'state_adaptor.'] : []);
@@ -290,6 +292,7 @@ async function runTraining(cfg: TrainConfig, opts: TrainOptions, owned: { dispos
         optimizer: optimizer.stateDict(), generator: gen.getState(), masters: masters?.masters,
       }));
       writeFileSync(join(dir, 'run_config.yaml'), toYaml(cfg));
+      writePolicyFolder(dir, policy, step); // policy.json (and ema/policy.json): the data conventions of these weights
       opts.onCheckpointWrite?.(dir, step);
       writeFileSync(join(dir, TRAINER_STATE), JSON.stringify(state, null, 2)); // last: marks the checkpoint complete
     }, cfg.checkpoints_total_limit);
@@ -354,6 +357,7 @@ async function runTraining(cfg: TrainConfig, opts: TrainOptions, owned: { dispos
     finalModelDir = join(out, 'final');
     saveRdtCheckpoint(runner, finalModelDir, { filter: (k) => !isLoraKey(k) });
     if (cfg.lora.enabled) saveSafetensors(join(finalModelDir, 'adapter_model.safetensors'), loraStateDict(runner));
+    writePolicyFolder(finalModelDir, policy, step);
   }
   metrics.close();
   const elapsed = (performance.now() - t0) / 1000;
