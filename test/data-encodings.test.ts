@@ -3,8 +3,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { STATE_VEC_IDX, STATE_VEC_LEN, slot } from '../src/data/state_vec.js';
 import {
-  axisAngleToMat, matDist, matMul, matMulT, matTo6d, matToAxisAngle, matToQuat, quatToMat, rot6dToMat,
+  axisAngleToMat, matDist, matMulT, matTo6d, matToAxisAngle, matToQuat, quatToMat, rot6dToMat,
 } from '../src/data/rotation.js';
+import { oscRef } from './helpers/osc-ref.js';
 import { ENCODINGS, getEncoding } from '../src/data/encodings/index.js';
 import { Rng } from '../src/data/rng.js';
 import {
@@ -68,6 +69,26 @@ test('rotation: axis-angle -> matrix -> axis-angle -> matrix is the same rotatio
   assert.ok(matDist(matMulT(rot6dToMat(noisy), rot6dToMat(noisy)), [1, 0, 0, 0, 1, 0, 0, 0, 1]) < 1e-14);
 });
 
+test('rotation: axis-angle, quaternion and 6-D conversions equal numpy (Rodrigues, Gram-Schmidt)', () => {
+  const r = new Rng(9);
+  const aas = ANGLES.flatMap((ang) => [0, 1, 2].map(() => randomAxisAngle(r, ang)));
+  const quats = aas.map(() => { const q = [r.uniform(-1, 1), r.uniform(-1, 1), r.uniform(-1, 1), r.uniform(-1, 1)]; const n = Math.hypot(...q); return q.map((x) => x / n); });
+  const noisy6 = aas.map((v) => Array.from(matTo6d(axisAngleToMat(v))).map((x) => x + r.uniform(-0.05, 0.05)));
+  const ref = oscRef<{ R: number[][]; Q: number[][]; G: number[][] }>(`
+out['R'] = [aa2mat(v).flatten().tolist() for v in inp['aas']]
+out['Q'] = [quat2mat(q).flatten().tolist() for q in inp['quats']]
+out['G'] = [from6(d).flatten().tolist() for d in inp['six']]
+`, { aas, quats, six: noisy6 });
+  aas.forEach((v, k) => {
+    assert.ok(matDist(axisAngleToMat(v), ref.R[k]) < 1e-14, `axisAngleToMat ${v}`);
+    const six = matTo6d(axisAngleToMat(v));
+    const want = [0, 3, 6, 1, 4, 7].map((i) => ref.R[k][i]); // first two columns of row-major R
+    assert.ok(six.every((x, i) => Math.abs(x - want[i]) < 1e-14), 'matTo6d');
+    assert.ok(matDist(quatToMat(quats[k]), ref.Q[k]) < 1e-14, 'quatToMat (x, y, z, w)');
+    assert.ok(matDist(rot6dToMat(noisy6[k]), ref.G[k]) < 1e-13, 'rot6dToMat');
+  });
+});
+
 test('gripper: finger positions -> open fraction; command sign -> open fraction', () => {
   assert.equal(gripperOpenFraction([0.0387, -0.0387]), 1);
   assert.equal(gripperOpenFraction([0, 0]), 0);
@@ -101,10 +122,71 @@ test('encodings: hand-checked SI values', () => {
   v.fill(0);
   getEncoding('eef_target_pose').encode([1, -0.5, 0, 0, 0, 1, 1], pose, v, 0);
   assert.ok(Math.abs(v[30] - 0.15) < 1e-15 && Math.abs(v[31] + 0.225) < 1e-15 && v[32] === 1.17);
-  const goal = matMul(axisAngleToMat([0, 0, 0.5]), pose.R);
-  assert.ok(matDist(rot6dToMat(v, 33), goal) < 1e-15);
+  // goal_R = Rz(0.5) @ Rx(pi): columns [cos .5, sin .5, 0] and [sin .5, -cos .5, 0] (written out by hand)
+  const [c, s] = [Math.cos(0.5), Math.sin(0.5)];
+  assert.ok([c, s, 0, s, -c, 0].every((x, i) => Math.abs(v[33 + i] - x) < 1e-15), `6-D ${Array.from(v.subarray(33, 39))}`);
   assert.equal(v[10], 0);
   assert.equal(v[39], 0);
+});
+
+/** Random LIBERO commands (some beyond [-1, 1], to exercise clipping) and poses, rotations near pi included. */
+function randomCases(seed: number, n: number): { a: number[]; pos: number[]; aa: number[] }[] {
+  const r = new Rng(seed);
+  return Array.from({ length: n }, (_, k) => {
+    const a = [0, 1, 2, 3, 4, 5].map(() => r.uniform(-1.3, 1.3));
+    a.push(k % 3 === 0 ? r.uniform(-1, 1) : r.next() < 0.5 ? -1 : 1);
+    return { a, pos: [r.uniform(-0.5, 0.5), r.uniform(-0.5, 0.5), r.uniform(0.8, 1.4)], aa: randomAxisAngle(r, ANGLES[k % ANGLES.length] || 0.4) };
+  });
+}
+
+test('encodings: encode and decode equal an independent numpy reference of the robosuite OSC rules', () => {
+  const cases = randomCases(3, 60);
+  const names = Object.keys(ENCODINGS);
+  const ref = oscRef<{ enc: Record<string, number[][]>; dec: Record<string, number[][]> }>(`
+out['enc'] = {}; out['dec'] = {}
+for name in inp['names']:
+    vs = [encode(name, c['a'], c['pos'], aa2mat(c['aa'])) for c in inp['cases']]
+    out['enc'][name] = [v.tolist() for v in vs]
+    # decode against a different measured pose than the one encoded against (the execution-time pose)
+    out['dec'][name] = [decode(name, v, np.asarray(c['pos']) + 0.01, aa2mat(np.asarray(c['aa']) * 0.98)).tolist() for v, c in zip(vs, inp['cases'])]
+`, { names, cases });
+  for (const name of names) {
+    const e = getEncoding(name);
+    cases.forEach((c, k) => {
+      const v = new Float64Array(128);
+      e.encode(c.a, { pos: c.pos, R: axisAngleToMat(c.aa) }, v, 0);
+      const want = ref.enc[name][k];
+      for (let i = 0; i < 128; i++) assert.ok(Math.abs(v[i] - want[i]) < 1e-12, `${name} case ${k} slot ${i}: ${v[i]} vs ${want[i]}`);
+      const measured = { pos: c.pos.map((x) => x + 0.01), R: axisAngleToMat(c.aa.map((x) => x * 0.98)) };
+      const back = decodeAction({ encoding: name }, Float64Array.from(want), 0, measured);
+      for (let i = 0; i < 7; i++) assert.ok(Math.abs(back[i] - ref.dec[name][k][i]) < 1e-9, `${name} case ${k} decode ${i}: ${back[i]} vs ${ref.dec[name][k][i]}`);
+    });
+  }
+});
+
+test('encodeActionChunk and buildObservation state equal the numpy reference (encode, end padding, SI state)', () => {
+  const cases = randomCases(4, 5);
+  const ref = oscRef<{ chunk: Record<string, number[][]>; state: number[][] }>(`
+out['chunk'] = {}
+for name in inp['names']:
+    rows = [encode(name, c['a'], c['pos'], aa2mat(c['aa'])) for c in inp['cases']]
+    while len(rows) < 8: rows.append(pad(name, rows[-1]))
+    out['chunk'][name] = [r.tolist() for r in rows]
+out['state'] = [state(c['pos'], c['aa'], [0.03, -0.025], [0.1 * i for i in range(7)]).tolist() for c in inp['cases']]
+`, { names: Object.keys(ENCODINGS), cases });
+  const acts = cases.flatMap((c) => c.a);
+  const poses = cases.map((c) => ({ pos: c.pos, R: axisAngleToMat(c.aa) }));
+  for (const name of Object.keys(ENCODINGS)) {
+    const out = new Float64Array(8 * 128);
+    const valid = new Float32Array(8);
+    encodeActionChunk(adapterConfig({ encoding: name, chunkSize: 8 }), acts, 0, poses, out, 0, valid, 0);
+    assert.deepEqual(Array.from(valid), [1, 1, 1, 1, 1, 0, 0, 0]);
+    ref.chunk[name].forEach((row, k) => row.forEach((x, i) => assert.ok(Math.abs(out[k * 128 + i] - x) < 1e-12, `${name} step ${k} slot ${i}`)));
+  }
+  const cfg = adapterConfig({ useJoints: true, imageHeight: 1, imageWidth: 1 });
+  const buf = allocObservation(cfg, cases.length);
+  cases.forEach((c, b) => buildObservation(cfg, [null, { robot: { eefPos: c.pos, eefAxisAngle: c.aa, gripperQpos: [0.03, -0.025], jointPos: [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6] }, images: { agentview: null, eyeInHand: null } }], buf, b));
+  ref.state.forEach((row, b) => row.forEach((x, i) => assert.ok(Math.abs(buf.state[b * 128 + i] - x) < 1e-6, `state ${b} slot ${i}: ${buf.state[b * 128 + i]} vs ${x}`)));
 });
 
 test('encodings: LIBERO 7-D -> unified -> 7-D is exact to 1e-9 for every encoding, poses near pi included', () => {

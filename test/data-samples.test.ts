@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LiberoDataset } from '../src/data/dataset.js';
 import { synthesizeDemo, writeSyntheticSuite, type SyntheticOptions } from '../src/data/synthetic.js';
-import { decodeAction, gripperOpenFraction } from '../src/data/adapter.js';
-import { axisAngleToMat, matTo6d } from '../src/data/rotation.js';
+import { decodeAction } from '../src/data/adapter.js';
+import { oscRef } from './helpers/osc-ref.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'rdt-data-samples-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -68,14 +68,20 @@ test('a sample: state, action chunk (decodes back to the stored commands), image
       assert.equal(t, k + 2); // the two leading idle actions after action 0 are skipped
       assert.equal(b.instruction[0], 'pick up the black bowl and place it on the plate');
       assert.equal(b.suite[0], 'libero_goal');
-      // state
-      for (let i = 0; i < 3; i++) assert.equal(b.state[30 + i], Math.fround(d.eePos[t * 3 + i]));
-      const six = matTo6d(axisAngleToMat(d.eeOri.subarray(t * 3, t * 3 + 3)));
-      for (let i = 0; i < 6; i++) assert.ok(Math.abs(b.state[33 + i] - six[i]) < 1e-7);
-      assert.equal(b.state[10], Math.fround(gripperOpenFraction(d.gripper.subarray(t * 2, t * 2 + 2))));
-      assert.equal(b.stateMask.reduce((a, x) => a + x, 0), 10);
-      // chunk: real steps decode back to the stored commands (float32 storage: 1e-5), then padding
+      // state and the whole chunk (real steps encoded against the pose they ran from, then end padding), against
+      // the numpy reference of the conventions (float32 storage: 1e-6)
       const n = Math.min(16, len - k);
+      const ref = oscRef<{ state: number[]; chunk: number[][] }>(`
+t = inp['t']; P = np.array(inp['pos']).reshape(-1, 3); O = np.array(inp['ori']).reshape(-1, 3); A = np.array(inp['act']).reshape(-1, 7)
+out['state'] = state(P[t], O[t], np.array(inp['grip']).reshape(-1, 2)[t]).tolist()
+rows = [encode(inp['name'], A[t + s + 1], P[t + s], aa2mat(O[t + s])) for s in range(inp['n'])]
+while len(rows) < 16: rows.append(pad(inp['name'], rows[-1]))
+out['chunk'] = [r.tolist() for r in rows]
+`, { t, n, name: encoding, pos: Array.from(d.eePos), ori: Array.from(d.eeOri), act: Array.from(d.actions), grip: Array.from(d.gripper) });
+      ref.state.forEach((x, i) => assert.ok(Math.abs(b.state[i] - x) < 1e-6, `state slot ${i}: ${b.state[i]} vs ${x}`));
+      ref.chunk.forEach((row, s) => row.forEach((x, i) => assert.ok(Math.abs(b.actions[s * 128 + i] - x) < 1e-6, `${encoding} k=${k} step ${s} slot ${i}: ${b.actions[s * 128 + i]} vs ${x}`)));
+      assert.equal(b.stateMask.reduce((a, x) => a + x, 0), 10);
+      // real steps decode back to the stored commands (float32 storage: 2e-5)
       assert.equal(b.actionMask.reduce((a, x) => a + x, 0), n);
       for (let s = 0; s < n; s++) {
         const tt = t + s;

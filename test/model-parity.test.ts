@@ -2,8 +2,11 @@
 // adaptors, the core forward and its intermediates, the loss and its gradients, every sampler
 // step and the final actions, for both RmsNorm variants. Each variant must match its own file and
 // NOT the other one (they differ by up to 0.09 in core.out), which proves the switch.
-// Tolerance: max abs error <= 1e-4 x max|expected| (the fixture README measured 1.5e-6 absolute
-// for an independent re-implementation, so this is generous but far below the 0.09 variant gap).
+// Tolerance: max abs error <= 1e-4 x max|expected| with another torch version than the fixtures' (the fixture
+// README measured 1.5e-6 absolute for an independent re-implementation, so this is generous but far below the
+// 0.09 variant gap; other versions may pick other kernels and summation orders). With the very torch version the
+// fixtures were made with (tiny_a.manifest.json versions.torch vs build/libtorch.json), the same kernels run, so
+// the bar is tight: 1e-6 x max|expected|, which still leaves room for thread-count-dependent reduction orders.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as torch from '../src/engine/index.js';
@@ -11,7 +14,28 @@ import type { RmsNormVariant } from '../src/model/config.js';
 import { RDT, disposeConditionCache } from '../src/model/rdt.js';
 import { fixture } from './helpers/fixtures.js';
 import { maxAbsDiff } from './helpers/assert-close.js';
-import { loadIo, tinyRunner, checkScaled, printResults } from './helpers/rdt-fixtures.js';
+import { loadIo, tinyRunner, checkScaled as checkScaledAt, printResults } from './helpers/rdt-fixtures.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { repoRoot } from './helpers/fixtures.js';
+
+/** The torch the fixtures were made with, and the one this build links (build/libtorch.json, else the runtime's). */
+const fixtureTorch: string = JSON.parse(readFileSync(fixture('rdt', 'tiny_a.manifest.json'), 'utf8')).versions.torch;
+const buildInfo = join(repoRoot(), 'build', 'libtorch.json');
+const localTorch: string = existsSync(buildInfo) ? JSON.parse(readFileSync(buildInfo, 'utf8')).version : torch.libtorch.version();
+const sameTorch = localTorch === fixtureTorch || (!localTorch.includes('+') && localTorch === fixtureTorch.split('+')[0]);
+const TOL = sameTorch ? 1e-6 : 1e-4;
+// The one exception to the tight bar: the timestep embedding of t = 999 takes cos/sin of arguments up to 999 rad
+// in float32, whose last bits depend on the CPU's vector math (ISA), not only on the torch version. Measured:
+// PyTorch 2.13.0+cpu itself, on this machine, from the fixture's own weights and inputs, is 5.0e-6 (4.6e-6 x scale)
+// off core.trace.t_emb; tokens_in (t_emb is its first token) inherits 1.1e-6 x scale and the t_embedder's
+// first-bias gradient 1.5e-6 x scale; every other tensor is within 1e-6 x scale (measured with this file at 1e-4).
+// These three get 1e-5 x scale under the tight bar.
+const ISA_SENSITIVE = new Set(['core.trace.t_emb', 'core.trace.tokens_in', 'loss.grad.model.t_embedder.mlp.0.bias']);
+console.log(`# parity tolerance ${TOL} x scale (torch here ${localTorch}, fixtures ${fixtureTorch})`);
+/** checkScaled at this file's bar unless a test names its own tolerance. */
+const checkScaled = (results: Map<string, number>, name: string, actual: torch.Tensor | ArrayLike<number>, expected: torch.Tensor, tol?: number) =>
+  checkScaledAt(results, name, actual, expected, tol ?? (sameTorch && ISA_SENSITIVE.has(name) ? 1e-5 : TOL));
 
 const VARIANTS: RmsNormVariant[] = ['timm103-unbiased-var', 'mean-square'];
 const GRAD_PARAMS = [

@@ -6,11 +6,11 @@ import { parseArgs } from 'node:util';
 import { UsageError } from '../util/errors.js';
 import { didYouMean } from '../util/did-you-mean.js';
 
-type OptionSpec = { type: 'string'; short?: string; default?: string } | { type: 'boolean'; short?: string };
+type OptionSpec = { type: 'string'; short?: string; default?: string } | { type: 'string'; multiple: true } | { type: 'boolean'; short?: string };
 
 /** Parsed values: booleans are always present (false when absent), strings when given or defaulted. */
 export type ArgValues<O extends Record<string, OptionSpec>> = {
-  [K in keyof O]: O[K] extends { type: 'boolean' } ? boolean : O[K] extends { default: string } ? string : string | undefined;
+  [K in keyof O]: O[K] extends { type: 'boolean' } ? boolean : O[K] extends { multiple: true } ? string[] | undefined : O[K] extends { default: string } ? string : string | undefined;
 };
 
 export interface CommandArgs<O extends Record<string, OptionSpec>> {

@@ -11,6 +11,7 @@ import { loadConfig } from '../train/config.js';
 import { injectLora, isLoraKey, loraStateDict, mergeLora } from '../train/lora.js';
 import { parseCommandArgs } from './args.js';
 import { reportError } from './report.js';
+import { POLICY_FILE, readPolicyFile, writePolicyFile } from '../policy/file.js';
 import { TrainError } from '../train/errors.js';
 
 const USAGE = `usage: rdt-libero lora-merge --checkpoint DIR --out DIR [--run-config FILE] [--dtype float32|bfloat16]
@@ -18,7 +19,8 @@ const USAGE = `usage: rdt-libero lora-merge --checkpoint DIR --out DIR [--run-co
 Loads a checkpoint written by a LoRA run (lora.enabled: true), i.e. a folder with config.json,
 model.safetensors (base weights) and adapter_model.safetensors, adds adapters with the rank, alpha and
 targets of the run's run_config.yaml, loads them, folds them into the base weights (W += alpha/r * B A)
-and writes DIR (--out) as a plain checkpoint: config.json + model.safetensors.
+and writes DIR (--out) as a plain checkpoint: config.json + model.safetensors, plus the run's policy.json
+(lora: null, origin.lora_merged_from: the checkpoint), so loadPolicy and predict --decode read it.
 
 options:
   --checkpoint DIR    a checkpoint-N folder or the run's final/ folder
@@ -86,8 +88,14 @@ export async function loraMerge(args: string[]): Promise<number> {
     const merged = mergeLora(runner);
     if (merged !== adapted.length) throw new ModelError(`merged ${merged} adapters, expected ${adapted.length}`);
     saveRdtCheckpoint(runner, out, { dtype: values.dtype as torch.DType });
+    // The merged weights keep the run's data conventions; they no longer need adapters.
+    const policy = readPolicyFile(dir);
+    if (policy) {
+      const { format: _f, version: _v, ...conventions } = policy;
+      writePolicyFile(out, { ...conventions, lora: null, origin: { ...(policy.origin ?? { run: '', step: 0, ema: false, base_model: '' }), lora_merged_from: resolve(dir) } });
+    } else process.stdout.write(`lora-merge: ${dir} has no ${POLICY_FILE} (written since policy files exist); loading ${out} will need its conventions given explicitly\n`);
     process.stdout.write(`lora-merge: folded ${merged} adapters (rank ${lora.rank}, alpha ${lora.alpha}) from ${adapterFile} into ${weightsFile}\n` +
-      `  wrote ${join(out, 'config.json')} and ${join(out, 'model.safetensors')} (${values.dtype}, ${runner.numParameters()} parameters); ` +
+      `  wrote ${join(out, 'config.json')}, ${join(out, 'model.safetensors')}${policy ? ` and ${join(out, POLICY_FILE)}` : ''} (${values.dtype}, ${runner.numParameters()} parameters); ` +
       `load it like any checkpoint (rdt-libero predict --checkpoint ${out}, or pretrained_model_name_or_path: ${out})\n`);
     runner.dispose();
     return 0;

@@ -1,8 +1,9 @@
 // The one pair of functions that convert between LIBERO and the model: `buildObservation` (an observation
 // history -> state vector, masks and camera slots) and `decodeAction` (a unified action vector -> LIBERO's 7-D
-// command). Training samples (LiberoDataset.writeSample) and evaluation both call buildObservation; training
-// targets and evaluation decoding both go through the same registered encoding object (encode/pad, wrapped here
-// by encodeActionChunk; decode, wrapped by decodeAction), so train and eval preprocessing cannot drift apart.
+// command). Training samples (LiberoDataset.writeSample) and the policy (src/policy) both call buildObservation;
+// training targets are made only by encodeActionRows + writeActionChunk (the dataset caches the rows per episode;
+// encodeActionChunk is the two in one), and the policy and `predict --decode` turn model output back with
+// decodeAction, all through the one registered encoding object, so train and eval preprocessing cannot drift apart.
 import { type ActionEncoding, LIBERO_CTRL_FREQ, type Pose, getEncoding } from './encodings/index.js';
 import { DataError } from './errors.js';
 import { BACKGROUND, type ImageOrientation, orientFrame } from './images.js';
@@ -185,6 +186,55 @@ export function buildObservation(cfg: AdapterConfig, history: readonly (ObsFrame
 }
 
 /**
+ * Encode n real LIBERO commands, each against the pose it was executed from, into compact rows: row k holds the
+ * unified-vector values at the encoding's slots (n x slots.length; the encodings write nothing else). This and
+ * writeActionChunk are the only places a training target is computed: the dataset caches these rows per episode.
+ */
+export function encodeActionRows(cfg: Pick<AdapterConfig, 'encoding'>, n: number, actionAt: (k: number) => ArrayLike<number>, poseAt: (k: number) => Pose): Float64Array {
+  const enc: ActionEncoding = getEncoding(cfg.encoding);
+  const ns = enc.slots.length;
+  const rows = new Float64Array(n * ns);
+  const v = new Float64Array(STATE_VEC_LEN);
+  for (let k = 0; k < n; k++) {
+    enc.encode(actionAt(k), poseAt(k), v, 0);
+    for (let q = 0; q < ns; q++) rows[k * ns + q] = v[enc.slots[q]];
+  }
+  return rows;
+}
+
+/**
+ * One chunk of cfg.chunkSize unified vectors at out[off ..] from `count` encoded rows starting at row `first`
+ * (encodeActionRows), end-padded the way the encoding says, with validity 1 for real steps and 0 for padding.
+ */
+export function writeActionChunk(
+  cfg: Pick<AdapterConfig, 'encoding' | 'chunkSize'>,
+  rows: Float64Array,
+  first: number,
+  count: number,
+  out: Float32Array | Float64Array,
+  off: number,
+  valid: Float32Array,
+  validOff: number,
+): void {
+  const enc: ActionEncoding = getEncoding(cfg.encoding);
+  const slots = enc.slots;
+  const n = Math.min(count, cfg.chunkSize);
+  if (n < 1) throw new DataError('an action chunk needs at least one real action', { key: 'actions' });
+  out.fill(0, off, off + cfg.chunkSize * STATE_VEC_LEN);
+  for (let s = 0; s < n; s++) {
+    const o = off + s * STATE_VEC_LEN;
+    const r = (first + s) * slots.length;
+    for (let q = 0; q < slots.length; q++) out[o + slots[q]] = rows[r + q];
+    valid[validOff + s] = 1;
+  }
+  const last = off + (n - 1) * STATE_VEC_LEN;
+  for (let s = n; s < cfg.chunkSize; s++) {
+    enc.pad(out, last, out, off + s * STATE_VEC_LEN);
+    valid[validOff + s] = 0;
+  }
+}
+
+/**
  * Training targets: n real LIBERO commands (n x 7) executed at the n measured poses -> a chunk of cfg.chunkSize
  * unified vectors at out[off ..], end-padded the way the encoding says, with validity 1 for real steps.
  */
@@ -198,21 +248,13 @@ export function encodeActionChunk(
   valid: Float32Array,
   validOff: number,
 ): void {
-  const enc: ActionEncoding = getEncoding(cfg.encoding);
   const n = Math.min(poses.length, cfg.chunkSize);
-  if (n < 1) throw new Error('encodeActionChunk: at least one real action is needed');
-  out.fill(0, off, off + cfg.chunkSize * STATE_VEC_LEN);
   const a7 = new Float64Array(7);
-  for (let k = 0; k < n; k++) {
+  const rows = encodeActionRows(cfg, n, (k) => {
     for (let i = 0; i < 7; i++) a7[i] = actions[actOff + k * 7 + i];
-    enc.encode(a7, poses[k], out, off + k * STATE_VEC_LEN);
-    valid[validOff + k] = 1;
-  }
-  const last = off + (n - 1) * STATE_VEC_LEN;
-  for (let k = n; k < cfg.chunkSize; k++) {
-    enc.pad(out, last, out, off + k * STATE_VEC_LEN);
-    valid[validOff + k] = 0;
-  }
+    return a7;
+  }, (k) => poses[k]);
+  writeActionChunk(cfg, rows, 0, n, out, off, valid, validOff);
 }
 
 /** A unified action vector (at vec[off..]) -> LIBERO's 7-D command, against the pose measured at execution time. */

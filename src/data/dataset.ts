@@ -1,9 +1,10 @@
 // A LIBERO dataset: suites discovered under a root, files opened lazily and validated, the full-step index, and
 // the training-sample builder on top of the one observation/action adapter (src/data/adapter.ts).
 import { DataError } from './errors.js';
-import { type AdapterConfig, type ObsFrame, adapterConfig, buildObservation, allocObservation, f32, type ObservationBuffers } from './adapter.js';
+import {
+  type AdapterConfig, type ObsFrame, adapterConfig, buildObservation, allocObservation, encodeActionRows, f32, type ObservationBuffers, writeActionChunk,
+} from './adapter.js';
 import { type SuiteName, discoverSuites } from './discover.js';
-import { getEncoding } from './encodings/index.js';
 import { h5ready } from './hdf5/h5.js';
 import { type Layout, LiberoFile } from './hdf5/libero_file.js';
 import { axisAngleToMat } from './rotation.js';
@@ -247,24 +248,9 @@ export class LiberoDataset {
     }
     buildObservation(cfg, hist, out, b);
     // Action chunk: the actions of steps k .. k+chunk-1, each encoded against the pose it was executed from
-    // (per-episode cache of the encoding's slots), then end padding as the encoding says.
-    const enc = getEncoding(cfg.encoding);
-    const slots = enc.slots;
-    const cache = this.encodedActions(episode);
+    // (rows cached per episode), then end padding as the encoding says: the adapter's one target path.
     const n = Math.min(cfg.chunkSize, ep.obs.length - k);
-    const base = b * cfg.chunkSize * STATE_VEC_LEN;
-    out.actions.fill(0, base, base + cfg.chunkSize * STATE_VEC_LEN);
-    for (let s = 0; s < n; s++) {
-      const o = base + s * STATE_VEC_LEN;
-      const c = (k + s) * slots.length;
-      for (let q = 0; q < slots.length; q++) out.actions[o + slots[q]] = cache[c + q];
-      out.actionMask[b * cfg.chunkSize + s] = 1;
-    }
-    const last = base + (n - 1) * STATE_VEC_LEN;
-    for (let s = n; s < cfg.chunkSize; s++) {
-      enc.pad(out.actions, last, out.actions, base + s * STATE_VEC_LEN);
-      out.actionMask[b * cfg.chunkSize + s] = 0;
-    }
+    writeActionChunk(cfg, this.encodedActions(episode), k, n, out.actions, b * cfg.chunkSize * STATE_VEC_LEN, out.actionMask, b * cfg.chunkSize);
     out.instruction[b] = this.instructions[ep.file];
     out.suite[b] = this.suites[ep.suite];
     out.ids[b] = { file: f.path, demo: ep.demo, t: ep.obs[k], actionT: ep.act[k] };
@@ -274,24 +260,18 @@ export class LiberoDataset {
   private actionCache = new Map<number, Float64Array>();
   private scratch = new Uint8Array(0);
 
-  /** The encoding's slot values for every step of an episode (steps x slots), computed once. */
+  /** The encoded rows (adapter.encodeActionRows: steps x encoding slots) of every step of an episode, computed once. */
   encodedActions(episode: number): Float64Array {
     const hit = this.actionCache.get(episode);
     if (hit) return hit;
     const ep = this.index.episodes[episode];
     const ld = this.files[ep.file].lowdim(ep.demo);
-    const enc = getEncoding(this.cfg.encoding);
-    const ns = enc.slots.length;
-    const out = new Float64Array(ep.obs.length * ns);
-    const v = new Float64Array(STATE_VEC_LEN);
-    for (let k = 0; k < ep.obs.length; k++) {
-      const j = ep.act[k];
+    const rows = encodeActionRows(this.cfg, ep.obs.length, (k) => ld.actions.subarray(ep.act[k] * 7, ep.act[k] * 7 + 7), (k) => {
       const t = ep.obs[k];
-      enc.encode(ld.actions.subarray(j * 7, j * 7 + 7), { pos: ld.eePos.subarray(t * 3, t * 3 + 3), R: axisAngleToMat(ld.eeOri.subarray(t * 3, t * 3 + 3)) }, v, 0);
-      for (let q = 0; q < ns; q++) out[k * ns + q] = v[enc.slots[q]];
-    }
-    this.actionCache.set(episode, out);
-    return out;
+      return { pos: ld.eePos.subarray(t * 3, t * 3 + 3), R: axisAngleToMat(ld.eeOri.subarray(t * 3, t * 3 + 3)) };
+    });
+    this.actionCache.set(episode, rows);
+    return rows;
   }
 
   /**

@@ -5,6 +5,12 @@
 import * as torch from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import type { TextEncoder, VisionEncoder } from './types.js';
+import { RdtError } from '../util/errors.js';
+
+/** The encoders layer's error (the factory's refusals). */
+export class EncoderError extends RdtError {
+  override name = 'EncoderError';
+}
 
 /** Patches: the image is average-pooled to (grid*cells)^2 and each grid cell's cells^2 RGB means form one patch. */
 export class DemoVisionEncoder implements VisionEncoder {
@@ -14,7 +20,7 @@ export class DemoVisionEncoder implements VisionEncoder {
   readonly #proj: Tensor; // (cells*cells*3, tokenDim)
   readonly #posEmb: Tensor; // (tokensPerImage, tokenDim): tells the patches apart
 
-  constructor(readonly tokenDim: number, readonly grid = 3, readonly cells = 4, seed = 1234) {
+  constructor(readonly tokenDim: number, readonly grid = 3, readonly cells = 4, readonly seed = 1234) {
     this.tokensPerImage = grid * grid;
     const feat = cells * cells * 3;
     const gen = new torch.Generator(seed);
@@ -95,7 +101,7 @@ export class DemoTextEncoder implements TextEncoder {
   readonly #table: Tensor; // (vocab, tokenDim)
   readonly #pos: Tensor; // (maxLength, tokenDim)
 
-  constructor(readonly tokenDim: number, readonly maxLength = 32, readonly vocab = 4096, seed = 4321) {
+  constructor(readonly tokenDim: number, readonly maxLength = 32, readonly vocab = 4096, readonly seed = 4321) {
     const gen = new torch.Generator(seed);
     this.#table = torch.scope(() => torch.randn([vocab, tokenDim], { generator: gen })).keep();
     this.#pos = torch.scope(() => torch.randn([maxLength, tokenDim], { generator: gen }).mul(0.1)).keep();
@@ -126,4 +132,59 @@ export class DemoTextEncoder implements TextEncoder {
     this.#table.dispose();
     this.#pos.dispose();
   }
+}
+
+// ---- the one factory: encoders are built from a recorded identity (the trainer's and the policy folder's) ----
+
+/** What a demo text encoder is: every parameter its output depends on. */
+export interface DemoTextIdentity {
+  kind: 'demo';
+  token_dim: number;
+  max_length: number;
+  vocab: number;
+  seed: number;
+}
+
+/** What a demo vision encoder is. */
+export interface DemoVisionIdentity {
+  kind: 'demo';
+  token_dim: number;
+  grid: number;
+  cells: number;
+  seed: number;
+}
+
+/** The identity of a pair of condition encoders (only 'demo' exists today; 'official' will add paths and hashes). */
+export interface EncoderIdentity {
+  text: DemoTextIdentity;
+  vision: DemoVisionIdentity;
+}
+
+/** The demo encoders a model of these dimensions trains with (the defaults of the demo classes). */
+export function demoEncoderIdentity(dims: { lang_token_dim: number; img_token_dim: number; max_lang_cond_len: number }): EncoderIdentity {
+  return {
+    text: { kind: 'demo', token_dim: dims.lang_token_dim, max_length: dims.max_lang_cond_len, vocab: 4096, seed: 4321 },
+    vision: { kind: 'demo', token_dim: dims.img_token_dim, grid: 3, cells: 4, seed: 1234 },
+  };
+}
+
+/** Build the encoders an identity names. */
+export function createEncoders(id: EncoderIdentity): { text: TextEncoder; vision: VisionEncoder } {
+  for (const [part, e] of [['text', id.text], ['vision', id.vision]] as const)
+    if (e.kind !== 'demo')
+      throw new EncoderError(`encoders.${part}.kind '${(e as { kind: string }).kind}': only 'demo' encoders exist in this version (T5/SigLIP are not shipped yet)`);
+  const vision = new DemoVisionEncoder(id.vision.token_dim, id.vision.grid, id.vision.cells, id.vision.seed);
+  const text = new DemoTextEncoder(id.text.token_dim, id.text.max_length, id.text.vocab, id.text.seed);
+  return { text, vision };
+}
+
+/** The identity of live encoders (to record what a run trained with). Encoders this factory cannot rebuild are refused. */
+export function encoderIdentity(enc: { text: TextEncoder; vision: VisionEncoder }): EncoderIdentity {
+  const { text, vision } = enc;
+  if (!(text instanceof DemoTextEncoder) || !(vision instanceof DemoVisionEncoder))
+    throw new EncoderError(`cannot record the identity of encoders '${text.name}' / '${vision.name}': only the demo encoders are known to the factory`);
+  return {
+    text: { kind: 'demo', token_dim: text.tokenDim, max_length: text.maxLength, vocab: text.vocab, seed: text.seed },
+    vision: { kind: 'demo', token_dim: vision.tokenDim, grid: vision.grid, cells: vision.cells, seed: vision.seed },
+  };
 }

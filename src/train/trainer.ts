@@ -13,7 +13,7 @@ import { loadRdtCheckpoint, saveRdtCheckpoint, loadRunnerState, readCheckpointCo
 import { DataLoader, cloneBatch, type LoadedBatch } from '../data/loader.js';
 import type { Batch } from '../data/dataset.js';
 import { loadOrComputeStats } from '../data/stats.js';
-import { DemoTextEncoder, DemoVisionEncoder } from '../encoders/demo.js';
+import { createEncoders, demoEncoderIdentity } from '../encoders/demo.js';
 import { type TrainConfig, effectiveBatch } from './config.js';
 import { lrFactor } from './lr_schedule.js';
 import { Ema } from './ema.js';
@@ -28,6 +28,7 @@ import { JsonlSink, Metrics, Progress, TensorBoardSink, type MetricSink } from '
 import { WandbSink } from './wandb.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { TrainError } from './errors.js';
+import { policyConventions, writePolicyFolder } from '../policy/index.js';
 
 export { TrainError } from './errors.js';
 
@@ -63,12 +64,14 @@ interface TrainerState {
 
 function buildEncoders(runner: RDTRunner): Encoders {
   const c = runner.config;
-  const vision = new DemoVisionEncoder(c.img_token_dim);
+  const { vision, text } = createEncoders(demoEncoderIdentity(c));
   const tokensNeeded = c.img_cond_len;
   const perImage = vision.tokensPerImage;
-  if (tokensNeeded !== 6 * perImage)
+  if (tokensNeeded !== 6 * perImage) {
+    [vision, text].forEach((e) => e.dispose());
     throw new TrainError(`model expects img_cond_len ${tokensNeeded} image tokens, the demo vision encoder gives 2 history x 3 cameras x ${perImage} = ${6 * perImage}; use a config with img_cond_len ${6 * perImage}`);
-  return { vision, text: new DemoTextEncoder(c.lang_token_dim, c.max_lang_cond_len) };
+  }
+  return { vision, text };
 }
 
 const ARCH_KEYS = ['lang_token_dim', 'img_token_dim', 'img_cond_len', 'max_lang_cond_len', 'action_dim', 'pred_horizon'] as const;
@@ -203,6 +206,7 @@ async function runTraining(cfg: TrainConfig, opts: TrainOptions, owned: { dispos
   owned.push(runner);
   const enc = buildEncoders(runner);
   owned.push(enc.text, enc.vision);
+  const policy = policyConventions({ adapter: ds.cfg, stats: st, encoders: enc, rdt: runner.config, run: basename(out), baseModel: cfg.pretrained_model_name_or_path ?? cfg.model, lora: cfg.lora });
   if (cfg.lora.enabled) {
     const adapted = injectLora(runner.model, { rank: cfg.lora.rank, alpha: cfg.lora.alpha, targets: cfg.lora.targets, generator: new torch.Generator(cfg.seed + 7) });
     markOnlyLoraTrainable(runner, cfg.lora.train_adaptors ? ['lang_adaptor.', 'img_adaptor.', 'state_adaptor.'] : []);
@@ -288,6 +292,7 @@ async function runTraining(cfg: TrainConfig, opts: TrainOptions, owned: { dispos
         optimizer: optimizer.stateDict(), generator: gen.getState(), masters: masters?.masters,
       }));
       writeFileSync(join(dir, 'run_config.yaml'), toYaml(cfg));
+      writePolicyFolder(dir, policy, step); // policy.json (and ema/policy.json): the data conventions of these weights
       opts.onCheckpointWrite?.(dir, step);
       writeFileSync(join(dir, TRAINER_STATE), JSON.stringify(state, null, 2)); // last: marks the checkpoint complete
     }, cfg.checkpoints_total_limit);
@@ -352,6 +357,7 @@ async function runTraining(cfg: TrainConfig, opts: TrainOptions, owned: { dispos
     finalModelDir = join(out, 'final');
     saveRdtCheckpoint(runner, finalModelDir, { filter: (k) => !isLoraKey(k) });
     if (cfg.lora.enabled) saveSafetensors(join(finalModelDir, 'adapter_model.safetensors'), loraStateDict(runner));
+    writePolicyFolder(finalModelDir, policy, step);
   }
   metrics.close();
   const elapsed = (performance.now() - t0) / 1000;

@@ -1,0 +1,239 @@
+// policy.json: the versioned file in every saved model folder that records the data conventions the model was
+// trained with, so the folder alone turns observations into robot commands. Next to it the hub files
+// (config.json + model.safetensors) stay exactly as Python loads them. Validation is strict: unknown keys,
+// missing keys, wrong types and conventions the adapter does not implement are refused, each with one line
+// naming the file and the field.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CAMERA_SLOT, stateSlots } from '../data/adapter.js';
+import { ENCODINGS } from '../data/encodings/index.js';
+import { ORIENTATIONS, type ImageOrientation } from '../data/images.js';
+import { STATE_VEC_LEN } from '../data/state_vec.js';
+import type { EncoderIdentity } from '../encoders/demo.js';
+import { didYouMean } from '../util/did-you-mean.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import { PolicyError } from './errors.js';
+
+export const POLICY_FILE = 'policy.json';
+export const POLICY_FORMAT = 'rdt-libero.policy';
+export const POLICY_VERSION = 1;
+
+/** Dataset statistics the run used (src/data/stats.ts, one dataset entry): 128 values per list. */
+export interface PolicyStatistics {
+  dataset_name: string;
+  state_mean: number[];
+  state_std: number[];
+  state_min: number[];
+  state_max: number[];
+  action_mean: number[];
+  action_std: number[];
+  action_min: number[];
+  action_max: number[];
+  action_encoding: string;
+  num_steps: number;
+  num_episodes: number;
+}
+
+/** Every data convention of a model (the file's content without format and version). */
+export interface PolicyConventions {
+  action: { encoding: string; chunk_size: number; ctrl_freq: number };
+  /** slots: the unified-vector slots the state fills (derived from use_joints; recorded so a reader sees them). */
+  state: { use_joints: boolean; slots: number[] };
+  cameras: { slots: Record<string, number>; orientation: ImageOrientation; height: number; width: number; history: number };
+  /** null when unknown (a model folder given its conventions by hand). */
+  statistics: PolicyStatistics | null;
+  encoders: EncoderIdentity;
+  /** The LoRA adapters of a run with lora.enabled (adapter_model.safetensors beside the weights); null otherwise. */
+  lora: { rank: number; alpha: number; targets: string[] } | null;
+  origin: { run: string; step: number; ema: boolean; base_model: string; lora_merged_from?: string } | null;
+}
+
+export interface PolicyFileContent extends PolicyConventions {
+  format: typeof POLICY_FORMAT;
+  version: typeof POLICY_VERSION;
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Typed access to one object of the file; every failure names the file and the dotted field. */
+class Fields {
+  constructor(readonly file: string, readonly obj: Obj, readonly path: string) {}
+  fail(key: string, msg: string): never {
+    throw new PolicyError(`${this.file}: field '${this.path}${key}' ${msg}`);
+  }
+  get(key: string): unknown {
+    if (this.obj[key] === undefined) this.fail(key, 'is missing (the file may be damaged or from another version)');
+    return this.obj[key];
+  }
+  int(key: string, min: number): number {
+    const v = this.get(key);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) this.fail(key, `must be an integer >= ${min}, got ${JSON.stringify(v)}`);
+    return v;
+  }
+  num(key: string, positive = false): number {
+    const v = this.get(key);
+    if (typeof v !== 'number' || !Number.isFinite(v) || (positive && v <= 0)) this.fail(key, `must be a ${positive ? 'positive ' : ''}number, got ${JSON.stringify(v)}`);
+    return v;
+  }
+  bool(key: string): boolean {
+    const v = this.get(key);
+    if (typeof v !== 'boolean') this.fail(key, `must be true or false, got ${JSON.stringify(v)}`);
+    return v;
+  }
+  str(key: string, allowed?: readonly string[]): string {
+    const v = this.get(key);
+    if (typeof v !== 'string') this.fail(key, `must be a string, got ${JSON.stringify(v)}`);
+    if (allowed && !allowed.includes(v)) {
+      const near = didYouMean(v, allowed);
+      this.fail(key, `is '${v}'${near ? ` (did you mean '${near}'?)` : ''}; known: ${allowed.join(', ')}`);
+    }
+    return v;
+  }
+  numbers(key: string, length: number): number[] {
+    const v = this.get(key);
+    if (!Array.isArray(v) || v.length !== length || !v.every((x) => typeof x === 'number' && Number.isFinite(x)))
+      this.fail(key, `must be a list of ${length} finite numbers`);
+    return v as number[];
+  }
+  sub(key: string): Fields {
+    const v = this.get(key);
+    if (!isObj(v)) this.fail(key, `must be an object, got ${JSON.stringify(v)}`);
+    return new Fields(this.file, v, `${this.path}${key}.`);
+  }
+  /** null, or the object's fields. */
+  nullable(key: string): Fields | null {
+    if (!(key in this.obj)) this.fail(key, 'is missing (use null when it does not apply)');
+    return this.obj[key] === null ? null : this.sub(key);
+  }
+  only(known: string[]): void {
+    for (const k of Object.keys(this.obj))
+      if (!known.includes(k)) {
+        const near = didYouMean(k, known);
+        this.fail(k, `is not a policy field${near ? ` (did you mean '${near}'?)` : ''}; known here: ${known.join(', ')}`);
+      }
+  }
+}
+
+const sameList = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+function parseEncoders(f: Fields): EncoderIdentity {
+  f.only(['text', 'vision']);
+  const t = f.sub('text');
+  t.only(['kind', 'token_dim', 'max_length', 'vocab', 'seed']);
+  const v = f.sub('vision');
+  v.only(['kind', 'token_dim', 'grid', 'cells', 'seed']);
+  for (const e of [t, v]) if (e.str('kind') !== 'demo') e.fail('kind', `is '${e.str('kind')}'; this version only has 'demo' encoders (official T5/SigLIP are not shipped yet)`);
+  return {
+    text: { kind: 'demo', token_dim: t.int('token_dim', 1), max_length: t.int('max_length', 1), vocab: t.int('vocab', 1), seed: t.int('seed', 0) },
+    vision: { kind: 'demo', token_dim: v.int('token_dim', 1), grid: v.int('grid', 1), cells: v.int('cells', 1), seed: v.int('seed', 0) },
+  };
+}
+
+const STAT_LISTS = ['state_mean', 'state_std', 'state_min', 'state_max', 'action_mean', 'action_std', 'action_min', 'action_max'] as const;
+
+function parseStatistics(f: Fields, encoding: string, useJoints: boolean): PolicyStatistics {
+  f.only(['dataset_name', ...STAT_LISTS, 'action_encoding', 'num_steps', 'num_episodes']);
+  const s = { dataset_name: f.str('dataset_name') } as PolicyStatistics;
+  for (const k of STAT_LISTS) s[k] = f.numbers(k, STATE_VEC_LEN);
+  s.action_encoding = f.str('action_encoding');
+  s.num_steps = f.int('num_steps', 0);
+  s.num_episodes = f.int('num_episodes', 0);
+  // The statistics must describe this model's vectors: same encoding, and values only where they are filled.
+  if (s.action_encoding !== encoding) f.fail('action_encoding', `is '${s.action_encoding}' but action.encoding is '${encoding}': the statistics belong to another encoding`);
+  if (s.state_std.some((x) => x < 0) || s.action_std.some((x) => x < 0)) f.fail('state_std', 'has negative entries');
+  const filled = new Set(stateSlots({ useJoints }));
+  const stray = s.state_max.findIndex((x, i) => !filled.has(i) && (x !== 0 || s.state_min[i] !== 0));
+  if (stray >= 0) f.fail('state_max', `has a value at slot ${stray}, which the state (use_joints ${useJoints}) does not fill: the statistics were computed with other state slots`);
+  return s;
+}
+
+/** Validate a parsed policy.json object. `file` names it in errors. */
+export function parsePolicyFile(obj: unknown, file: string): PolicyFileContent {
+  if (!isObj(obj)) throw new PolicyError(`${file}: must hold a JSON object`);
+  const r = new Fields(file, obj, '');
+  if (r.get('format') !== POLICY_FORMAT) r.fail('format', `must be '${POLICY_FORMAT}', got ${JSON.stringify(obj.format)}`);
+  if (r.get('version') !== POLICY_VERSION)
+    r.fail('version', `is ${JSON.stringify(obj.version)}; this rdt-libero reads version ${POLICY_VERSION} (a newer rdt-libero wrote it?)`);
+  r.only(['format', 'version', 'action', 'state', 'cameras', 'statistics', 'encoders', 'lora', 'origin']);
+
+  const a = r.sub('action');
+  a.only(['encoding', 'chunk_size', 'ctrl_freq']);
+  const action = { encoding: a.str('encoding', Object.keys(ENCODINGS)), chunk_size: a.int('chunk_size', 1), ctrl_freq: a.num('ctrl_freq', true) };
+
+  const st = r.sub('state');
+  st.only(['use_joints', 'slots']);
+  const useJoints = st.bool('use_joints');
+  const want = stateSlots({ useJoints });
+  const slots = st.get('slots');
+  if (!Array.isArray(slots) || !sameList(slots as number[], want))
+    st.fail('slots', `is ${JSON.stringify(slots)}, but use_joints ${useJoints} fills [${want.join(', ')}]; the adapter implements only these slots`);
+
+  const c = r.sub('cameras');
+  c.only(['slots', 'orientation', 'height', 'width', 'history']);
+  const camSlots = c.get('slots');
+  const implemented: Record<string, number> = { ...CAMERA_SLOT };
+  if (!isObj(camSlots) || JSON.stringify(camSlots) !== JSON.stringify(implemented))
+    c.fail('slots', `is ${JSON.stringify(camSlots)}; the adapter implements ${JSON.stringify(implemented)} (slot 2, the left wrist, stays background)`);
+  const cameras = {
+    slots: implemented,
+    orientation: c.str('orientation', ORIENTATIONS) as ImageOrientation,
+    height: c.int('height', 1),
+    width: c.int('width', 1),
+    history: c.int('history', 1),
+  };
+
+  const sf = r.nullable('statistics');
+  const statistics = sf ? parseStatistics(sf, action.encoding, useJoints) : null;
+  const encoders = parseEncoders(r.sub('encoders'));
+
+  const lf = r.nullable('lora');
+  let lora: PolicyConventions['lora'] = null;
+  if (lf) {
+    lf.only(['rank', 'alpha', 'targets']);
+    const targets = lf.get('targets');
+    if (!Array.isArray(targets) || !targets.every((x) => typeof x === 'string')) lf.fail('targets', 'must be a list of module names');
+    lora = { rank: lf.int('rank', 1), alpha: lf.num('alpha', true), targets: targets as string[] };
+  }
+
+  const of = r.nullable('origin');
+  let origin: PolicyConventions['origin'] = null;
+  if (of) {
+    of.only(['run', 'step', 'ema', 'base_model', 'lora_merged_from']);
+    origin = { run: of.str('run'), step: of.int('step', 0), ema: of.bool('ema'), base_model: of.str('base_model') };
+    if (of.obj.lora_merged_from !== undefined) origin.lora_merged_from = of.str('lora_merged_from');
+  }
+  return { format: POLICY_FORMAT, version: POLICY_VERSION, action, state: { use_joints: useJoints, slots: want }, cameras, statistics, encoders, lora, origin };
+}
+
+/** policy.json of a folder, validated; null when the folder has none. */
+export function readPolicyFile(dir: string): PolicyFileContent | null {
+  const p = join(dir, POLICY_FILE);
+  if (!existsSync(p)) return null;
+  let obj: unknown;
+  try {
+    obj = JSON.parse(readFileSync(p, 'utf8'));
+  } catch (e) {
+    throw new PolicyError(`${p}: not valid JSON (${(e as Error).message})`);
+  }
+  return parsePolicyFile(obj, p);
+}
+
+/** Write `dir/policy.json` (atomically), validating it first so a run never writes a file it could not read. */
+export function writePolicyFile(dir: string, conventions: PolicyConventions): string {
+  const p = join(dir, POLICY_FILE);
+  const content = { format: POLICY_FORMAT, version: POLICY_VERSION, ...conventions };
+  parsePolicyFile(JSON.parse(JSON.stringify(content)), p);
+  writeFileAtomic(p, JSON.stringify(content, null, 2) + '\n');
+  return p;
+}
+
+/**
+ * What training calls for every saved model folder: `dir/policy.json` for the weights in `dir`, and, when the
+ * folder has EMA weights (`dir/ema/`), `dir/ema/policy.json` with origin.ema true.
+ */
+export function writePolicyFolder(dir: string, conventions: PolicyConventions, step: number): void {
+  const at = (ema: boolean): PolicyConventions => ({ ...conventions, origin: { ...(conventions.origin ?? { run: '', base_model: '' }), step, ema } });
+  writePolicyFile(dir, at(false));
+  if (existsSync(join(dir, 'ema'))) writePolicyFile(join(dir, 'ema'), at(true));
+}

@@ -1,0 +1,211 @@
+// loadPolicy(dir): a saved model folder -> one object that turns an observation history + instruction into a
+// decoded 7-D LIBERO action chunk. It composes the data adapter (buildObservation in, decodeAction out), the
+// condition encoders (built from the recorded identity) and the model (RDTRunner.predictAction), configured
+// only from the folder's policy.json, so it sees exactly what training saw.
+import { existsSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import * as torch from '../engine/index.js';
+import type { DType, Device, Tensor } from '../engine/index.js';
+import { type AdapterConfig, type ObsFrame, type RobotObs, buildObservation, decodeAction, poseOf, stateSlots } from '../data/adapter.js';
+import { allocBatch } from '../data/dataset.js';
+import { type Pose, getEncoding } from '../data/encodings/index.js';
+import type { ImageOrientation } from '../data/images.js';
+import { rot6dToMat } from '../data/rotation.js';
+import { SLOTS, STATE_VEC_LEN } from '../data/state_vec.js';
+import { type EncoderIdentity, createEncoders, demoEncoderIdentity } from '../encoders/demo.js';
+import type { TextEncoder, VisionEncoder } from '../encoders/types.js';
+import { findWeights, loadRdtCheckpoint, readCheckpointConfig } from '../model/checkpoint.js';
+import type { RDTRunner } from '../model/runner.js';
+// The one batch -> condition tensors function, shared with training and sample evaluation (no augmentation
+// when called with null), so the policy cannot preprocess differently from what the model was trained on.
+import { prepareInputs } from '../train/conditioning.js';
+import { type ModelSizes, adapterFromConventions, checkAgainstModel, modelSizes } from './conventions.js';
+import { POLICY_FILE, POLICY_FORMAT, POLICY_VERSION, type PolicyConventions, parsePolicyFile, readPolicyFile } from './file.js';
+import { PolicyError } from './errors.js';
+
+/** Conventions for a model folder without policy.json (e.g. the official hub rdt-1b), given by hand. */
+export interface ExplicitConventions {
+  encoding: string;
+  orientation: ImageOrientation;
+  imageHeight: number;
+  imageWidth: number;
+  useJoints?: boolean;
+  /** Default 20 (LIBERO). */
+  ctrlFreq?: number;
+  /** 'demo': the demo encoders at the config's token sizes. */
+  encoders: 'demo' | EncoderIdentity;
+}
+
+export interface LoadPolicyOptions {
+  /** Only for folders without policy.json; a folder with one is refused if these are given too. */
+  conventions?: ExplicitConventions;
+  dtype?: DType;
+  device?: Device;
+  /** Where the "no policy.json, using explicit conventions" line goes (default: stderr). */
+  warn?: (line: string) => void;
+}
+
+/** One observation: the last `history` frames, oldest first (null before the episode start), and the instruction. */
+export interface PolicyInput {
+  history: readonly (ObsFrame | null)[];
+  instruction: string;
+}
+
+export interface PredictOptions {
+  /** Noise for the sampler: a generator, a seed, or x_T itself (B, chunk, 128). Default: the global generator. */
+  generator?: torch.Generator;
+  seed?: number;
+  noise?: Tensor;
+  /** Solver steps (default: the config's num_inference_timesteps). */
+  steps?: number;
+  /** Also return the raw (B, chunk, 128) chunk. */
+  raw?: boolean;
+  /** Per batch row, the pose measured (or to be measured) before each chunk step; see decodeChunk. */
+  poses?: readonly (readonly (Pose | RobotObs | null | undefined)[] | undefined)[];
+}
+
+export interface PolicyOutput {
+  batch: number;
+  chunk: number;
+  /** (B, chunk, 7) LIBERO commands: [dx, dy, dz, rx, ry, rz] in [-1, 1], gripper -1 open / +1 close. */
+  actions: Float64Array;
+  /** (B, chunk, 128) unified vectors, when asked for. */
+  raw?: Float64Array;
+}
+
+export class Policy {
+  readonly adapter: AdapterConfig;
+
+  constructor(
+    readonly dir: string,
+    readonly conventions: PolicyConventions,
+    readonly runner: RDTRunner,
+    readonly encoders: { text: TextEncoder; vision: VisionEncoder },
+    readonly sizes: ModelSizes,
+    /** False when the conventions were given by hand (no policy.json). */
+    readonly recorded: boolean,
+  ) {
+    this.adapter = adapterFromConventions(conventions);
+  }
+
+  get chunkSize(): number {
+    return this.adapter.chunkSize;
+  }
+  get historySize(): number {
+    return this.adapter.historySize;
+  }
+
+  /** Observations -> decoded chunks (and the raw chunks on request). One sampler call for the whole batch. */
+  predict(inputs: PolicyInput | readonly PolicyInput[], opts: PredictOptions = {}): PolicyOutput {
+    const list = Array.isArray(inputs) ? (inputs as readonly PolicyInput[]) : [inputs as PolicyInput];
+    const B = list.length;
+    if (B === 0) throw new PolicyError('predict: no observations given');
+    const batch = allocBatch(this.adapter, B);
+    list.forEach((x, b) => {
+      if (x.history.length !== this.adapter.historySize)
+        throw new PolicyError(`observation ${b}: history of ${x.history.length} frames, the policy takes ${this.adapter.historySize} (cameras.history in ${POLICY_FILE})`);
+      buildObservation(this.adapter, x.history, batch, b);
+      batch.instruction[b] = x.instruction;
+    });
+    const generator = opts.generator ?? (opts.seed !== undefined ? new torch.Generator(opts.seed) : undefined);
+    const raw = torch.noGrad(() => torch.scope(() => {
+      const inp = prepareInputs(batch, this.encoders, null, this.runner.device);
+      return this.runner.predictAction(inp, { generator, noise: opts.noise, numInferenceSteps: opts.steps }).toFloat64();
+    }));
+    const measured = list.map((x) => poseOf(x.history[x.history.length - 1]!.robot));
+    const actions = this.decodeChunk(raw, measured, opts.poses);
+    return { batch: B, chunk: this.chunkSize, actions, ...(opts.raw ? { raw } : {}) };
+  }
+
+  /**
+   * Raw chunks (B, chunk, 128) -> LIBERO commands (B, chunk, 7), one decodeAction per step. Step 0 is decoded
+   * against the pose measured now. A later step k is decoded against poses[b][k] when given (an evaluator that
+   * executes step by step knows the pose it measures before each step, which is exactly what training encoded
+   * against); otherwise against the pose the chunk itself planned for step k-1 (its target at 30-38, for encodings
+   * that write one), because an OSC controller that reaches each goal within its 50 ms step starts step k there.
+   * Encodings without a pose target (velocities, raw deltas) decode the same against any pose.
+   */
+  decodeChunk(raw: Float64Array, measured: readonly Pose[], poses?: PredictOptions['poses']): Float64Array {
+    const B = measured.length;
+    const T = this.chunkSize;
+    const A = STATE_VEC_LEN;
+    if (raw.length !== B * T * A) throw new PolicyError(`decodeChunk: ${raw.length} values, expected ${B} x ${T} x ${A}`);
+    const slots = getEncoding(this.adapter.encoding).slots;
+    const plansPose = slots.includes(SLOTS.eefPos[0]) && slots.includes(SLOTS.eefRot6d[0]);
+    const out = new Float64Array(B * T * 7);
+    for (let b = 0; b < B; b++)
+      for (let k = 0; k < T; k++) {
+        const off = (b * T + k) * A;
+        const given = poses?.[b]?.[k];
+        let pose: Pose;
+        if (given) pose = 'R' in given ? given : poseOf(given);
+        else if (k === 0 || !plansPose) pose = measured[b];
+        else pose = { pos: raw.subarray(off - A + SLOTS.eefPos[0], off - A + SLOTS.eefPos[0] + 3), R: rot6dToMat(raw, off - A + SLOTS.eefRot6d[0]) };
+        out.set(decodeAction(this.adapter, raw, off, pose), (b * T + k) * 7);
+      }
+    return out;
+  }
+
+  dispose(): void {
+    this.encoders.text.dispose();
+    this.encoders.vision.dispose();
+    this.runner.dispose();
+  }
+}
+
+/** The conventions of a folder without policy.json, completed from its config.json, then validated like a file. */
+function completeExplicit(e: ExplicitConventions, dir: string): PolicyConventions {
+  const { config, path } = readCheckpointConfig(findWeights(dir).dir);
+  const encoders = e.encoders === 'demo' ? demoEncoderIdentity(config) : e.encoders;
+  const sizes = modelSizes(config, encoders.vision.grid * encoders.vision.grid, path);
+  const obj = {
+    format: POLICY_FORMAT, version: POLICY_VERSION,
+    action: { encoding: e.encoding, chunk_size: sizes.chunkSize, ctrl_freq: e.ctrlFreq ?? 20 },
+    state: { use_joints: e.useJoints ?? false, slots: stateSlots({ useJoints: e.useJoints ?? false }) },
+    cameras: { slots: { agentview: 0, eye_in_hand: 1 }, orientation: e.orientation, height: e.imageHeight, width: e.imageWidth, history: sizes.historySize },
+    statistics: null, encoders, lora: null, origin: null,
+  };
+  return parsePolicyFile(obj, 'the conventions given explicitly');
+}
+
+const LORA_HINT = (dir: string) => `fold them into the weights first: rdt-libero lora-merge --checkpoint ${dir} --out MERGED_DIR, then load MERGED_DIR`;
+
+/** Load a policy folder: checkpoint-N/, checkpoint-N/ema/, final/, a lora-merge output, or a hub folder with explicit conventions. */
+export function loadPolicy(dir: string, opts: LoadPolicyOptions = {}): Policy {
+  if (!existsSync(dir)) throw new PolicyError(`policy folder ${dir} does not exist`);
+  // LoRA: refused rather than loaded, so every policy is one plain set of weights (the merge is exact).
+  const adapterFile = [join(dir, 'adapter_model.safetensors'), ...(basename(dir) === 'ema' ? [join(dirname(dir), 'adapter_model.safetensors')] : [])].find(existsSync);
+  if (adapterFile) throw new PolicyError(`${dir}: LoRA adapters (${adapterFile}) sit beside the base weights; ${LORA_HINT(basename(dir) === 'ema' ? dirname(dir) : dir)}`);
+  const recorded = readPolicyFile(dir);
+  if (recorded?.lora) throw new PolicyError(`${join(dir, POLICY_FILE)}: field 'lora' says the weights need LoRA adapters; ${LORA_HINT(dir)}`);
+  let conventions: PolicyConventions;
+  if (recorded) {
+    if (opts.conventions) throw new PolicyError(`${join(dir, POLICY_FILE)} records this model's conventions; do not pass conventions explicitly too (they could disagree)`);
+    conventions = recorded;
+  } else if (opts.conventions) {
+    conventions = completeExplicit(opts.conventions, dir);
+    const c = conventions;
+    (opts.warn ?? ((l: string) => process.stderr.write(l + '\n')))(
+      `policy: ${dir} has no ${POLICY_FILE}; using the conventions given explicitly (encoding ${c.action.encoding}, use_joints ${c.state.use_joints}, ` +
+        `orientation ${c.cameras.orientation}, ${c.cameras.height}x${c.cameras.width}, ctrl_freq ${c.action.ctrl_freq}, ${c.encoders.text.kind} encoders): ` +
+        'they must be the ones the model was trained with');
+  } else {
+    throw new PolicyError(`${dir} has no ${POLICY_FILE} (e.g. the official hub rdt-1b, or a checkpoint from before policy files): ` +
+      'pass its conventions explicitly: loadPolicy(dir, { conventions: { encoding, orientation, imageHeight, imageWidth, useJoints, ctrlFreq, encoders } }), ' +
+      'or on the command line predict --encoding E --orientation O --image-size HxW [--use-joints] [--ctrl-freq HZ] --encoders demo');
+  }
+  const configPath = readCheckpointConfig(findWeights(dir).dir).path;
+  const { runner } = loadRdtCheckpoint(dir, { dtype: opts.dtype ?? 'float32', device: opts.device });
+  let encoders: { text: TextEncoder; vision: VisionEncoder } | null = null;
+  try {
+    encoders = createEncoders(conventions.encoders);
+    const sizes = checkAgainstModel(conventions, runner.config, encoders, { policy: recorded ? join(dir, POLICY_FILE) : 'the conventions given explicitly', config: configPath });
+    runner.eval();
+    return new Policy(dir, conventions, runner, encoders, sizes, recorded !== null);
+  } catch (e) {
+    encoders?.text.dispose();
+    encoders?.vision.dispose();
+    runner.dispose();
+    throw e;
+  }
+}
