@@ -9,6 +9,7 @@ commands:
   lora-merge  fold LoRA adapters into the base weights: rdt-libero lora-merge --checkpoint DIR --out DIR
   doctor      report libtorch, threads, BLAS and devices
   predict     run predictAction on encoded conditions from a safetensors file (rdt-libero predict --help)
+  encode      run the official T5 / SigLIP encoders on texts or images (rdt-libero encode --help)
   data        inspect LIBERO data, write statistics, generate synthetic suites (rdt-libero data --help)
 `;
 
@@ -20,6 +21,7 @@ const commands: Record<string, (args: string[]) => Promise<number> | number> = {
   doctor: async () => (await import('./doctor.js')).doctor(),
   data: async (args) => (await import('./data.js')).data(args),
   predict: async (args) => (await import('./predict.js')).predict(args),
+  encode: async (args) => (await import('./encode.js')).encode(args),
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -57,7 +57,7 @@ export class T5Tokenizer {
     const sp = join(dir, 'spiece.model');
     if (!existsSync(sp))
       throw new EncoderError(`${sp}: missing; the T5 tokenizer folder needs spiece.model (or tokenizer.json). ` +
-        'Download google/t5-v1_1-xxl (it ships spiece.model) and pass that folder');
+        'Download google/t5-v1_1-xxl (it ships spiece.model) and pass that folder (or the tokenizer folder on its own: --tokenizer DIR)');
     const model = readSentencePieceModel(sp);
     const extraIds = typeof config.extra_ids === 'number' ? config.extra_ids : 100;
     return new T5Tokenizer(dir, t5TokenizerJson(model, extraIds, addedFromConfig(config)), config, 'spiece.model', maxLength);
