@@ -6,6 +6,7 @@
 // different rounding). Weight names are the hub's (vision_model.*).
 import * as torch from '../engine/index.js';
 import { F, nn, type DType, type Device, type Tensor } from '../engine/index.js';
+import { EncoderError } from './errors.js';
 import type { SiglipVisionConfig } from './siglip_config.js';
 import type { WeightSource } from './weight_source.js';
 
@@ -186,7 +187,7 @@ export class SiglipVisionModel extends nn.Module {
     const { imageSize: s, numChannels: c } = this.config;
     const sh = pixelValues.shape;
     if (sh.length !== 4 || sh[1] !== c || sh[2] !== s || sh[3] !== s)
-      throw new Error(`SigLIP expects pixel values (N, ${c}, ${s}, ${s}), got [${sh}]`);
+      throw new EncoderError(`SigLIP expects pixel values (N, ${c}, ${s}, ${s}), got [${sh}]; preprocess images with preprocessImages()`);
     return torch.noGrad(() => torch.scope(() => {
       const vm = this.vision_model;
       const { patchEmbeds, embeddings } = vm.embeddings.forward(pixelValues.to({ device: this.device }));

@@ -5,6 +5,7 @@
 // Weight names are the hub's (shared.weight, encoder.block.N.layer.M...).
 import * as torch from '../engine/index.js';
 import { F, nn, type DType, type Device, type Tensor } from '../engine/index.js';
+import { EncoderError } from './errors.js';
 import type { T5EncoderConfig } from './t5_config.js';
 import type { WeightSource } from './weight_source.js';
 
@@ -219,7 +220,7 @@ export class T5EncoderModel extends nn.Module {
       let bias = positionBias;
       if (attentionMask) {
         const min = FINFO_MIN[this.dtype];
-        if (min === undefined) throw new Error(`T5 runs in float32 or bfloat16, not ${this.dtype}`);
+        if (min === undefined) throw new EncoderError(`T5 runs in float32 or bfloat16, not ${this.dtype}`);
         const m = attentionMask.to({ dtype: this.dtype, device: this.device }).neg().add(1).mul(min).view([b, 1, 1, l]);
         bias = positionBias.add(m);
       }

@@ -1,0 +1,97 @@
+// The T5 tokenizer against Hugging Face T5TokenizerFast on every fixture case, from tokenizer.json and
+// from spiece.model alone (converted in memory); padding='longest' batches; the 1024-token limit.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { T5Tokenizer } from '../src/encoders/tokenizer.js';
+import { readSentencePieceModel, t5TokenizerJson } from '../src/encoders/spiece.js';
+import { EncoderError } from '../src/encoders/errors.js';
+import { RdtError } from '../src/util/errors.js';
+import { enc, scratch, tokenizerCases } from './helpers/encoder-fixtures.js';
+
+const cases = tokenizerCases();
+const tmp = scratch('rdt-tok-');
+after(tmp.clean);
+// A hub folder without tokenizer.json (google/t5-v1_1-xxl's layout), and one with spiece.model only.
+const spOnly = join(tmp.dir, 'spiece-only');
+mkdirSync(spOnly);
+for (const f of ['spiece.model', 'tokenizer_config.json', 'special_tokens_map.json']) cpSync(enc('tokenizer', f), join(spOnly, f));
+const bare = join(tmp.dir, 'bare');
+mkdirSync(bare);
+cpSync(enc('tokenizer', 'spiece.model'), join(bare, 'spiece.model'));
+
+const folders: [string, string, string][] = [
+  ['tokenizer.json', enc('tokenizer'), 'tokenizer.json'],
+  ['spiece.model + tokenizer_config.json', spOnly, 'spiece.model'],
+  ['spiece.model alone', bare, 'spiece.model'],
+];
+
+for (const [what, dir, source] of folders) {
+  test(`ids equal T5TokenizerFast on every case (${what})`, () => {
+    const tok = T5Tokenizer.fromFolder(dir, { maxLength: Number.MAX_SAFE_INTEGER });
+    assert.equal(tok.source, source);
+    const wrong = cases.cases.filter((c) => JSON.stringify(tok.encode(c.text)) !== JSON.stringify(c.input_ids_fast));
+    assert.deepEqual(wrong.map((c) => c.kind), [], 'cases whose ids differ from input_ids_fast');
+    assert.ok(cases.cases.length > 0);
+  });
+
+  test(`padding='longest' batch equals the fixture (${what})`, () => {
+    const b = T5Tokenizer.fromFolder(dir).batch(cases.batch.texts);
+    assert.deepEqual(b.inputIds, cases.batch.input_ids);
+    assert.deepEqual(b.attentionMask, cases.batch.attention_mask);
+  });
+}
+
+test('where slow and fast tokenizers disagree, we give the fast ids (documented in docs/encoders.md)', () => {
+  const tok = T5Tokenizer.fromFolder(enc('tokenizer'));
+  const disagree = cases.cases.filter((c) => !c.slow_fast_agree);
+  assert.equal(disagree.length, cases.slow_fast_disagreements.length);
+  for (const c of disagree) {
+    assert.deepEqual(tok.encode(c.text), c.input_ids_fast);
+    assert.notDeepEqual(tok.encode(c.text), c.input_ids_slow);
+  }
+});
+
+test('spiece.model converts to the vocabulary and normaliser of tokenizer.json', () => {
+  const ref = JSON.parse(readFileSync(enc('tokenizer', 'tokenizer.json'), 'utf8'));
+  const cfg = JSON.parse(readFileSync(enc('tokenizer', 'tokenizer_config.json'), 'utf8'));
+  const ours = t5TokenizerJson(readSentencePieceModel(enc('tokenizer', 'spiece.model')), cfg.extra_ids ?? 100) as Record<string, any>;
+  assert.equal(ours.model.unk_id, ref.model.unk_id);
+  assert.equal(ours.model.vocab.length, ref.model.vocab.length);
+  for (let i = 0; i < ref.model.vocab.length; i++) {
+    assert.equal(ours.model.vocab[i][0], ref.model.vocab[i][0], `piece ${i}`);
+    assert.equal(Math.fround(ours.model.vocab[i][1]), Math.fround(ref.model.vocab[i][1]), `score of piece ${i}`);
+  }
+  assert.deepEqual(ours.normalizer, ref.normalizer);
+  assert.deepEqual(ours.pre_tokenizer, ref.pre_tokenizer);
+  assert.deepEqual(ours.added_tokens.map((t: { id: number; content: string }) => [t.id, t.content]),
+    ref.added_tokens.map((t: { id: number; content: string }) => [t.id, t.content]));
+});
+
+test('an instruction over the model_max_length is an EncoderError that quotes it', () => {
+  const tok = T5Tokenizer.fromFolder(enc('tokenizer'));
+  assert.equal(tok.maxLength, cases.model_max_length);
+  const long = cases.cases.find((c) => c.input_ids_fast.length > cases.model_max_length);
+  assert.ok(long, 'the fixtures have a case longer than model_max_length');
+  assert.throws(() => tok.encode(long.text), (e: Error) => {
+    assert.ok(e instanceof EncoderError && e instanceof RdtError);
+    assert.match(e.message, new RegExp(`${long.input_ids_fast.length} tokens long, over the T5 limit of ${cases.model_max_length}`));
+    assert.ok(e.message.includes(JSON.stringify(long.text).slice(0, 40)), 'the message quotes the instruction');
+    assert.ok(!e.message.includes('\n'));
+    return true;
+  });
+  // Exactly at the limit is accepted.
+  const exact = T5Tokenizer.fromFolder(enc('tokenizer'), { maxLength: long.input_ids_fast.length });
+  assert.equal(exact.encode(long.text).length, long.input_ids_fast.length);
+});
+
+test('a folder with neither spiece.model nor tokenizer.json names spiece.model', () => {
+  const dir = join(tmp.dir, 'empty');
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'tokenizer_config.json'), '{}');
+  assert.throws(() => T5Tokenizer.fromFolder(dir), (e: Error) =>
+    e instanceof EncoderError && e.message.includes(join(dir, 'spiece.model')) && /missing/.test(e.message) && !e.message.includes('\n'));
+  writeFileSync(join(dir, 'spiece.model'), 'not a protobuf');
+  assert.throws(() => T5Tokenizer.fromFolder(dir), (e: Error) => e instanceof EncoderError && /not a valid SentencePiece model/.test(e.message));
+});
