@@ -89,6 +89,14 @@ export async function encode(args: string[]): Promise<number> {
   if (values.dtype !== 'float32' && values.dtype !== 'bfloat16') problems.push(`--dtype must be float32 or bfloat16, got '${values.dtype}'`);
   if (values.attention !== 'eager' && values.attention !== 'sdpa') problems.push(`--attention must be eager or sdpa, got '${values.attention}'`);
   if (!/^[1-9]\d*$/.test(values['batch-size']!)) problems.push(`--batch-size must be a positive integer, got '${values['batch-size']}'`);
+  let texts: string[] = [];
+  if (text && values.texts && !problems.length) {
+    try {
+      texts = readTexts(values.texts);
+    } catch (e) {
+      problems.push((e as Error).message);
+    }
+  }
   if (problems.length) {
     process.stderr.write(`rdt-libero encode: ${problems.join('; ')}\n\n${USAGE}`);
     return 2;
@@ -99,7 +107,6 @@ export async function encode(args: string[]): Promise<number> {
   const notes: string[] = [];
   torch.scope(() => {
     if (text) {
-      const texts = readTexts(values.texts!);
       const enc = T5TextEncoder.load(text, { ...opts, tokenizerDir: values.tokenizer });
       try {
         const { tokens, mask, batch } = enc.encodeWithIds(texts);
