@@ -8,7 +8,10 @@ import { T5Tokenizer } from '../src/encoders/tokenizer.js';
 import { readSentencePieceModel, t5TokenizerJson } from '../src/encoders/spiece.js';
 import { EncoderError } from '../src/encoders/errors.js';
 import { RdtError } from '../src/util/errors.js';
-import { enc, scratch, tokenizerCases } from './helpers/encoder-fixtures.js';
+import { Charsmap, normalizeWithCharsmap } from '../src/encoders/precompiled.js';
+import { enc, scratch, tokenizerCases, type TokenizerCase } from './helpers/encoder-fixtures.js';
+
+type TokenizerCaseWithNorm = TokenizerCase & { normalized_sentencepiece: string };
 
 const cases = tokenizerCases();
 const tmp = scratch('rdt-tok-');
@@ -94,4 +97,17 @@ test('a folder with neither spiece.model nor tokenizer.json names spiece.model',
     e instanceof EncoderError && e.message.includes(join(dir, 'spiece.model')) && /missing/.test(e.message) && !e.message.includes('\n'));
   writeFileSync(join(dir, 'spiece.model'), 'not a protobuf');
   assert.throws(() => T5Tokenizer.fromFolder(dir), (e: Error) => e instanceof EncoderError && /not a valid SentencePiece model/.test(e.message));
+});
+
+test('the char-map normaliser gives sentencepiece\'s normalised text on every case', () => {
+  const tj = JSON.parse(readFileSync(enc('tokenizer', 'tokenizer.json'), 'utf8'));
+  const pre = (tj.normalizer.normalizers ?? [tj.normalizer]).find((n: { type: string }) => n.type === 'Precompiled');
+  const map = new Charsmap(Buffer.from(pre.precompiled_charsmap, 'base64'), 'tokenizer.json');
+  const all = tokenizerCases().cases as (TokenizerCaseWithNorm)[];
+  const wrong = all.filter((c) => {
+    // sentencepiece's own whitespace rules (remove_extra_whitespaces, dummy prefix, spaces as U+2581)
+    const t = normalizeWithCharsmap(map, c.text).replace(/^ +| +$/g, '').replace(/ +/g, ' ');
+    return (t ? `\u2581${t.replace(/ /g, '\u2581')}` : '') !== c.normalized_sentencepiece;
+  });
+  assert.deepEqual(wrong.map((c) => c.kind), []);
 });

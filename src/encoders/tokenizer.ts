@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { EncoderError, quote } from './errors.js';
 import { readSentencePieceModel, t5TokenizerJson, type AddedTokenSpec } from './spiece.js';
+import { CharsmapNormalizer, PrecompiledNormalizer, SequenceNormalizer } from './precompiled.js';
 
 export const T5_MAX_LENGTH = 1024;
 
@@ -42,6 +43,7 @@ export class T5Tokenizer {
     } catch (e) {
       throw new EncoderError(`${join(dir, source)}: cannot build the tokenizer (${(e as Error).message})`);
     }
+    useRealCharsmap(this.#tok, join(dir, source));
     const eos = this.#tok.token_to_id('</s>');
     if (eos === undefined) throw new EncoderError(`${join(dir, source)}: the vocabulary has no '</s>' token; not a T5 tokenizer`);
     this.eosId = eos;
@@ -86,6 +88,15 @@ export class T5Tokenizer {
       length,
     };
   }
+}
+
+/** Swap the library's approximate Precompiled normaliser(s) for ones that read the char map (precompiled.ts). */
+function useRealCharsmap(tok: Tokenizer, where: string): void {
+  const swap = (n: unknown): unknown => n instanceof PrecompiledNormalizer
+    ? new CharsmapNormalizer((n as unknown as { config: { type: 'Precompiled'; precompiled_charsmap: string } }).config, where) : n;
+  const t = tok as unknown as { normalizer: unknown };
+  if (t.normalizer instanceof SequenceNormalizer) t.normalizer.normalizers = t.normalizer.normalizers.map(swap);
+  else t.normalizer = swap(t.normalizer);
 }
 
 /** tokenizer_config.json's added_tokens_decoder (written by save_pretrained) as added-token specs. */
