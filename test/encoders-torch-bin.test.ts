@@ -1,0 +1,77 @@
+// Loading the T5 encoder out of a full encoder-decoder pytorch_model.bin (google/t5-v1_1-xxl's layout):
+// only shared.weight and encoder.* storages are read from disk (counted at the native reader), the
+// decoder and lm_head never are, and the result equals the safetensors load in float32 and bf16.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as torch from '../src/engine/index.js';
+import { N } from '../src/engine/native.js';
+import { loadT5Encoder } from '../src/encoders/t5_load.js';
+import { listTorchBin } from '../src/encoders/torch_bin.js';
+import { runPython } from './helpers/python.js';
+import { enc, scratch } from './helpers/encoder-fixtures.js';
+
+const tmp = scratch('rdt-t5bin-');
+after(tmp.clean);
+const full = join(tmp.dir, 'full');
+
+// Build the checkpoint with PyTorch itself: the fixture's encoder tensors, the tied embed_tokens, and a
+// decoder and lm_head (random, larger than the encoder) as T5ForConditionalGeneration saves them.
+runPython(`
+import sys, os, torch
+src, dst = sys.argv[1], sys.argv[2]
+os.makedirs(dst, exist_ok=True)
+sd = torch.load(src, map_location='cpu', weights_only=True)
+g = torch.Generator().manual_seed(0)
+d = sd['shared.weight'].shape[1]
+for i in range(2):
+    sd[f'decoder.block.{i}.layer.0.SelfAttention.q.weight'] = torch.randn(8 * d, d, generator=g)
+    sd[f'decoder.block.{i}.layer.1.EncDecAttention.k.weight'] = torch.randn(8 * d, d, generator=g)
+sd['decoder.embed_tokens.weight'] = sd['shared.weight']
+sd['lm_head.weight'] = torch.randn(sd['shared.weight'].shape, generator=g)
+torch.save(sd, os.path.join(dst, 'pytorch_model.bin'))
+`, enc('t5-bin', 'pytorch_model.bin'), full);
+copyFileSync(enc('t5', 'config.json'), join(full, 'config.json'));
+
+function countingReads<T>(fn: () => T): { result: T; bytes: number } {
+  const orig = N.fromFile;
+  let bytes = 0;
+  N.fromFile = (path: string, offset: number, dtype: number, shape: number[]) => {
+    const h = orig(path, offset, dtype, shape);
+    bytes += shape.reduce((a, b) => a * b, 1) * 4; // every storage here is float32
+    return h;
+  };
+  try {
+    return { result: fn(), bytes };
+  } finally {
+    N.fromFile = orig;
+  }
+}
+
+test('only the encoder\'s storages are read from an encoder-decoder pytorch_model.bin', () => {
+  const keys = listTorchBin(join(full, 'pytorch_model.bin'));
+  assert.ok([...keys.keys()].some((k) => k.startsWith('decoder.')) && keys.has('lm_head.weight'));
+  const numel = (k: string) => keys.get(k)!.shape.reduce((a, b) => a * b, 1);
+  const encoderBytes = [...keys.keys()].filter((k) => k === 'shared.weight' || (k.startsWith('encoder.') && k !== 'encoder.embed_tokens.weight'))
+    .reduce((s, k) => s + numel(k) * 4, 0);
+  const fileTensorBytes = [...keys.keys()].reduce((s, k) => s + numel(k) * 4, 0);
+  for (const dtype of ['float32', 'bfloat16'] as const) {
+    const { result: m, bytes } = countingReads(() => loadT5Encoder(full, { dtype }));
+    const ref = loadT5Encoder(enc('t5'), { dtype });
+    try {
+      assert.equal(bytes, encoderBytes, `${dtype}: bytes read from disk`);
+      assert.ok(bytes < fileTensorBytes / 2);
+      const a = m.stateDict();
+      const b = ref.stateDict();
+      assert.deepEqual([...a.keys()].sort(), [...b.keys()].sort());
+      for (const [k, t] of a) {
+        assert.equal(t.dtype, dtype);
+        assert.equal(torch.scope(() => t.eq(b.get(k)!).all().item()), 1, k);
+      }
+    } finally {
+      m.dispose();
+      ref.dispose();
+    }
+  }
+});
