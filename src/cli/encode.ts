@@ -28,7 +28,7 @@ options:
   --vision-encoder DIR  SigLIP hub folder (full SigLIP or vision-only)
   --dtype D             float32 (default) or bfloat16
   --device D            cpu (default), cuda, cuda:N
-  --batch-size N        images per SigLIP forward (default 32)
+  --batch-size N        texts or images per encoder forward (default 32)
   --attention A         SigLIP attention: eager (default, as transformers' eager path) or sdpa
 `;
 
@@ -109,7 +109,7 @@ export async function encode(args: string[]): Promise<number> {
     if (text) {
       const enc = T5TextEncoder.load(text, { ...opts, tokenizerDir: values.tokenizer });
       try {
-        const { tokens, mask, batch } = enc.encodeWithIds(texts);
+        const { tokens, mask, batch } = enc.encodeWithIds(texts, Number(values['batch-size']));
         out.tokens = tokens.to({ device: 'cpu' });
         out.mask = mask.to({ dtype: 'uint8', device: 'cpu' });
         out.input_ids = torch.tensor(BigInt64Array.from(batch.inputIds.flat(), (v) => BigInt(v)), { shape: [texts.length, batch.length] });

@@ -47,15 +47,23 @@ export class T5TextEncoder implements TextEncoder {
     return new T5TextEncoder(dir, tokenizer, model);
   }
 
-  /** Tokenize and encode: also returns the padded ids. */
-  encodeWithIds(instructions: string[]): { tokens: Tensor; mask: Tensor; batch: TokenBatch } {
+  /**
+   * Tokenize all texts (padded to the longest of them all, as tokenizer(texts, padding='longest')), then
+   * encode `batchSize` rows at a time; also returns the padded ids.
+   */
+  encodeWithIds(instructions: string[], batchSize = 64): { tokens: Tensor; mask: Tensor; batch: TokenBatch } {
     const batch = this.tokenizer.batch(instructions);
     const out = torch.scope(() => {
       const b = instructions.length;
-      const ids = torch.tensor(BigInt64Array.from(batch.inputIds.flat(), (v) => BigInt(v)), { shape: [b, batch.length] });
-      const mask = torch.tensor(Uint8Array.from(batch.attentionMask.flat()), { shape: [b, batch.length] });
-      const { lastHiddenState } = this.model.forward(ids.to({ device: this.model.device }), mask);
-      return { tokens: lastHiddenState.float(), mask: mask.to('bool').to({ device: this.model.device }) };
+      const ids = torch.tensor(BigInt64Array.from(batch.inputIds.flat(), (v) => BigInt(v)), { shape: [b, batch.length] })
+        .to({ device: this.model.device });
+      const mask = torch.tensor(Uint8Array.from(batch.attentionMask.flat()), { shape: [b, batch.length] }).to({ device: this.model.device });
+      const parts: Tensor[] = [];
+      for (let i = 0; i < b; i += batchSize) {
+        const n = Math.min(batchSize, b - i);
+        parts.push(torch.scope(() => this.model.forward(ids.narrow(0, i, n), mask.narrow(0, i, n)).lastHiddenState.float()));
+      }
+      return { tokens: parts.length === 1 ? parts[0] : torch.cat(parts, 0), mask: mask.to('bool') };
     });
     return { ...out, batch };
   }
