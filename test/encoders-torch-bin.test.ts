@@ -7,6 +7,7 @@ import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as torch from '../src/engine/index.js';
 import { N } from '../src/engine/native.js';
+import { DTYPE_CODE } from '../src/engine/dtype.js';
 import { loadT5Encoder } from '../src/encoders/t5_load.js';
 import { listTorchBin } from '../src/encoders/torch_bin.js';
 import { runPython } from './helpers/python.js';
@@ -34,18 +35,17 @@ torch.save(sd, os.path.join(dst, 'pytorch_model.bin'))
 `, enc('t5-bin', 'pytorch_model.bin'), full);
 copyFileSync(enc('t5', 'config.json'), join(full, 'config.json'));
 
+/** fn's result and the tensor bytes it read from disk (every storage here is float32). */
 function countingReads<T>(fn: () => T): { result: T; bytes: number } {
-  const orig = N.fromFile;
+  const [fromFile, fromFileConvert] = [N.fromFile, N.fromFileConvert];
   let bytes = 0;
-  N.fromFile = (path: string, offset: number, dtype: number, shape: number[]) => {
-    const h = orig(path, offset, dtype, shape);
-    bytes += shape.reduce((a, b) => a * b, 1) * 4; // every storage here is float32
-    return h;
-  };
+  const count = (shape: number[]) => { bytes += shape.reduce((a, b) => a * b, 1) * 4; };
+  N.fromFile = (path: string, offset: number, dtype: number, shape: number[]) => (count(shape), fromFile(path, offset, dtype, shape));
+  N.fromFileConvert = (...a: unknown[]) => (count(a[3] as number[]), fromFileConvert(...a));
   try {
     return { result: fn(), bytes };
   } finally {
-    N.fromFile = orig;
+    [N.fromFile, N.fromFileConvert] = [fromFile, fromFileConvert];
   }
 }
 
@@ -74,4 +74,19 @@ test('only the encoder\'s storages are read from an encoder-decoder pytorch_mode
       ref.dispose();
     }
   }
+});
+
+test('the piecewise native read-and-convert equals the engine\'s whole-tensor load and cast', () => {
+  const path = enc('t5', 'model.safetensors');
+  const header = torch.readSafetensorsHeader(path);
+  for (const dtype of ['float32', 'bfloat16'] as const) torch.scope(() => {
+    const ref = torch.loadSafetensors(path, { dtype }).tensors;
+    for (const [k, info] of header.tensors) {
+      const t = new torch.Tensor(N.fromFileConvert(path, info.byteOffset, DTYPE_CODE[info.dtype], info.shape, DTYPE_CODE[dtype], 'cpu'));
+      assert.equal(t.dtype, dtype);
+      assert.deepEqual(t.shape, info.shape);
+      assert.equal(torch.scope(() => t.eq(ref.get(k)!).all().item()), 1, `${dtype} ${k}`);
+    }
+  });
+  assert.throws(() => N.fromFileConvert(path, 1 << 30, DTYPE_CODE.float32, [4], DTYPE_CODE.bfloat16, 'cpu'), /short read/);
 });

@@ -4,7 +4,9 @@
 // SigLIP), each cast to the target dtype and moved to the device as it is read.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadSafetensors, readSafetensorsHeader, type DType, type Device, type Tensor } from '../engine/index.js';
+import { readSafetensorsHeader, scope, Tensor, type DType, type Device } from '../engine/index.js';
+import { DTYPE_CODE, isFloating } from '../engine/dtype.js';
+import { N } from '../engine/native.js';
 import { EncoderError } from './errors.js';
 import { listTorchBin, loadTorchBinSelected } from './torch_bin.js';
 
@@ -60,10 +62,27 @@ export function loadHubWeights(dir: string, select: (key: string) => string | nu
   for (const [path, keys] of files) {
     const wanted = keys.filter((k) => select(k) !== null);
     if (!wanted.length) continue;
-    const { tensors } = loadSafetensors(path, { keys: wanted, dtype: opts.dtype, device: opts.device });
-    for (const [k, t] of tensors) out.set(select(k)!, t);
+    for (const [k, t] of loadSafetensorsConverted(path, wanted, opts)) out.set(select(k)!, t);
   }
   return out;
+}
+
+/**
+ * The given keys of a safetensors file, each read and converted piece by piece in native code (see
+ * native/ops_encoders.cc), so only the converted tensors stay resident.
+ */
+function loadSafetensorsConverted(path: string, keys: string[], opts: HubWeightOptions): Map<string, Tensor> {
+  const header = readSafetensorsHeader(path);
+  return scope(() => {
+    const out = new Map<string, Tensor>();
+    for (const key of keys) {
+      const info = header.tensors.get(key);
+      if (!info) throw new EncoderError(`${path}: no tensor '${key}' although the index lists it there; download the checkpoint again`);
+      const target = opts.dtype && isFloating(info.dtype) ? opts.dtype : info.dtype;
+      out.set(key, new Tensor(N.fromFileConvert(path, info.byteOffset, DTYPE_CODE[info.dtype], info.shape, DTYPE_CODE[target], opts.device ?? 'cpu')));
+    }
+    return out;
+  });
 }
 
 /** Every key in the folder's weights with its shape, without reading tensor data. */

@@ -2,11 +2,10 @@
 // every tensor's storage, offset, size and stride, but a storage is read from disk only for the keys
 // asked for, converted to the target dtype/device tensor by tensor and its raw copy freed at once. So
 // loading T5-XXL's encoder from the ~45 GB float32 encoder-decoder file takes about the encoder's size
-// in the target dtype plus a 64 KB read buffer, not the file. (The engine's loadTorchCheckpoint reads
+// in the target dtype plus a 4 MB read buffer, not the file. (The engine's loadTorchCheckpoint reads
 // every storage; this reader uses its zip and pickle pieces with a lazy tensor.)
 import { inflateRawSync } from 'node:zlib';
 import { N } from '../engine/native.js';
-import * as torch from '../engine/index.js';
 import { Tensor, scope, type DType, type Device } from '../engine/index.js';
 import { DTYPE_BYTES, DTYPE_CODE, isFloating } from '../engine/dtype.js';
 import { withFile } from '../engine/io/file.js';
@@ -25,13 +24,6 @@ class StorageType {
 class StorageRef {
   constructor(readonly key: string, readonly dtype: DType, readonly numel: number) {}
 }
-/**
- * Largest piece of a tensor read from disk at once. Small on purpose: pieces of a few MB, allocated and
- * freed in turn, raise glibc's dynamic mmap threshold and leave the heap fragmented (measured: 0.33 x
- * the file in peak RSS with 16 MB pieces, 0.24 x with 64 KB ones, on an 8-layer float32 T5 loaded to bf16).
- */
-const CHUNK_BYTES = 64 << 10;
-
 /** Whether the tensor is a dense row-major block of its storage (what torch.save writes for a state dict). */
 function isRowMajor(t: LazyTensor): boolean {
   let expect = 1;
@@ -81,23 +73,10 @@ export function loadTorchBinSelected(path: string, select: (key: string) => stri
         const { lt, entry } = j;
         const code = DTYPE_CODE[lt.storage.dtype];
         if (direct(j)) {
-          // Read a row-major tensor 64 KB at a time straight into its converted destination, so a large
-          // float32 tensor (T5-XXL's 32128 x 4096 embedding: 526 MB) never sits in memory whole.
-          const dst = torch.empty(lt.size, { dtype: j.dtype, device: opts.device });
-          out.set(j.name, dst);
-          const rows = lt.size[0];
-          const rowNumel = lt.size.slice(1).reduce((a, b) => a * b, 1);
-          const elem = DTYPE_BYTES[lt.storage.dtype];
-          const step = Math.max(1, Math.floor(CHUNK_BYTES / Math.max(1, rowNumel * elem)));
-          const base = zip.dataOffset(entry) + lt.offset * elem;
-          for (let r = 0; r < rows; r += step) {
-            const n = Math.min(step, rows - r);
-            const part = N.fromFile(path, base + r * rowNumel * elem, code, [n, ...lt.size.slice(1)]);
-            const slot = N.narrow(dst.h, 0, r, n);
-            N.copy_(slot, part);
-            N.dispose(slot); // raw handles: no JS wrapper per piece (thousands per tensor)
-            N.dispose(part);
-          }
+          // Read and converted piece by piece in native code (native/ops_encoders.cc), so a large float32
+          // tensor (T5-XXL's 32128 x 4096 embedding: 526 MB) never sits in memory whole.
+          const base = zip.dataOffset(entry) + lt.offset * DTYPE_BYTES[lt.storage.dtype];
+          out.set(j.name, new Tensor(N.fromFileConvert(path, base, code, lt.size, DTYPE_CODE[j.dtype], opts.device ?? 'cpu')));
           continue;
         }
         out.set(j.name, scope(() => {
