@@ -1,10 +1,9 @@
 // Selective reading of a PyTorch zip checkpoint (`pytorch_model.bin`): the pickle is run once to learn
 // every tensor's storage, offset, size and stride, but a storage is read from disk only for the keys
-// asked for, converted to the target dtype/device tensor by tensor and its raw copy freed at once. So
-// loading T5-XXL's encoder from the ~45 GB float32 encoder-decoder file takes about the encoder's size
-// in the target dtype plus a 4 MB read buffer, not the file. (The engine's loadTorchCheckpoint reads
+// asked for, each read and converted into its target dtype/device piece by piece. So loading T5-XXL's
+// encoder from the ~45 GB float32 encoder-decoder file takes about the encoder's size in the target
+// dtype plus a 4 MB read buffer, not the file. (The engine's loadTorchCheckpoint reads
 // every storage; this reader uses its zip and pickle pieces with a lazy tensor.)
-import { inflateRawSync } from 'node:zlib';
 import { N } from '../engine/native.js';
 import { Tensor, scope, type DType, type Device } from '../engine/index.js';
 import { DTYPE_BYTES, DTYPE_CODE, isFloating } from '../engine/dtype.js';
@@ -83,7 +82,7 @@ export function loadTorchBinSelected(path: string, select: (key: string) => stri
           const nbytes = lt.storage.numel * DTYPE_BYTES[lt.storage.dtype];
           const raw = entry.method === 0
             ? new Tensor(N.fromFile(path, zip.dataOffset(entry), code, [lt.storage.numel]))
-            : new Tensor(N.fromBytes(inflateRawSync(zip.read(entry)).subarray(0, nbytes), code, [lt.storage.numel]));
+            : new Tensor(N.fromBytes(zip.read(entry).subarray(0, nbytes), code, [lt.storage.numel])); // read() inflates
           const view = new Tensor(N.storageView(raw.h, lt.size, lt.stride, lt.offset));
           // A copy (never a view), so the storage, which may hold more than this tensor, is freed here.
           return view.to({ dtype: j.dtype, device: opts.device, copy: true }).contiguous();
