@@ -90,3 +90,25 @@ test('the piecewise native read-and-convert equals the engine\'s whole-tensor lo
   });
   assert.throws(() => N.fromFileConvert(path, 1 << 30, DTYPE_CODE.float32, [4], DTYPE_CODE.bfloat16, 'cpu'), /short read/);
 });
+
+test('a pytorch_model.bin whose zip entries are deflated loads to the same weights', () => {
+  const dir = join(tmp.dir, 'deflated');
+  runPython(`
+import sys, os, zipfile
+src, dst = sys.argv[1], sys.argv[2]
+os.makedirs(dst, exist_ok=True)
+with zipfile.ZipFile(src) as zi, zipfile.ZipFile(os.path.join(dst, 'pytorch_model.bin'), 'w', zipfile.ZIP_DEFLATED) as zo:
+    for info in zi.infolist():
+        zo.writestr(info.filename, zi.read(info.filename))
+`, enc('t5-bin', 'pytorch_model.bin'), dir);
+  copyFileSync(enc('t5', 'config.json'), join(dir, 'config.json'));
+  const a = loadT5Encoder(dir, { dtype: 'bfloat16' });
+  const b = loadT5Encoder(enc('t5'), { dtype: 'bfloat16' });
+  try {
+    const sb = b.stateDict();
+    for (const [k, t] of a.stateDict()) assert.equal(torch.scope(() => t.eq(sb.get(k)!).all().item()), 1, k);
+  } finally {
+    a.dispose();
+    b.dispose();
+  }
+});
