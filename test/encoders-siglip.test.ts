@@ -51,9 +51,11 @@ test('bfloat16: within one bf16 ulp of transformers (eager), and float32 is not;
       assert.ok(worstExcess(o.lastHiddenState, ref, BF16.atol, BF16.rtol) <= 0);
       assert.ok(worstExcess(f32.forward(pixels).lastHiddenState, ref, BF16.atol, BF16.rtol) > 0, 'the tolerance tells bf16 from float32');
       // sdpa rounds differently in bf16: the fixture README measured 0.0312 for transformers' own sdpa.
+      // Bound: 5% of the output's range (config A: measured 0.031 of a range of about 5).
       const ds = maxDiff(sdpa.forward(pixels).lastHiddenState, ref);
-      console.log(`siglip bf16 sdpa: max |diff| ${ds.toExponential(2)}`);
-      assert.ok(ds <= 0.0625, `sdpa ${ds}`);
+      const range = torch.scope(() => ref.abs().max().item());
+      console.log(`siglip bf16 sdpa: max |diff| ${ds.toExponential(2)} (output range ${range.toFixed(2)})`);
+      assert.ok(ds <= 0.05 * range, `sdpa ${ds}`);
     });
   } finally {
     m.dispose();

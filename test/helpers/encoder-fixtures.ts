@@ -30,6 +30,18 @@ export function tokenizerCases(): TokenizerCases {
   return JSON.parse(readFileSync(enc('tokenizer.cases.json'), 'utf8')) as TokenizerCases;
 }
 
+/**
+ * A text longer than maxLen tokens: the fixture's long case, or (if a configuration has none) the first
+ * LIBERO instruction repeated until its fast ids certainly exceed maxLen.
+ */
+export function longCase(cases: TokenizerCase[], maxLen: number): { text: string; ids?: number[] } {
+  const long = cases.find((c) => c.input_ids_fast.length > maxLen);
+  if (long) return { text: long.text, ids: long.input_ids_fast };
+  const base = cases.find((c) => c.input_ids_fast.length > 2)!;
+  const reps = Math.ceil((maxLen + 1) / (base.input_ids_fast.length - 1)) + 1;
+  return { text: Array.from({ length: reps }, () => base.text).join(' ') };
+}
+
 export function config(folder: string): Record<string, unknown> {
   return JSON.parse(readFileSync(enc(folder, 'config.json'), 'utf8')) as Record<string, unknown>;
 }
