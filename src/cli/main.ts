@@ -13,6 +13,7 @@ commands:
   lora-merge  fold LoRA adapters into the base weights: rdt-libero lora-merge --checkpoint DIR --out DIR
   doctor      report libtorch, threads, BLAS and devices
   predict     run predictAction on encoded conditions from a safetensors file
+  encode      run the official T5 / SigLIP encoders on texts or images
   data        inspect LIBERO data, write statistics, generate synthetic suites
 
 exit codes: 0 done, 1 runtime error (data, model, training, engine), 2 usage or config error
@@ -27,6 +28,7 @@ const commands: Record<string, (args: string[]) => Promise<number> | number> = {
   doctor: async (args) => (await import('./doctor.js')).doctor(args),
   data: async (args) => (await import('./data.js')).data(args),
   predict: async (args) => (await import('./predict.js')).predict(args),
+  encode: async (args) => (await import('./encode.js')).encode(args),
 };
 
 async function main(argv: string[]): Promise<number> {

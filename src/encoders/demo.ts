@@ -5,12 +5,9 @@
 import * as torch from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import type { TextEncoder, VisionEncoder } from './types.js';
-import { RdtError } from '../util/errors.js';
+import { EncoderError } from './errors.js';
 
-/** The encoders layer's error (the factory's refusals). */
-export class EncoderError extends RdtError {
-  override name = 'EncoderError';
-}
+export { EncoderError } from './errors.js';
 
 /** Patches: the image is average-pooled to (grid*cells)^2 and each grid cell's cells^2 RGB means form one patch. */
 export class DemoVisionEncoder implements VisionEncoder {

@@ -107,6 +107,11 @@ export const NATIVE_FILES = {
     fill_: op<(t: H, value: Scalar) => void>(),
     zero_: op<(t: H) => void>(),
   },
+  'ops_encoders.cc': {
+    // Reads a tensor stored as `srcDtype` in a file straight into `dstDtype` on `device`, 4 MB at a time
+    // (loading a float32 T5 checkpoint into bf16 holds only the bf16 copy).
+    fromFileConvert: op<(path: string, byteOffset: number, srcDtype: Code, shape: Ints, dstDtype: Code, device: string) => H>(),
+  },
   'ops_index.cc': {
     indexSelect: op<(t: H, dim: number, index: H) => H>(),
     gather: op<(t: H, dim: number, index: H) => H>(),

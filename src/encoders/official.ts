@@ -1,0 +1,127 @@
+// The official condition encoders behind the TextEncoder / VisionEncoder interfaces the trainer and the
+// policy use: T5 (tokenizer + encoder) and the SigLIP tower (RDT preprocessing + tower). Outputs are
+// float32 on the CPU-or-model device, whatever dtype the encoder runs in.
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as torch from '../engine/index.js';
+import type { Tensor } from '../engine/index.js';
+import { EncoderError } from './errors.js';
+import { preprocessImages } from './image_preprocess.js';
+import type { SiglipVisionModel, SiglipAttention } from './siglip.js';
+import { loadSiglipVision } from './siglip_load.js';
+import type { T5EncoderModel } from './t5.js';
+import { loadT5Encoder, type EncoderLoadOptions } from './t5_load.js';
+import { T5Tokenizer, type TokenBatch } from './tokenizer.js';
+import type { TextEncoder, VisionEncoder } from './types.js';
+
+/** sha256 of a folder's config.json: part of an encoder's identity (which weights produced a cache or a checkpoint). */
+export function configHash(dir: string): string {
+  const p = join(dir, 'config.json');
+  return existsSync(p) ? createHash('sha256').update(readFileSync(p)).digest('hex') : '';
+}
+
+export class T5TextEncoder implements TextEncoder {
+  readonly isDemo = false;
+  readonly name: string;
+  readonly tokenDim: number;
+  readonly maxLength: number;
+  readonly configSha256: string;
+
+  private constructor(readonly dir: string, readonly tokenizer: T5Tokenizer, readonly model: T5EncoderModel) {
+    this.name = `t5-encoder (${dir}, ${model.dtype})`;
+    this.tokenDim = model.config.dModel;
+    this.maxLength = tokenizer.maxLength;
+    this.configSha256 = configHash(dir);
+  }
+
+  /** The encoder from `dir` and the tokenizer from `tokenizerDir` (default: the same folder, as on the hub). */
+  static load(dir: string, opts: EncoderLoadOptions & { tokenizerDir?: string } = {}): T5TextEncoder {
+    const tokenizer = T5Tokenizer.fromFolder(opts.tokenizerDir ?? dir);
+    const model = loadT5Encoder(dir, opts);
+    if (tokenizer.vocabSize > model.config.vocabSize) {
+      model.dispose();
+      throw new EncoderError(`${opts.tokenizerDir ?? dir}: the tokenizer has ${tokenizer.vocabSize} tokens but ${dir}/config.json ` +
+        `has vocab_size ${model.config.vocabSize}; use the tokenizer that belongs to this T5`);
+    }
+    return new T5TextEncoder(dir, tokenizer, model);
+  }
+
+  /**
+   * Tokenize all texts (padded to the longest of them all, as tokenizer(texts, padding='longest')), then
+   * encode `batchSize` rows at a time; also returns the padded ids.
+   */
+  encodeWithIds(instructions: string[], batchSize = 64): { tokens: Tensor; mask: Tensor; batch: TokenBatch } {
+    const batch = this.tokenizer.batch(instructions);
+    const out = torch.scope(() => {
+      const b = instructions.length;
+      const ids = torch.tensor(BigInt64Array.from(batch.inputIds.flat(), (v) => BigInt(v)), { shape: [b, batch.length] })
+        .to({ device: this.model.device });
+      const mask = torch.tensor(Uint8Array.from(batch.attentionMask.flat()), { shape: [b, batch.length] }).to({ device: this.model.device });
+      const parts: Tensor[] = [];
+      for (let i = 0; i < b; i += batchSize) {
+        const n = Math.min(batchSize, b - i);
+        parts.push(torch.scope(() => this.model.forward(ids.narrow(0, i, n), mask.narrow(0, i, n)).lastHiddenState.float()));
+      }
+      return { tokens: parts.length === 1 ? parts[0] : torch.cat(parts, 0), mask: mask.to('bool') };
+    });
+    return { ...out, batch };
+  }
+
+  encode(instructions: string[]): { tokens: Tensor; mask: Tensor } {
+    const { tokens, mask } = this.encodeWithIds(instructions);
+    return { tokens, mask };
+  }
+
+  dispose(): void {
+    this.model.dispose();
+  }
+}
+
+export class SiglipVisionEncoder implements VisionEncoder {
+  readonly isDemo = false;
+  readonly name: string;
+  readonly tokenDim: number;
+  readonly tokensPerImage: number;
+  readonly imageSize: number;
+  readonly configSha256: string;
+
+  private constructor(readonly dir: string, readonly model: SiglipVisionModel, readonly batchSize: number) {
+    this.name = `siglip-vision (${dir}, ${model.dtype})`;
+    this.tokenDim = model.config.hiddenSize;
+    this.tokensPerImage = model.numPatches;
+    this.imageSize = model.config.imageSize;
+    this.configSha256 = configHash(dir);
+  }
+
+  static load(dir: string, opts: EncoderLoadOptions & { attention?: SiglipAttention; batchSize?: number } = {}): SiglipVisionEncoder {
+    return new SiglipVisionEncoder(dir, loadSiglipVision(dir, opts), opts.batchSize ?? 32);
+  }
+
+  /** RDT's preprocessing: (n, 3, S, S) float32 pixel values on the CPU. */
+  pixelValues(images: Uint8Array, n: number, height: number, width: number): Tensor {
+    if (images.length !== n * height * width * 3)
+      throw new EncoderError(`images: ${images.length} bytes for ${n} images of ${height}x${width}x3 (expected ${n * height * width * 3})`);
+    const s = this.imageSize;
+    return torch.tensor(preprocessImages(images, n, height, width, s), { shape: [n, 3, s, s] });
+  }
+
+  /** Features of preprocessed pixel values, in batches: (n, P, D) float32. */
+  features(pixelValues: Tensor): Tensor {
+    const n = pixelValues.shape[0];
+    return torch.scope(() => {
+      const parts: Tensor[] = [];
+      for (let i = 0; i < n; i += this.batchSize)
+        parts.push(torch.scope(() => this.model.forward(pixelValues.narrow(0, i, Math.min(this.batchSize, n - i))).lastHiddenState.float()));
+      return parts.length === 1 ? parts[0] : torch.cat(parts, 0);
+    });
+  }
+
+  encode(images: Uint8Array, n: number, height: number, width: number): Tensor {
+    return torch.scope(() => this.features(this.pixelValues(images, n, height, width)));
+  }
+
+  dispose(): void {
+    this.model.dispose();
+  }
+}

@@ -1,0 +1,105 @@
+// The SigLIP vision tower against transformers' SiglipVisionModel (fixtures/encoders/siglip.io.safetensors):
+// patch embeddings, embeddings, every layer and last_hidden_state within 1e-5 in float32, bf16 within one
+// bf16 ulp (bit-exact here); vision-only and full SigLIP checkpoints give identical towers.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as torch from '../src/engine/index.js';
+import { loadSiglipVision } from '../src/encoders/siglip_load.js';
+import { EncoderError } from '../src/encoders/errors.js';
+import { BF16, enc, loadEncIo, maxDiff, scratch, worstExcess } from './helpers/encoder-fixtures.js';
+
+const io = loadEncIo('siglip.io.safetensors');
+const pixels = io.get('pixel_values')!;
+const tmp = scratch('rdt-siglip-');
+after(tmp.clean);
+
+for (const folder of ['siglip', 'siglip-full']) {
+  test(`float32 (${folder}): every intermediate and last_hidden_state within 1e-5`, () => {
+    const m = loadSiglipVision(enc(folder));
+    try {
+      torch.scope(() => {
+        assert.equal(m.numPatches, io.get('last_hidden_state')!.shape[1]);
+        const o = m.forward(pixels, { intermediates: true });
+        const checks: [string, torch.Tensor][] = [['patch_embeds', o.patchEmbeds!], ['embeddings', o.embeddings!],
+          ...o.layerOutputs!.map((t, i): [string, torch.Tensor] => [`layer_out.${i}`, t]), ['last_hidden_state', o.lastHiddenState]];
+        for (const [k, t] of checks) {
+          assert.ok(io.has(k), k);
+          const d = maxDiff(t, io.get(k)!);
+          if (k === 'last_hidden_state') console.log(`siglip float32 ${folder}: max |diff| ${d.toExponential(2)}`);
+          assert.ok(d <= 1e-5, `${k}: ${d}`);
+        }
+      });
+    } finally {
+      m.dispose();
+    }
+  });
+}
+
+test('bfloat16: within one bf16 ulp of transformers (eager), and float32 is not; sdpa stays close', () => {
+  const m = loadSiglipVision(enc('siglip'), { dtype: 'bfloat16' });
+  const sdpa = loadSiglipVision(enc('siglip'), { dtype: 'bfloat16', attention: 'sdpa' });
+  const f32 = loadSiglipVision(enc('siglip'));
+  try {
+    torch.scope(() => {
+      const ref = io.get('bf16.last_hidden_state')!;
+      const o = m.forward(pixels, { intermediates: true });
+      assert.equal(o.lastHiddenState.dtype, 'bfloat16');
+      console.log(`siglip bf16 eager: max |diff| ${maxDiff(o.lastHiddenState, ref).toExponential(2)}`);
+      assert.ok(worstExcess(o.embeddings!, io.get('bf16.embeddings')!, BF16.atol, BF16.rtol) <= 0);
+      assert.ok(worstExcess(o.lastHiddenState, ref, BF16.atol, BF16.rtol) <= 0);
+      assert.ok(worstExcess(f32.forward(pixels).lastHiddenState, ref, BF16.atol, BF16.rtol) > 0, 'the tolerance tells bf16 from float32');
+      // sdpa rounds differently in bf16: the fixture README measured 0.0312 for transformers' own sdpa.
+      // Bound: 5% of the output's range (config A: measured 0.031 of a range of about 5).
+      const ds = maxDiff(sdpa.forward(pixels).lastHiddenState, ref);
+      const range = torch.scope(() => ref.abs().max().item());
+      console.log(`siglip bf16 sdpa: max |diff| ${ds.toExponential(2)} (output range ${range.toFixed(2)})`);
+      assert.ok(ds <= 0.05 * range, `sdpa ${ds}`);
+    });
+  } finally {
+    m.dispose();
+    sdpa.dispose();
+    f32.dispose();
+  }
+});
+
+test('a full SigLIP checkpoint and a vision-only one load to identical towers (text tower and head skipped)', () => {
+  const a = loadSiglipVision(enc('siglip'));
+  const b = loadSiglipVision(enc('siglip-full'));
+  try {
+    const sa = a.stateDict();
+    const sb = b.stateDict();
+    assert.deepEqual([...sb.keys()], [...sa.keys()]);
+    assert.ok([...sa.keys()].every((k) => k.startsWith('vision_model.') && !k.startsWith('vision_model.head.')));
+    for (const [k, t] of sa) assert.equal(torch.scope(() => t.eq(sb.get(k)!).all().item()), 1, k);
+  } finally {
+    a.dispose();
+    b.dispose();
+  }
+});
+
+test('a config.json that does not match the weights is a one-line error', () => {
+  const dir = tmp.copy('siglip', 'bad');
+  const c = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+  c.intermediate_size = (c.intermediate_size as number) * 2;
+  c.num_hidden_layers = (c.num_hidden_layers as number) + 1;
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(c));
+  const live = torch.liveTensors();
+  assert.throws(() => loadSiglipVision(dir), (e: Error) =>
+    e instanceof EncoderError && e.message.startsWith(`${dir}: config.json does not match the weights`) &&
+    /mis-shaped \(vision_model\.encoder\.layers\.0\.mlp\.fc1\.weight/.test(e.message) && /missing/.test(e.message) && !e.message.includes('\n'));
+  assert.equal(torch.liveTensors(), live);
+  c.hidden_act = 'quick_gelu';
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(c));
+  assert.throws(() => loadSiglipVision(dir), /hidden_act 'quick_gelu' is not supported/);
+});
+
+test('pixel values of the wrong shape are refused', () => {
+  const m = loadSiglipVision(enc('siglip'));
+  try {
+    torch.scope(() => assert.throws(() => m.forward(pixels.narrow(3, 0, pixels.shape[3] - 1)), /expects pixel values/));
+  } finally {
+    m.dispose();
+  }
+});

@@ -1,0 +1,84 @@
+// Paths and small helpers for the encoder fixtures (shared/fixtures/encoders). Every size is read from
+// the files themselves, so the held-out configuration B (other sizes, vocabulary, images) runs the same tests.
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as torch from '../../src/engine/index.js';
+import type { Tensor } from '../../src/engine/index.js';
+import { fixture } from './fixtures.js';
+
+export const enc = (...p: string[]): string => fixture('encoders', ...p);
+
+export function loadEncIo(name: string): Map<string, Tensor> {
+  return torch.loadSafetensors(enc(name)).tensors;
+}
+
+export interface TokenizerCase {
+  kind: string;
+  text: string;
+  input_ids_fast: number[];
+  input_ids_slow: number[];
+  slow_fast_agree: boolean;
+}
+export interface TokenizerCases {
+  model_max_length: number;
+  cases: TokenizerCase[];
+  batch: { texts: string[]; input_ids: number[][]; attention_mask: number[][] };
+  slow_fast_disagreements: string[];
+}
+export function tokenizerCases(): TokenizerCases {
+  return JSON.parse(readFileSync(enc('tokenizer.cases.json'), 'utf8')) as TokenizerCases;
+}
+
+/**
+ * A text longer than maxLen tokens: the fixture's long case, or (if a configuration has none) the first
+ * LIBERO instruction repeated until its fast ids certainly exceed maxLen.
+ */
+export function longCase(cases: TokenizerCase[], maxLen: number): { text: string; ids?: number[] } {
+  const long = cases.find((c) => c.input_ids_fast.length > maxLen);
+  if (long) return { text: long.text, ids: long.input_ids_fast };
+  const base = cases.find((c) => c.input_ids_fast.length > 2)!;
+  const reps = Math.ceil((maxLen + 1) / (base.input_ids_fast.length - 1)) + 1;
+  return { text: Array.from({ length: reps }, () => base.text).join(' ') };
+}
+
+export function config(folder: string): Record<string, unknown> {
+  return JSON.parse(readFileSync(enc(folder, 'config.json'), 'utf8')) as Record<string, unknown>;
+}
+
+/** Largest |a - b| (float64 on the CPU). */
+export function maxDiff(a: Tensor, b: Tensor): number {
+  return torch.scope(() => a.to({ dtype: 'float64', device: 'cpu' }).sub(b.to({ dtype: 'float64', device: 'cpu' })).abs().max().item());
+}
+
+/** Largest |a - e| - (atol + rtol |e|): <= 0 when every element is within tolerance. */
+export function worstExcess(a: Tensor, e: Tensor, atol: number, rtol: number): number {
+  return torch.scope(() => {
+    const x = a.to({ dtype: 'float64', device: 'cpu' });
+    const y = e.to({ dtype: 'float64', device: 'cpu' });
+    return x.sub(y).abs().sub(y.abs().mul(rtol).add(atol)).max().item();
+  });
+}
+
+/** A scratch folder removed by the returned function; `copy` copies fixture folders into it. */
+export function scratch(prefix: string): { dir: string; copy: (from: string, to: string) => string; clean: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return {
+    dir,
+    copy: (from, to) => {
+      cpSync(enc(from), join(dir, to), { recursive: true });
+      return join(dir, to);
+    },
+    clean: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/**
+ * bf16 tolerance: one bf16 unit in the last place of the expected value (2^-7 relative, 2^-8 absolute
+ * near zero). Our kernels are libtorch's own, so on the reference machine type the results are
+ * bit-identical (the tests print the measured difference); another CPU's GEMM may accumulate in another
+ * order and flip one final rounding. Real mistakes are many ulps: rounding the bias separately moves
+ * SigLIP by 0.043, running in float32 moves T5 by up to 0.066 (fixture README), and the tests check
+ * that the float32 result does NOT pass this tolerance.
+ */
+export const BF16 = { atol: 2 ** -8, rtol: 2 ** -7 };
