@@ -56,7 +56,7 @@ export const CONFIG_DOCS: Record<string, string> = {
   'data.holdout_demos_per_task': 'demos per task kept out of training for sample-MSE evaluation',
   'data.skip_idle_steps': 'skip the no-op steps at the start of each demo',
   'data.drop_noops': 'drop every no-op step',
-  'data.realign_obs_action': "undo the original files' one-step observation/action offset",
+  'data.align': "which observation each action is paired with: realign (the one before it, as at evaluation), stored (the file's pairing), auto (realign the released layout, keep the regenerated one)",
   'data.num_workers': 'background data-loading workers (0 = load on the main thread)',
 };
 
