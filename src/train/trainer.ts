@@ -50,6 +50,12 @@ function builtinHooks(cfg: TrainConfig): TrainHooks {
 
 /** Problems that need no data or model to find: reported before anything slow starts. */
 function checkUpFront(cfg: TrainConfig, hooks: ResolvedHooks): void {
+  const m = /^cuda(?::(\d+))?$/.exec(cfg.device);
+  if (m) {
+    const count = torch.cuda.isAvailable() ? torch.cuda.deviceCount() : 0;
+    if (Number(m[1] ?? 0) >= count)
+      throw new TrainError(`device: '${cfg.device}' is not available (${count ? `this machine has cuda:0..cuda:${count - 1}` : 'no CUDA device, or a libtorch built without CUDA'}); set device: cpu or another GPU`);
+  }
   const unavailable = hooks.encoders ? null : encodersUnavailable(cfg.encoders);
   if (unavailable) throw new TrainError(unavailable);
   if (cfg.lora.enabled && !cfg.pretrained_model_name_or_path)
