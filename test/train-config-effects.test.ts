@@ -12,7 +12,7 @@ import * as torch from '../src/engine/index.js';
 import { writeSyntheticSuite } from '../src/data/synthetic.js';
 import { LiberoDataset } from '../src/data/dataset.js';
 import { loadConfig, type TrainConfig } from '../src/train/config.js';
-import { configKeys, CONFIG_DOCS, configHelp } from '../src/train/config_docs.js';
+import { configKeys } from '../src/train/config_docs.js';
 import { train, type TrainResult, type TrainHooks } from '../src/train/trainer.js';
 import { listCheckpoints } from '../src/train/checkpoint_dir.js';
 import { rdtPreset, toHubJson, type RdtConfig } from '../src/model/config.js';
@@ -24,14 +24,19 @@ const root = join(work, 'data');
 const PRETRAINED = fixture('rdt', 'tiny_a.hub-bf16');
 const SUITES = { libero_goal: { tasks: 2, demos: 3 }, libero_object: { tasks: 1, demos: 3 } };
 
+// A 1-block, 32-wide RDT with the tiny preset's condition sizes (the demo encoders'): the checks need
+// a model that trains, not a good one, and there are many runs.
+const MICRO = join(work, 'micro.json');
+
 before(async () => {
+  writeFileSync(MICRO, JSON.stringify(toHubJson(rdtPreset('tiny', { rdt: { hidden_size: 32, depth: 1, num_heads: 2 } }))));
   for (const [suite, s] of Object.entries(SUITES))
     await writeSyntheticSuite({ root, suite: suite as 'libero_goal', tasks: s.tasks, demos: s.demos, meanLength: 24, size: 32, seed: 5 });
 });
 
-/** The baseline: 3 optimizer steps of batch 2, warmup 1, no condition dropout, one checkpoint at the end. */
+/** The baseline: the micro model, 3 optimizer steps of batch 2, warmup 1, no condition dropout, one checkpoint at the end. */
 const BASE = {
-  model: 'tiny', encoders: 'demo', train_batch_size: 2, gradient_accumulation_steps: 1, max_train_steps: 3,
+  model: MICRO, encoders: 'demo', train_batch_size: 2, gradient_accumulation_steps: 1, max_train_steps: 3,
   learning_rate: 1e-3, lr_scheduler: 'constant_with_warmup', lr_warmup_steps: 1, mixed_precision: 'no',
   checkpointing_period: 3, sample_period: 0, log_every: 1, report_to: ['jsonl'], cond_mask_prob: 0,
   data: { dataset_root: root, num_workers: 0, holdout_demos_per_task: 1 },
@@ -328,11 +333,8 @@ const EFFECTS: Record<string, Check> = {
   },
 };
 
-test('every config key has an effect check, and train --help lists exactly the config keys', () => {
-  const keys = configKeys().map((k) => k.key).sort();
-  assert.deepEqual(Object.keys(EFFECTS).sort(), keys);
-  assert.deepEqual(Object.keys(CONFIG_DOCS).sort(), keys);
-  assert.ok(!configHelp().includes('(undocumented)'));
+test('every config key has an effect check (a new key needs one)', () => {
+  assert.deepEqual(Object.keys(EFFECTS).sort(), configKeys().map((k) => k.key).sort());
 });
 
 test('every config key changes what a run does, or its bad values are refused', async () => {
