@@ -24,12 +24,13 @@ const root = join(work, 'data');
 const PRETRAINED = fixture('rdt', 'tiny_a.hub-bf16');
 const SUITES = { libero_goal: { tasks: 2, demos: 3 }, libero_object: { tasks: 1, demos: 3 } };
 
-// A 1-block, 32-wide RDT with the tiny preset's condition sizes (the demo encoders'): the checks need
-// a model that trains, not a good one, and there are many runs.
+// A 2-block (one attends to the language, one to the images), 32-wide RDT with the tiny preset's
+// condition sizes (the demo encoders'): the checks need a model that trains, not a good one, and
+// there are many runs.
 const MICRO = join(work, 'micro.json');
 
 before(async () => {
-  writeFileSync(MICRO, JSON.stringify(toHubJson(rdtPreset('tiny', { rdt: { hidden_size: 32, depth: 1, num_heads: 2 } }))));
+  writeFileSync(MICRO, JSON.stringify(toHubJson(rdtPreset('tiny', { rdt: { hidden_size: 32, depth: 2, num_heads: 2 } }))));
   for (const [suite, s] of Object.entries(SUITES))
     await writeSyntheticSuite({ root, suite: suite as 'libero_goal', tasks: s.tasks, demos: s.demos, meanLength: 24, size: 32, seed: 5 });
 });
