@@ -55,7 +55,7 @@ test('config: values no run can use are refused, naming the key', () => {
   const bad = (over: Record<string, unknown>, re: RegExp) => assert.throws(() => loadConfig({ overrides: over }), re);
   bad({ data: { realign_obs_action: true } }, /'data\.realign_obs_action' was replaced by 'data\.align': use align: realign \(what true meant\)/);
   bad({ data: { align: 'realigned' } }, /'data\.align' must be one of auto, stored, realign, got 'realigned' \(did you mean 'realign'\?\)/);
-  bad({ data: { action_encoding: 'eef_pose' } }, /'data\.action_encoding' must be one of .*, got 'eef_pose' \(did you mean 'eef_target_pose'\?\)/);
+  bad({ data: { action_encoding: 'eef_target_pos' } }, /'data\.action_encoding' must be one of .*, got 'eef_target_pos' \(did you mean 'eef_target_pose'\?\)/);
   bad({ data: { instruction_source: 'file' } }, /'data\.instruction_source' must be one of filename, problem_info/);
   bad({ data: { num_workers: -1 } }, /'data\.num_workers' must be an integer >= 0, got -1/);
   bad({ data: { suite_weights: { libero_goal: -1 } } }, /'data\.suite_weights\.libero_goal' must be a number >= 0/);

@@ -40,7 +40,10 @@ export interface AccumulatedStep {
  */
 export type GradientSync = (s: AccumulatedStep, ctx: TrainContext) => { loss: number; finite: boolean } | void | Promise<{ loss: number; finite: boolean } | void>;
 
-/** An evaluation run every `every` optimizer steps with the runner (in eval mode for the call if it switches itself). */
+/**
+ * An evaluation called every `every` optimizer steps with the runner, which is in training mode: an
+ * evaluator that needs eval mode switches to it and back (as the sample-MSE evaluator does).
+ */
 export interface Evaluator {
   /** Metric prefix: the results are logged as `<name>/<key>`. */
   name: string;
