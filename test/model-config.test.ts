@@ -43,7 +43,26 @@ test('bad configs give errors naming the key', () => {
   bad((o) => (o.img_cond_len = 55), /key 'img_pos_embed_config' covers 54 tokens but img_cond_len is 55/);
   bad((o) => (o.noise_scheduler.prediction_type = 'epsilon'), /key 'noise_scheduler.prediction_type' must be one of 'sample'/);
   bad((o) => (o.rms_norm = 'rms'), /key 'rms_norm' must be one of 'timm103-unbiased-var', 'mean-square'/);
+  // Accepted by the official runner but never acted on (models/rdt_runner.py passes clip_sample only to the
+  // training DDPMScheduler, whose add_noise does not clip, and reads `type` nowhere): refused, not ignored.
+  bad((o) => (o.noise_scheduler.type = 'ddim'), /key 'noise_scheduler.type' must be 'ddpm', got 'ddim': the official runner reads no other value/);
+  bad((o) => (o.noise_scheduler.clip_sample = true), /key 'noise_scheduler.clip_sample' must be false: the official runner passes it only to the training DDPMScheduler/);
+  bad((o) => (o.noise_scheduler.clip_sample = 'no'), /key 'noise_scheduler.clip_sample' must be true or false/);
   assert.throws(() => rdtPreset('rdt-1B'), /unknown RDT preset 'rdt-1B' \(did you mean 'rdt-1b'\?\)/);
+  // The keys may be left out (older configs): the official defaults.
+  const o = good() as Record<string, any>;
+  delete o.noise_scheduler.type;
+  delete o.noise_scheduler.clip_sample;
+  assert.deepEqual(parseRdtConfig(o).noise_scheduler, rdtPreset('tiny').noise_scheduler);
+});
+
+test('a runner refuses a hand-built noise_scheduler the samplers do not implement', async () => {
+  const { RDTRunner } = await import('../src/model/runner.js');
+  for (const patch of [{ clip_sample: true }, { type: 'ddim' }, { prediction_type: 'epsilon' }]) {
+    const c = rdtPreset('tiny');
+    Object.assign(c.noise_scheduler, patch);
+    assert.throws(() => new RDTRunner(c), /only type 'ddpm', beta_schedule 'squaredcos_cap_v2', prediction_type 'sample' and clip_sample false are implemented/);
+  }
 });
 
 test('YAML configs: a preset with overrides, and the official base.yaml layout', async () => {

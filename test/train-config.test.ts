@@ -10,6 +10,7 @@ import { lrFactor } from '../src/train/lr_schedule.js';
 import { emaDecay } from '../src/train/ema_decay.js';
 import { TensorBoardWriter, crc32c } from '../src/train/tensorboard.js';
 import { JsonlSink } from '../src/train/metrics.js';
+import { configKeys, CONFIG_DOCS, configHelp } from '../src/train/config_docs.js';
 
 test('config: defaults, YAML file, then overrides, each validated', () => {
   const dir = mkdtempSync(join(tmpdir(), 'rdt-cfg-'));
@@ -39,6 +40,37 @@ test('config: unknown keys and bad values are named, with a did-you-mean', () =>
   assert.throws(() => loadConfig({ overrides: ['train_batch_size=0'] }), /positive integer/);
   assert.throws(() => loadConfig({ file: join(dir, 'missing.yaml') }), /missing\.yaml does not exist/);
   assert.deepEqual(parseOverrides(['a.b=1', '--c', 'x']), { a: { b: 1 }, c: 'x' });
+});
+
+test('train --help lists exactly the config keys, each with its meaning', () => {
+  const keys = configKeys().map((k) => k.key).sort();
+  assert.deepEqual(Object.keys(CONFIG_DOCS).sort(), keys, 'a key of CONFIG_DOCS that is no config key, or the reverse');
+  const help = configHelp();
+  assert.doesNotMatch(help, /\(undocumented\)/);
+  const listed = help.split('\n').map((l) => /^  (\S+)\s/.exec(l)?.[1]).filter(Boolean).sort();
+  assert.deepEqual(listed, keys);
+});
+
+test('config: values no run can use are refused, naming the key', () => {
+  const bad = (over: Record<string, unknown>, re: RegExp) => assert.throws(() => loadConfig({ overrides: over }), re);
+  bad({ data: { realign_obs_action: true } }, /'data\.realign_obs_action' was replaced by 'data\.align': use align: realign \(what true meant\)/);
+  bad({ data: { align: 'realigned' } }, /'data\.align' must be one of auto, stored, realign, got 'realigned' \(did you mean 'realign'\?\)/);
+  bad({ data: { action_encoding: 'eef_target_pos' } }, /'data\.action_encoding' must be one of .*, got 'eef_target_pos' \(did you mean 'eef_target_pose'\?\)/);
+  bad({ data: { instruction_source: 'file' } }, /'data\.instruction_source' must be one of filename, problem_info/);
+  bad({ data: { num_workers: -1 } }, /'data\.num_workers' must be an integer >= 0, got -1/);
+  bad({ data: { suite_weights: { libero_goal: -1 } } }, /'data\.suite_weights\.libero_goal' must be a number >= 0/);
+  bad({ report_to: 'jsonl,tensorbord' }, /'report_to' must be one of jsonl, tensorboard, wandb, none, got 'tensorbord' \(did you mean 'tensorboard'\?\)/);
+  bad({ device: 'gpu' }, /'device' must be cpu, cuda or cuda:N, got 'gpu'/);
+  bad({ mixed_precision: 'fp16' }, /'mixed_precision' must be one of no, bf16, got 'fp16'/);
+  bad({ adam_beta2: 1 }, /'adam_beta2' must be in \[0, 1\), got 1/);
+  bad({ max_grad_norm: 0 }, /'max_grad_norm' must be > 0/);
+  bad({ cond_mask_prob: 1.5 }, /'cond_mask_prob' must be in \[0, 1\]/);
+  bad({ sample_period: 2.5 }, /'sample_period' must be an integer >= 0, got 2\.5/);
+  bad({ checkpoints_total_limit: 0 }, /'checkpoints_total_limit' must be a positive integer/);
+  bad({ ema: { min_value: 0.5, max_value: 0.4 } }, /'ema\.max_value' must be in \[ema\.min_value, 1\], got 0\.4/);
+  bad({ lora: { enabled: true, targets: [] } }, /'lora\.targets' is empty/);
+  // Accepted as written: the defaults and the documented alternatives.
+  assert.equal(loadConfig({ overrides: { data: { align: 'stored' }, device: 'cuda:1', report_to: 'jsonl,wandb' } }).data.align, 'stored');
 });
 
 test('LR schedules follow the diffusers/transformers formulas', () => {

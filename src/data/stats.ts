@@ -1,7 +1,7 @@
 // Dataset statistics in the official RDT `dataset_stat.json` format (per dataset name: dataset_name, state_mean,
 // state_std, state_min, state_max over the 128 slots, with the official non-zero-count std rule), plus action
 // statistics of the chosen encoding (mean, std, min, max, 1st and 99th percentiles per slot), computed once and
-// cached under a hash of the inputs (file paths, sizes, mtimes, index and adapter options, code version).
+// cached under a hash of the inputs (file paths, sizes, mtimes, index and adapter options, demo split, code version).
 // A magnitude report flags quantities whose typical magnitudes differ by more than 10x (the seeds' bug: position
 // deltas in metres next to a 6-D rotation ~100x larger).
 import { createHash } from 'node:crypto';
@@ -97,6 +97,8 @@ export function statsInputHash(ds: LiberoDataset): string {
     encoding: ds.cfg.encoding,
     useJoints: ds.cfg.useJoints,
     layout: ds.options.layout ?? null,
+    // The held-out demos are not in the training split's statistics: another split is another key.
+    split: ds.options.split && ds.options.split.holdoutPerTask > 0 ? ds.options.split : null,
   };
   return createHash('sha256').update(JSON.stringify(key)).digest('hex');
 }

@@ -6,7 +6,8 @@
 // files and keeps 'regenerated' ones (already recorded before the action).
 import type { DemoLowDim, Layout } from './hdf5/libero_file.js';
 
-export type Alignment = 'auto' | 'stored' | 'realign';
+export const ALIGNMENTS = ['auto', 'stored', 'realign'] as const;
+export type Alignment = (typeof ALIGNMENTS)[number];
 
 export interface IndexOptions {
   align: Alignment;

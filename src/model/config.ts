@@ -21,14 +21,21 @@ export const DEFAULT_RMS_NORM: RmsNormVariant = 'timm103-unbiased-var';
 export type PosEmbedEntry = [string, number | number[]];
 
 export interface NoiseSchedulerConfig {
-  type: string; // 'ddpm' (stored, read by no code)
+  /** Only 'ddpm': the official runner reads no other value (DDPM noise for training, DPM-Solver++ for sampling, always). */
+  type: 'ddpm';
   num_train_timesteps: number;
   num_inference_timesteps: number;
   beta_schedule: 'squaredcos_cap_v2';
   prediction_type: 'sample';
-  clip_sample: boolean;
+  /** Only false: the official runner gives it to the training DDPMScheduler alone, whose add_noise never clips. */
+  clip_sample: false;
 }
 
+/**
+ * The EMA section of the hub config.json (the official trainer built its EMAModel from it). The
+ * model reads none of it; rdt-libero's trainer uses its own `ema:` settings and writes them here,
+ * so a saved config.json records the EMA that produced its ema/ weights (src/train/build.ts).
+ */
 export interface EmaConfig {
   update_after_step: number;
   inv_gamma: number;
@@ -223,6 +230,11 @@ export function parseRdtConfig(obj: unknown, source = 'RDT config'): RdtConfig {
   rdt.noExtra(['hidden_size', 'depth', 'num_heads', 'cond_pos_embed_type']);
   const ns = r.sub('noise_scheduler');
   ns.noExtra(['type', 'num_train_timesteps', 'num_inference_timesteps', 'beta_schedule', 'prediction_type', 'clip_sample']);
+  // Settings the official runner accepts but never acts on: only the value that matches what it does is accepted.
+  if (ns.has('type') && ns.str('type') !== 'ddpm')
+    ns.fail('type', `must be 'ddpm', got '${ns.raw('type')}': the official runner reads no other value (it always trains with DDPM noise and samples with DPM-Solver++), and neither does this one`);
+  if (ns.has('clip_sample') && ns.bool('clip_sample'))
+    ns.fail('clip_sample', 'must be false: the official runner passes it only to the training DDPMScheduler, whose add_noise never clips, and its DPM-Solver++ sampler does not clip; set clip_sample: false');
   const cfg: RdtConfig = {
     action_dim: r.int('action_dim'),
     pred_horizon: r.int('pred_horizon'),
@@ -243,13 +255,13 @@ export function parseRdtConfig(obj: unknown, source = 'RDT config'): RdtConfig {
       cond_pos_embed_type: rdt.has('cond_pos_embed_type') ? rdt.str('cond_pos_embed_type', ['multimodal']) : 'multimodal',
     },
     noise_scheduler: {
-      type: ns.has('type') ? ns.str('type') : 'ddpm',
+      type: 'ddpm',
       num_train_timesteps: ns.int('num_train_timesteps', 2),
       num_inference_timesteps: ns.int('num_inference_timesteps'),
       // Only the schedule and prediction type the released models use are implemented.
       beta_schedule: ns.str('beta_schedule', ['squaredcos_cap_v2'] as const),
       prediction_type: ns.str('prediction_type', ['sample'] as const),
-      clip_sample: ns.has('clip_sample') ? ns.bool('clip_sample') : false,
+      clip_sample: false,
     },
     ema: { ...EMA },
     rms_norm: r.has('rms_norm') ? r.str('rms_norm', RMS_NORM_VARIANTS) : DEFAULT_RMS_NORM,

@@ -78,6 +78,10 @@ export class RDTRunner extends nn.Module {
 
   constructor(readonly config: RdtConfig, opts: RunnerOptions = {}) {
     super();
+    const ns = config.noise_scheduler;
+    // parseRdtConfig refuses every other value; this catches configs built by hand.
+    if (ns.type !== 'ddpm' || ns.beta_schedule !== 'squaredcos_cap_v2' || ns.prediction_type !== 'sample' || ns.clip_sample !== false)
+      throw new ModelError(`noise_scheduler ${JSON.stringify(ns)}: only type 'ddpm', beta_schedule 'squaredcos_cap_v2', prediction_type 'sample' and clip_sample false are implemented; read configs with parseRdtConfig`);
     const o = { dtype: opts.dtype, device: opts.device, generator: opts.generator };
     const D = config.rdt.hidden_size;
     this.model = new RDT(config, { ...o, init: opts.init });
@@ -85,7 +89,7 @@ export class RDTRunner extends nn.Module {
     this.img_adaptor = buildConditionAdapter(config.img_adaptor, config.img_token_dim, D, o);
     // state + its 0/1 mask, concatenated (rdt-spec.md 2.3)
     this.state_adaptor = buildConditionAdapter(config.state_adaptor, config.state_token_dim * 2, D, o);
-    const T = config.noise_scheduler.num_train_timesteps;
+    const T = ns.num_train_timesteps;
     this.noiseScheduler = new DDPMScheduler({ numTrainTimesteps: T });
     this.sampleScheduler = new DPMSolverMultistepScheduler({ numTrainTimesteps: T });
   }

@@ -4,6 +4,7 @@
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, basename, resolve } from 'node:path';
 import { writeDirAtomic } from '../util/atomic.js';
+import { ConfigError } from './errors.js';
 
 const NAME = /^checkpoint-(\d+)$/;
 /** Written last inside the temporary directory: its presence marks a checkpoint as complete. */
@@ -34,7 +35,7 @@ export function resolveResume(outputDir: string, spec: string | null): Checkpoin
   const path = resolve(spec);
   const m = NAME.exec(basename(path));
   if (!existsSync(join(path, TRAINER_STATE)))
-    throw new Error(`resume_from_checkpoint: ${path} is not a complete checkpoint (no ${TRAINER_STATE}); use 'latest' or a checkpoint-N folder`);
+    throw new ConfigError(`resume_from_checkpoint: ${path} is not a complete checkpoint (no ${TRAINER_STATE}); use 'latest' or a checkpoint-N folder`);
   return { step: m ? Number(m[1]) : -1, path };
 }
 

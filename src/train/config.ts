@@ -4,11 +4,18 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { didYouMean } from '../util/did-you-mean.js';
+import { ENCODINGS } from '../data/encodings/index.js';
+import { ALIGNMENTS, type Alignment } from '../data/step_index.js';
 import { ConfigError } from './errors.js';
+import { isObj, mergeChecked, parseOverrides, type Plain } from './config_parse.js';
+
+export { parseOverrides } from './config_parse.js';
 
 export { ConfigError } from './errors.js';
 
 export const LR_SCHEDULERS = ['constant', 'constant_with_warmup', 'cosine', 'linear'] as const;
+/** Where `report_to` can send metrics. */
+export const REPORT_SINKS = ['jsonl', 'tensorboard', 'wandb', 'none'] as const;
 export type LrSchedulerName = (typeof LR_SCHEDULERS)[number];
 
 export interface EmaConfig {
@@ -43,8 +50,12 @@ export interface DataConfig {
   holdout_demos_per_task: number;
   skip_idle_steps: boolean;
   drop_noops: boolean;
-  /** Undo the original files' one-step observation/action offset. */
-  realign_obs_action: boolean;
+  /**
+   * Which observation each action is paired with: 'realign' pairs it with the observation before it (as
+   * at evaluation; undoes the released files' one-step offset), 'stored' keeps the file's pairing,
+   * 'auto' realigns the released ('original') layout and keeps the regenerated one.
+   */
+  align: Alignment;
   num_workers: number;
 }
 
@@ -140,130 +151,60 @@ export const DEFAULT_CONFIG: TrainConfig = {
     holdout_demos_per_task: 1,
     skip_idle_steps: true,
     drop_noops: false,
-    realign_obs_action: false,
+    align: 'auto',
     num_workers: 2,
   },
 };
 
-type Plain = Record<string, unknown>;
-const isObj = (v: unknown): v is Plain => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-// Merge `src` into `dst` following the shape of `proto`, rejecting unknown keys and wrong types.
-function mergeChecked(dst: Plain, src: Plain, proto: Plain, where: string, origin: string): void {
-  for (const [k, v] of Object.entries(src)) {
-    const path = where ? `${where}.${k}` : k;
-    if (!(k in proto)) {
-      const hint = didYouMean(k, Object.keys(proto));
-      throw new ConfigError(`${origin}: unknown key '${path}'${hint ? ` (did you mean '${where ? where + '.' : ''}${hint}'?)` : ''}`);
-    }
-    const def = proto[k];
-    if (isObj(def) && Object.keys(def).length && !isRecordOfNumbers(k)) {
-      if (!isObj(v)) throw new ConfigError(`${origin}: '${path}' must be a mapping`);
-      mergeChecked(dst[k] as Plain, v, def, path, origin);
-      continue;
-    }
-    dst[k] = coerce(v, def, path, origin);
-  }
-}
-
-// suite_weights is a free-form mapping from suite name to number.
-const isRecordOfNumbers = (k: string) => k === 'suite_weights';
-
-function coerce(v: unknown, def: unknown, path: string, origin: string): unknown {
-  const nullable = NULLABLE.has(path);
-  if (v === null || v === 'null' || v === 'none' || v === 'None') {
-    if (nullable) return null;
-    throw new ConfigError(`${origin}: '${path}' cannot be null`);
-  }
-  const want = def === null ? NULL_DEFAULT_TYPES[path] : Array.isArray(def) ? 'array' : typeof def;
-  if (want === 'number') {
-    const n = typeof v === 'string' ? Number(v) : v;
-    if (typeof n !== 'number' || !Number.isFinite(n)) throw new ConfigError(`${origin}: '${path}' must be a number, got ${JSON.stringify(v)}`);
-    return n;
-  }
-  if (want === 'boolean') {
-    if (v === 'true' || v === true) return true;
-    if (v === 'false' || v === false) return false;
-    throw new ConfigError(`${origin}: '${path}' must be true or false, got ${JSON.stringify(v)}`);
-  }
-  if (want === 'array') {
-    if (typeof v === 'string') return v.split(',').map((s) => s.trim()).filter(Boolean);
-    if (!Array.isArray(v)) throw new ConfigError(`${origin}: '${path}' must be a list`);
-    return v;
-  }
-  if (want === 'object') {
-    if (!isObj(v)) throw new ConfigError(`${origin}: '${path}' must be a mapping`);
-    return v;
-  }
-  if (typeof v !== 'string' && typeof v !== 'number') throw new ConfigError(`${origin}: '${path}' must be a string`);
-  return String(v);
-}
-
-const NULLABLE = new Set(['pretrained_model_name_or_path', 'max_train_steps', 'checkpoints_total_limit', 'resume_from_checkpoint', 'state_noise_snr']);
-const NULL_DEFAULT_TYPES: Record<string, string> = {
-  pretrained_model_name_or_path: 'string', max_train_steps: 'number', checkpoints_total_limit: 'number',
-  resume_from_checkpoint: 'string', state_noise_snr: 'number',
-};
-
 function validate(c: TrainConfig, origin: string): void {
   const fail = (m: string) => { throw new ConfigError(`${origin}: ${m}`); };
-  const posInt = (k: keyof TrainConfig) => {
-    const v = c[k] as number;
-    if (!Number.isInteger(v) || v < 1) fail(`'${k}' must be a positive integer, got ${v}`);
+  const get = (k: string) => k.split('.').reduce<unknown>((o, p) => (o as Plain)[p], c) as number;
+  const int = (k: string, min: number) => {
+    const v = get(k);
+    if (!Number.isInteger(v) || v < min) fail(`'${k}' must be ${min === 1 ? 'a positive integer' : `an integer >= ${min}`}, got ${v}`);
   };
-  posInt('train_batch_size');
-  posInt('gradient_accumulation_steps');
-  posInt('checkpointing_period');
-  posInt('log_every');
-  posInt('max_bad_steps');
-  if (!(LR_SCHEDULERS as readonly string[]).includes(c.lr_scheduler)) {
-    const hint = didYouMean(c.lr_scheduler, LR_SCHEDULERS);
-    fail(`'lr_scheduler' must be one of ${LR_SCHEDULERS.join(', ')}, got '${c.lr_scheduler}'${hint ? ` (did you mean '${hint}'?)` : ''}`);
-  }
-  if (c.mixed_precision !== 'no' && c.mixed_precision !== 'bf16') fail(`'mixed_precision' must be 'no' or 'bf16', got '${c.mixed_precision}'`);
-  if (c.encoders !== 'demo' && c.encoders !== 'official') fail(`'encoders' must be 'demo' or 'official', got '${c.encoders}'`);
-  if (!(c.learning_rate > 0)) fail(`'learning_rate' must be > 0`);
-  if (c.lr_warmup_steps < 0) fail(`'lr_warmup_steps' must be >= 0`);
-  if (c.cond_mask_prob < 0 || c.cond_mask_prob > 1) fail(`'cond_mask_prob' must be in [0, 1]`);
-  if (c.max_train_steps !== null && c.max_train_steps < 1) fail(`'max_train_steps' must be >= 1 or null`);
-  if (c.data.instruction_source !== 'filename' && c.data.instruction_source !== 'problem_info')
-    fail(`'data.instruction_source' must be 'filename' or 'problem_info'`);
-  if (c.lora.enabled && (c.lora.rank < 1 || !Number.isInteger(c.lora.rank))) fail(`'lora.rank' must be a positive integer`);
-}
-
-/**
- * Parse `key=value` / `--key value` / `--key=value` overrides (dotted keys reach nested sections).
- * Returns a nested plain object ready to merge.
- */
-export function parseOverrides(args: string[]): Plain {
-  const out: Plain = {};
-  for (let i = 0; i < args.length; i++) {
-    let a = args[i];
-    let key: string;
-    let value: string;
-    if (a.startsWith('--')) a = a.slice(2);
-    const eq = a.indexOf('=');
-    if (eq >= 0) {
-      key = a.slice(0, eq);
-      value = a.slice(eq + 1);
-    } else {
-      key = a;
-      if (i + 1 >= args.length) throw new ConfigError(`override '${args[i]}' has no value`);
-      value = args[++i];
-    }
-    const parts = key.split('.');
-    let node = out;
-    for (const p of parts.slice(0, -1)) node = (node[p] ??= {}) as Plain;
-    node[parts[parts.length - 1]] = parseScalar(value);
-  }
-  return out;
-}
-
-function parseScalar(v: string): unknown {
-  if (v === 'true' || v === 'false' || v === 'null') return v === 'null' ? null : v === 'true';
-  if (v.trim() !== '' && !Number.isNaN(Number(v))) return Number(v);
-  if (v.startsWith('[') || v.startsWith('{')) return parseYaml(v);
-  return v;
+  const range = (k: string, ok: (v: number) => boolean, what: string) => {
+    if (!ok(get(k))) fail(`'${k}' must be ${what}, got ${get(k)}`);
+  };
+  const oneOf = (k: string, v: string, allowed: readonly string[]) => {
+    if (allowed.includes(v)) return;
+    const hint = didYouMean(v, allowed);
+    fail(`'${k}' must be one of ${allowed.join(', ')}, got '${v}'${hint ? ` (did you mean '${hint}'?)` : ''}`);
+  };
+  for (const k of ['train_batch_size', 'gradient_accumulation_steps', 'checkpointing_period', 'log_every', 'max_bad_steps', 'sample_batch_size'])
+    int(k, 1);
+  for (const k of ['seed', 'lr_warmup_steps', 'sample_period', 'num_sample_batches', 'ema.update_after_step', 'data.holdout_demos_per_task', 'data.num_workers'])
+    int(k, 0);
+  if (c.max_train_steps !== null) int('max_train_steps', 1);
+  if (c.checkpoints_total_limit !== null) int('checkpoints_total_limit', 1);
+  oneOf('lr_scheduler', c.lr_scheduler, LR_SCHEDULERS);
+  oneOf('mixed_precision', c.mixed_precision, ['no', 'bf16']);
+  oneOf('encoders', c.encoders, ['demo', 'official']);
+  oneOf('data.instruction_source', c.data.instruction_source, ['filename', 'problem_info']);
+  oneOf('data.action_encoding', c.data.action_encoding, Object.keys(ENCODINGS));
+  oneOf('data.align', c.data.align, ALIGNMENTS);
+  for (const r of c.report_to) oneOf('report_to', r, REPORT_SINKS);
+  if (!/^(cpu|cuda(:\d+)?)$/.test(c.device)) fail(`'device' must be cpu, cuda or cuda:N, got '${c.device}'`);
+  const prob = (v: number) => v >= 0 && v <= 1;
+  range('learning_rate', (v) => v > 0, '> 0');
+  range('num_train_epochs', (v) => v > 0, '> 0');
+  range('adam_beta1', (v) => v >= 0 && v < 1, 'in [0, 1)');
+  range('adam_beta2', (v) => v >= 0 && v < 1, 'in [0, 1)');
+  range('adam_epsilon', (v) => v > 0, '> 0');
+  range('adam_weight_decay', (v) => v >= 0, '>= 0');
+  range('max_grad_norm', (v) => v > 0, '> 0 (clipping is always on; use a large value to make it inactive)');
+  range('cond_mask_prob', prob, 'in [0, 1]');
+  range('cam_ext_mask_prob', (v) => v <= 1, '<= 1 (< 0: use cond_mask_prob)');
+  range('ctrl_freq', (v) => v > 0, '> 0 Hz');
+  range('ema.inv_gamma', (v) => v > 0, '> 0');
+  range('ema.power', (v) => v > 0, '> 0');
+  range('ema.min_value', prob, 'in [0, 1]');
+  range('ema.max_value', (v) => prob(v) && v >= c.ema.min_value, 'in [ema.min_value, 1]');
+  int('lora.rank', 1);
+  range('lora.alpha', (v) => v > 0, '> 0');
+  if (c.lora.enabled && !c.lora.targets.length) fail(`'lora.targets' is empty: name the linears of each block to adapt (e.g. attn.qkv, ffn.fc1)`);
+  for (const [suite, w] of Object.entries(c.data.suite_weights))
+    if (typeof w !== 'number' || !(w >= 0)) fail(`'data.suite_weights.${suite}' must be a number >= 0, got ${JSON.stringify(w)}`);
 }
 
 /** Build a config: defaults, then the YAML file (if any), then the overrides; validated. */

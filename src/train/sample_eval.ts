@@ -9,6 +9,8 @@ import type { Batch } from '../data/dataset.js';
 import { STATE_VEC_LEN } from '../data/state_vec.js';
 import { rot6dToMat, matMulT } from '../data/rotation.js';
 import { prepareInputs, type Encoders } from './conditioning.js';
+import type { TrainConfig } from './config.js';
+import type { Evaluator } from './hooks.js';
 
 export interface SampleMetrics {
   overall_avg_sample_mse: number;
@@ -99,4 +101,25 @@ export function sampleEvaluate(runner: RDTRunner, batches: Batch[], enc: Encoder
   put('eef_angvel_err', mean(acc.ang));
   put('gripper_err', mean(acc.grip));
   return out;
+}
+
+/**
+ * The built-in evaluator: sample MSE on the fixed held-out batches before a fresh run, every
+ * `sample_period` steps and after the last step (logged as sample/*). Off with sample_period 0.
+ */
+export function sampleEvaluator(cfg: TrainConfig): Evaluator {
+  return {
+    name: 'sample',
+    every: cfg.sample_period,
+    atStart: true,
+    atEnd: true,
+    evaluate: (runner, _step, ctx) => {
+      const { sampleBatches, valueNorm } = ctx.data;
+      if (!sampleBatches.length) return null;
+      const m = sampleEvaluate(runner, sampleBatches, ctx.parts.encoders, {
+        seed: cfg.seed, valueNorm, rawDelta: cfg.data.action_encoding === 'raw_delta', device: cfg.device,
+      });
+      return m as unknown as Record<string, number>;
+    },
+  };
 }

@@ -1,0 +1,161 @@
+// The training loop. One optimizer step = `gradient_accumulation_steps` micro-batches; then the
+// gradient synchroniser (if one is registered), the non-finite check, clipping, the LR schedule,
+// AdamW, EMA and logging; evaluators every N steps; and (every `checkpointing_period` steps and at
+// the end) a checkpoint holding everything needed to continue exactly where the run stopped.
+import { basename, join } from 'node:path';
+import { stringify as toYaml } from 'yaml';
+import { optim } from '../engine/index.js';
+import type { LoadedBatch } from '../data/loader.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import { effectiveBatch, REPORT_SINKS, type TrainConfig } from './config.js';
+import { prepareInputs, type Augment } from './conditioning.js';
+import { RUN_CONFIG, saveCheckpoint, saveFinal } from './checkpoints.js';
+import type { Evaluator, ResolvedHooks, TrainContext } from './hooks.js';
+import { lrFactor } from './lr_schedule.js';
+import { JsonlSink, Metrics, Progress, TensorBoardSink, type MetricSink } from './metrics.js';
+import type { RunState } from './run_state.js';
+import { accumulateGradients } from './step.js';
+import { WandbSink } from './wandb.js';
+import { TrainError } from './errors.js';
+
+export interface LoopOptions {
+  /** Stop (as if killed) right after this optimizer step. */
+  haltAfterStep?: number;
+  /** Fault injection while a checkpoint is written (see TrainOptions). */
+  onCheckpointWrite?: (tmpDir: string, step: number) => void;
+  verbose: boolean;
+  /** The checkpoint the run resumed from, if any. */
+  resumedFrom: string | null;
+}
+
+export interface LoopResult {
+  losses: number[];
+  /** Evaluator results before the first step (fresh runs) and after the last one, by evaluator name. */
+  atStart: Map<string, Record<string, number>>;
+  atEnd: Map<string, Record<string, number>>;
+  lastCheckpoint: string | null;
+  finalModelDir: string | null;
+  samplesPerSecond: number;
+  dataWaitShare: number;
+}
+
+function makeSinks(cfg: TrainConfig, dir: string): MetricSink[] {
+  const sinks: MetricSink[] = [];
+  for (const r of cfg.report_to) {
+    if (r === 'jsonl') sinks.push(new JsonlSink(join(dir, 'metrics.jsonl')));
+    else if (r === 'tensorboard') sinks.push(new TensorBoardSink(join(dir, 'tensorboard')));
+    else if (r === 'wandb') sinks.push(new WandbSink({ project: 'rdt-libero', name: basename(dir), id: basename(dir), dir, config: cfg }));
+    else if (r !== 'none') throw new TrainError(`report_to: unknown sink '${r}' (use ${REPORT_SINKS.join(', ')})`);
+  }
+  return sinks;
+}
+
+function prefixed(p: string, m: object): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(m)) if (typeof v === 'number') out[p + k] = v;
+  return out;
+}
+
+/** Optimizer steps of the run: max_train_steps, or num_train_epochs over the training steps at the effective batch. */
+export function totalSteps(cfg: TrainConfig, datasetSteps: number): number {
+  return cfg.max_train_steps ?? Math.ceil((cfg.num_train_epochs * datasetSteps) / effectiveBatch(cfg));
+}
+
+export async function runLoop(ctx: TrainContext, state: RunState, hooks: ResolvedHooks, o: LoopOptions): Promise<LoopResult> {
+  const { cfg, parts, data, say } = ctx;
+  const { runner, optimizer, masters, ema, trainable } = parts;
+  const out = ctx.outputDir;
+  const total = totalSteps(cfg, data.dataset.index.total);
+  const augment: Augment = {
+    condMaskProb: cfg.cond_mask_prob, camExtMaskProb: cfg.cam_ext_mask_prob, stateNoiseSnr: cfg.state_noise_snr,
+    stateMean: data.stateMean, stateStd: data.stateStd, imageAug: cfg.image_aug, generator: state.generator,
+  };
+
+  writeFileAtomic(join(out, RUN_CONFIG), toYaml(cfg));
+  const metrics = new Metrics(makeSinks(cfg, out));
+  try {
+    const ds = data.dataset;
+    say(`rdt-libero train: ${runner.numParameters()} parameters (${trainable.reduce((a, p) => a + p.numel(), 0)} trained), ` +
+      `${ds.index.total} training steps in ${ds.suites.join(', ')}, encoders ${parts.encoders.text.isDemo ? 'DEMO (not T5/SigLIP)' : 'official'}`);
+    say(`effective batch ${effectiveBatch(cfg)} = ${cfg.train_batch_size} x ${cfg.gradient_accumulation_steps} accumulation x 1 process; ` +
+      `lr ${cfg.learning_rate} ${cfg.lr_scheduler} (warmup ${cfg.lr_warmup_steps}); ${total} optimizer steps; output ${out}`);
+
+    const evaluate = async (ev: Evaluator, into?: Map<string, Record<string, number>>) => {
+      const m = await ev.evaluate(runner, state.step, ctx);
+      if (!m) return;
+      metrics.log(state.step, prefixed(`${ev.name}/`, m));
+      into?.set(ev.name, m);
+    };
+    const atStart = new Map<string, Record<string, number>>();
+    if (state.step === 0) for (const ev of hooks.evaluators) if (ev.atStart) await evaluate(ev, atStart);
+
+    const losses: number[] = [];
+    let lastCheckpoint = o.resumedFrom;
+    const progress = new Progress(total, 'train', state.step, !o.verbose);
+    let dataWait = 0;
+    let samplesSeen = 0;
+    const t0 = performance.now();
+
+    runner.train();
+    try {
+      while (state.step < total) {
+        let { loss, finite } = await accumulateGradients(runner, cfg.gradient_accumulation_steps, async () => {
+          const w0 = performance.now();
+          const batch: LoadedBatch = await data.loader.next();
+          dataWait += performance.now() - w0;
+          state.position = batch.next;
+          samplesSeen += batch.size;
+          return prepareInputs(batch, parts.encoders, augment, cfg.device);
+        }, () => ({ generator: state.generator }));
+        if (hooks.gradientSync) {
+          const agreed = await hooks.gradientSync({ step: state.step, loss, finite, params: trainable }, ctx);
+          if (agreed) ({ loss, finite } = agreed);
+        }
+        if (!finite) {
+          runner.zeroGrad();
+          state.skipped++;
+          state.badInRow++;
+          metrics.log(state.step, { 'train/skipped_nonfinite': state.skipped });
+          if (state.badInRow >= cfg.max_bad_steps)
+            throw new TrainError(`loss was NaN/Inf in ${state.badInRow} optimizer steps in a row (at step ${state.step}); stopping. ` +
+              'Lower learning_rate, check the data statistics (rdt-libero data inspect), or raise max_bad_steps.');
+          continue;
+        }
+        state.badInRow = 0;
+        const lr = cfg.learning_rate * lrFactor(cfg.lr_scheduler, state.step, cfg.lr_warmup_steps, total);
+        for (const g of optimizer.paramGroups) g.lr = lr;
+        if (masters) masters.gradsToMasters();
+        const gradNorm = optim.clipGradNorm_(parts.optimized, cfg.max_grad_norm);
+        optimizer.step();
+        optimizer.zeroGrad(); // the trained parameters, or their float32 masters
+        if (masters) {
+          runner.zeroGrad(); // the bf16 gradients the masters were fed from
+          masters.mastersToParams();
+        }
+        ema?.update(runner);
+        const step = ++state.step;
+        losses.push(loss);
+        const sps = samplesSeen / ((performance.now() - t0) / 1000);
+        if (step % cfg.log_every === 0 || step === total || step === 1)
+          metrics.log(step, { 'train/loss': loss, 'train/lr': lr, 'train/grad_norm': gradNorm, 'train/samples_per_s': sps, 'train/ema_decay': ema?.decay ?? 0 });
+        progress.update(step, { loss, lr, 'samples/s': sps });
+        for (const ev of hooks.evaluators)
+          if (ev.every > 0 && step % ev.every === 0 && !(ev.atEnd && step === total)) await evaluate(ev);
+        if (step % cfg.checkpointing_period === 0 || step === total) lastCheckpoint = saveCheckpoint(ctx, state, hooks, o.onCheckpointWrite);
+        if (o.haltAfterStep !== undefined && step >= o.haltAfterStep) break;
+      }
+    } finally {
+      progress.done();
+      await data.close();
+    }
+
+    const halted = state.step < total;
+    const atEnd = new Map<string, Record<string, number>>();
+    if (!halted) for (const ev of hooks.evaluators) if (ev.atEnd) await evaluate(ev, atEnd);
+    const finalModelDir = halted ? null : saveFinal(ctx, state, hooks);
+    const elapsed = (performance.now() - t0) / 1000;
+    return { losses, atStart, atEnd, lastCheckpoint, finalModelDir, samplesPerSecond: samplesSeen / elapsed, dataWaitShare: dataWait / 1000 / elapsed };
+  } finally {
+    metrics.close();
+  }
+}

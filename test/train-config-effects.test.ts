@@ -1,0 +1,361 @@
+// Every key of the training config does something, or is refused. One table entry per key (the
+// test fails when a key is added without one): a tiny run with the key changed, compared with a
+// baseline run, against a rule written out here (LR schedule formulas, the EMA decay rule, counts
+// of demos and steps), never against the trainer's own helpers. Refusals are checked where a value
+// cannot work.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as torch from '../src/engine/index.js';
+import { writeSyntheticSuite } from '../src/data/synthetic.js';
+import { LiberoDataset } from '../src/data/dataset.js';
+import { loadConfig, type TrainConfig } from '../src/train/config.js';
+import { configKeys } from '../src/train/config_docs.js';
+import { train, type TrainResult, type TrainHooks } from '../src/train/trainer.js';
+import { listCheckpoints } from '../src/train/checkpoint_dir.js';
+import { rdtPreset, toHubJson, type RdtConfig } from '../src/model/config.js';
+import { DemoTextEncoder, DemoVisionEncoder } from '../src/encoders/demo.js';
+import { fixture } from './helpers/fixtures.js';
+
+const work = mkdtempSync(join(tmpdir(), 'rdt-effects-'));
+const root = join(work, 'data');
+const PRETRAINED = fixture('rdt', 'tiny_a.hub-bf16');
+const SUITES = { libero_goal: { tasks: 2, demos: 3 }, libero_object: { tasks: 1, demos: 3 } };
+
+// A 2-block (one attends to the language, one to the images), 32-wide RDT with the tiny preset's
+// condition sizes (the demo encoders'): the checks need a model that trains, not a good one, and
+// there are many runs.
+const MICRO = join(work, 'micro.json');
+
+before(async () => {
+  writeFileSync(MICRO, JSON.stringify(toHubJson(rdtPreset('tiny', { rdt: { hidden_size: 32, depth: 2, num_heads: 2 } }))));
+  for (const [suite, s] of Object.entries(SUITES))
+    await writeSyntheticSuite({ root, suite: suite as 'libero_goal', tasks: s.tasks, demos: s.demos, meanLength: 24, size: 32, seed: 5 });
+});
+
+/** The baseline: the micro model, 3 optimizer steps of batch 2, warmup 1, no condition dropout, one checkpoint at the end. */
+const BASE = {
+  model: MICRO, encoders: 'demo', train_batch_size: 2, gradient_accumulation_steps: 1, max_train_steps: 3,
+  learning_rate: 1e-3, lr_scheduler: 'constant_with_warmup', lr_warmup_steps: 1, mixed_precision: 'no',
+  checkpointing_period: 3, sample_period: 0, log_every: 1, report_to: ['jsonl'], cond_mask_prob: 0,
+  data: { dataset_root: root, num_workers: 0, holdout_demos_per_task: 1 },
+};
+
+interface Run {
+  out: string;
+  cfg: TrainConfig;
+  r: TrainResult;
+  /** train/* metric lines and sample/* lines of metrics.jsonl. */
+  lines: Record<string, number>[];
+  /** Workers alive while the loop ran (seen by an evaluator at step 1). */
+  workers: number;
+}
+
+let n = 0;
+const merge = (a: Record<string, any>, b: Record<string, any>): Record<string, any> => {
+  const o = { ...a };
+  for (const [k, v] of Object.entries(b)) o[k] = v && typeof v === 'object' && !Array.isArray(v) && typeof a[k] === 'object' ? merge(a[k], v) : v;
+  return o;
+};
+const cfgOf = (over: Record<string, unknown>, out = join(work, `run-${n++}`)) => loadConfig({ overrides: merge({ ...BASE, output_dir: out }, over) });
+
+const runs = new Map<string, Promise<Run>>();
+/** A run with `over` changed from the baseline; runs without hooks are shared between checks. */
+function run(over: Record<string, unknown> = {}, hooks?: TrainHooks): Promise<Run> {
+  if (hooks) return runNow(over, hooks);
+  const key = JSON.stringify(over);
+  if (!runs.has(key)) runs.set(key, runNow(over));
+  return runs.get(key)!;
+}
+
+async function runNow(over: Record<string, unknown>, hooks?: TrainHooks): Promise<Run> {
+  const cfg = cfgOf(over);
+  let workers = -1;
+  const probe: TrainHooks = { evaluators: [{ name: 'probe', every: 1, evaluate: (_r, step) => {
+    if (step === 1) workers = (process.report.getReport() as unknown as { workers: unknown[] }).workers.length;
+    return null;
+  } }] };
+  const r = await train(cfg, { verbose: false, hooks: { ...probe, ...hooks, evaluators: [...probe.evaluators!, ...(hooks?.evaluators ?? [])] } });
+  const file = join(cfg.output_dir, 'metrics.jsonl');
+  const lines = existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l)) : [];
+  return { out: cfg.output_dir, cfg, r, lines, workers };
+}
+
+const series = (x: Run, key: string) => x.lines.filter((l) => key in l).map((l) => l[key]);
+const steps = (x: Run, key: string) => x.lines.filter((l) => key in l).map((l) => l.step);
+const stats = (x: Run) => {
+  const dir = join(x.out, 'stats');
+  return JSON.parse(readFileSync(join(dir, readdirSync(dir)[0]), 'utf8'));
+};
+const trainerState = (x: Run, step = 3) => JSON.parse(readFileSync(join(x.out, `checkpoint-${step}`, 'trainer_state.json'), 'utf8'));
+/** A safetensors file's tensors as plain arrays (the loaded tensors are freed). */
+const tensorsOf = (file: string) => torch.scope(() => {
+  const { tensors } = torch.loadSafetensors(file);
+  return new Map([...tensors].map(([k, t]) => [k, { dtype: t.dtype, shape: t.shape, values: Array.from(t.toFloat64()) }]));
+});
+const weights = (dir: string) => new Map([...tensorsOf(join(dir, 'model.safetensors'))].map(([k, t]) => [k, t.values]));
+const same = (a: number[], b: number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+const weightsDiffer = (a: string, b: string) => {
+  const wa = weights(a), wb = weights(b);
+  return [...wa].some(([k, v]) => !same(v, wb.get(k)!));
+};
+const ck = (x: Run, sub = '') => join(x.out, 'checkpoint-3', sub);
+const closeTo = (a: number[], b: number[], what: string) =>
+  assert.ok(a.length === b.length && a.every((x, i) => Math.abs(x - b[i]) < 1e-9 * Math.max(1, Math.abs(b[i]))), `${what}: ${a} vs ${b}`);
+
+/** The official EMA rule (rdt-spec.md 6.2), after n updates. */
+const emaRule = (n: number, e: { update_after_step: number; inv_gamma: number; power: number; min_value: number; max_value: number }) => {
+  const k = n - e.update_after_step - 1;
+  return k <= 0 ? 0 : Math.min(e.max_value, Math.max(e.min_value, 1 - (1 + k / e.inv_gamma) ** -e.power));
+};
+const EMA0 = { update_after_step: 0, inv_gamma: 1, power: 0.75, min_value: 0, max_value: 0.9999 };
+
+/** Training steps of the train split, counted by the data layer alone. */
+async function datasetSteps(c: TrainConfig): Promise<number> {
+  const ds = await LiberoDataset.open({ root, split: { holdoutPerTask: c.data.holdout_demos_per_task, part: 'train' } });
+  try {
+    return ds.index.total;
+  } finally {
+    ds.close();
+  }
+}
+
+let base: Run;
+let pre: Run; // fine-tuned from the pretrained fixture
+let lora: Run; // LoRA on the pretrained fixture
+const fixtureWeights = () => weights(join(work, 'fixture-as-safetensors'));
+
+type Check = () => Promise<void>;
+
+/** One entry per config key. */
+const EFFECTS: Record<string, Check> = {
+  model: async () => {
+    const file = join(work, 'depth2.json');
+    writeFileSync(file, JSON.stringify(toHubJson(rdtPreset('tiny', { rdt: { depth: 2 } }))));
+    const x = await run({ model: file });
+    const blocks = new Set([...weights(ck(x)).keys()].map((k) => /^model\.blocks\.(\d+)\./.exec(k)?.[1]).filter(Boolean));
+    assert.equal(blocks.size, 2, 'a 2-block model from the config.json');
+  },
+  pretrained_model_name_or_path: async () => {
+    assert.notEqual(pre.r.losses[0], base.r.losses[0], 'the first loss is the pretrained model\'s');
+  },
+  encoders: async () => {
+    await assert.rejects(run({ encoders: 'official' }), /encoders: 'official' needs the T5-v1\.1-XXL and SigLIP encoders/);
+  },
+  output_dir: async () => {
+    for (const f of ['checkpoint-3', 'final', 'metrics.jsonl', 'run_config.yaml', 'stats']) assert.ok(existsSync(join(base.out, f)), f);
+  },
+  seed: async () => assert.notDeepEqual((await run({ seed: 7 })).r.losses, base.r.losses),
+  device: async () => {
+    assert.throws(() => cfgOf({ device: 'tpu' }), /'device' must be cpu, cuda or cuda:N, got 'tpu'/);
+    await assert.rejects(run({ device: 'cuda:99' }), /device: 'cuda:99' is not available/);
+  },
+  train_batch_size: async () => {
+    const x = await run({ train_batch_size: 3 });
+    assert.notDeepEqual(x.r.losses, base.r.losses);
+    assert.equal(trainerState(x).loader.position, 3 * 3, '3 steps of 3 samples');
+    assert.equal(trainerState(base).loader.position, 3 * 2);
+  },
+  gradient_accumulation_steps: async () => {
+    const x = await run({ gradient_accumulation_steps: 2 });
+    assert.notDeepEqual(x.r.losses, base.r.losses);
+    assert.equal(trainerState(x).loader.position, 3 * 2 * 2, '3 steps of 2 micro-batches of 2');
+  },
+  learning_rate: async () => {
+    const x = await run({ learning_rate: 3e-3 });
+    closeTo(series(x, 'train/lr'), [0, 3e-3, 3e-3], 'lr after a 1-step warmup');
+    assert.ok(weightsDiffer(ck(x), ck(base)));
+  },
+  lr_scheduler: async () => {
+    // linear: 1 - (step - warmup) / (total - warmup) after the warmup; at steps 0, 1, 2 of 3: 0, 1, 1/2.
+    closeTo(series(await run({ lr_scheduler: 'linear' }), 'train/lr'), [0, 1e-3, 0.5e-3], 'linear');
+    closeTo(series(base, 'train/lr'), [0, 1e-3, 1e-3], 'constant_with_warmup');
+  },
+  lr_warmup_steps: async () => closeTo(series(await run({ lr_warmup_steps: 2 }), 'train/lr'), [0, 0.5e-3, 1e-3], 'warmup over 2 steps'),
+  max_train_steps: async () => {
+    const x = await run({ max_train_steps: 2, checkpointing_period: 2 });
+    assert.equal(x.r.steps, 2);
+    assert.equal(x.r.losses.length, 2);
+  },
+  num_train_epochs: async () => {
+    const x = await run({ max_train_steps: null, num_train_epochs: 0.05, checkpointing_period: 100 });
+    assert.equal(x.r.steps, Math.ceil((0.05 * (await datasetSteps(x.cfg))) / 2), 'ceil(epochs x training steps / effective batch)');
+  },
+  adam_beta1: async () => assert.ok(weightsDiffer(ck(await run({ adam_beta1: 0.5 })), ck(base))),
+  adam_beta2: async () => assert.ok(weightsDiffer(ck(await run({ adam_beta2: 0.9 })), ck(base))),
+  adam_epsilon: async () => assert.ok(weightsDiffer(ck(await run({ adam_epsilon: 1e-2 })), ck(base))),
+  adam_weight_decay: async () => assert.ok(weightsDiffer(ck(await run({ adam_weight_decay: 0.5 })), ck(base))),
+  max_grad_norm: async () => {
+    const x = await run({ max_grad_norm: 1e-9 });
+    assert.deepEqual(series(x, 'train/grad_norm')[0], series(base, 'train/grad_norm')[0], 'the logged norm is the one before clipping');
+    assert.ok(weightsDiffer(ck(x), ck(base)));
+  },
+  mixed_precision: async () => {
+    const x = await run({ mixed_precision: 'bf16' });
+    assert.equal(tensorsOf(join(ck(x), 'model.safetensors')).get('model.blocks.0.attn.qkv.weight')!.dtype, 'bfloat16');
+    assert.equal(tensorsOf(join(ck(base), 'model.safetensors')).get('model.blocks.0.attn.qkv.weight')!.dtype, 'float32');
+  },
+  checkpointing_period: async () => assert.deepEqual(listCheckpoints((await run({ checkpointing_period: 1 })).out).map((c) => c.step), [1, 2, 3]),
+  checkpoints_total_limit: async () =>
+    assert.deepEqual(listCheckpoints((await run({ checkpointing_period: 1, checkpoints_total_limit: 1 })).out).map((c) => c.step), [3]),
+  resume_from_checkpoint: async () => {
+    const out = join(work, 'resume');
+    const full = await run({ checkpointing_period: 1 }); // shared with the checkpointing_period check
+    const half = await train(cfgOf({ checkpointing_period: 1 }, out), { verbose: false, haltAfterStep: 1 });
+    const rest = await train(cfgOf({ checkpointing_period: 1, resume_from_checkpoint: 'latest' }, out), { verbose: false });
+    assert.equal(rest.losses.length, 2, 'continues at step 1');
+    assert.deepEqual([...half.losses, ...rest.losses], full.r.losses);
+  },
+  sample_period: async () => {
+    const x = await run({ sample_period: 1 });
+    assert.deepEqual(steps(x, 'sample/overall_avg_sample_mse'), [0, 1, 2, 3], 'before, every step, after');
+    assert.deepEqual(steps(base, 'sample/overall_avg_sample_mse'), []);
+  },
+  sample_batch_size: async () => assert.deepEqual(series(await run({ sample_period: 3, sample_batch_size: 3 }), 'sample/samples'), [3 * 2, 3 * 2]),
+  num_sample_batches: async () => assert.deepEqual(series(await run({ sample_period: 3, sample_batch_size: 2, num_sample_batches: 3 }), 'sample/samples'), [2 * 3, 2 * 3]),
+  cond_mask_prob: async () => assert.notDeepEqual((await run({ cond_mask_prob: 1 })).r.losses, base.r.losses),
+  cam_ext_mask_prob: async () => assert.notDeepEqual((await run({ cam_ext_mask_prob: 1 })).r.losses, base.r.losses),
+  state_noise_snr: async () => assert.notDeepEqual((await run({ state_noise_snr: null })).r.losses, base.r.losses),
+  image_aug: async () => assert.notDeepEqual((await run({ image_aug: true })).r.losses, base.r.losses),
+  ctrl_freq: async () => assert.notDeepEqual((await run({ ctrl_freq: 10 })).r.losses, base.r.losses),
+  report_to: async () => {
+    const x = await run({ report_to: ['tensorboard'] });
+    assert.ok(readdirSync(join(x.out, 'tensorboard')).some((f) => f.startsWith('events.out.tfevents')));
+    assert.ok(!existsSync(join(x.out, 'metrics.jsonl')));
+    const none = await run({ report_to: ['none'] });
+    assert.ok(!existsSync(join(none.out, 'metrics.jsonl')) && !existsSync(join(none.out, 'tensorboard')));
+    assert.throws(() => cfgOf({ report_to: ['jsnl'] }), /'report_to' must be one of jsonl, tensorboard, wandb, none, got 'jsnl' \(did you mean 'jsonl'\?\)/);
+  },
+  log_every: async () => {
+    assert.deepEqual(steps(await run({ log_every: 5 }), 'train/loss'), [1, 3], 'the first and the last step always');
+    assert.deepEqual(steps(base, 'train/loss'), [1, 2, 3]);
+  },
+  max_bad_steps: async () => {
+    // lr 1e30 blows the weights up in the first update: every later loss is NaN/Inf.
+    await assert.rejects(run({ learning_rate: 1e30, lr_scheduler: 'constant', max_bad_steps: 2, max_train_steps: 10 }), /loss was NaN\/Inf in 2 optimizer steps in a row/);
+  },
+  'ema.enabled': async () => {
+    const x = await run({ ema: { enabled: false } });
+    assert.ok(!existsSync(ck(x, 'ema')) && existsSync(ck(base, 'ema/model.safetensors')));
+    assert.deepEqual(series(x, 'train/ema_decay'), [0, 0, 0]);
+  },
+  ...Object.fromEntries(([['update_after_step', 1], ['inv_gamma', 0.5], ['power', 0.5], ['min_value', 0.5], ['max_value', 0.3]] as const).map(([k, v]) => [`ema.${k}`, async () => {
+    const x = await run({ ema: { [k]: v } });
+    const e = { ...EMA0, [k]: v };
+    closeTo(series(x, 'train/ema_decay'), [1, 2, 3].map((s) => emaRule(s, e)), `decay with ema.${k} ${v}`);
+    // The third update used decay(2), which each of these values changes.
+    assert.notEqual(emaRule(2, e), emaRule(2, EMA0));
+    assert.ok(weightsDiffer(ck(x, 'ema'), ck(base, 'ema')), 'other averaged weights');
+  }])),
+  'lora.enabled': async () => {
+    assert.ok(existsSync(ck(lora, 'adapter_model.safetensors')) && !existsSync(ck(pre, 'adapter_model.safetensors')));
+    const f = fixtureWeights(), l = weights(ck(lora)), p = weights(ck(pre));
+    const k = 'model.blocks.0.attn.qkv.weight';
+    assert.ok(same(l.get(k)!, f.get(k)!), 'LoRA leaves the base weights as they were');
+    assert.ok(!same(p.get(k)!, f.get(k)!), 'full fine-tuning changes them');
+  },
+  'lora.rank': async () => {
+    const x = await run({ pretrained_model_name_or_path: PRETRAINED, model: 'auto', lora: { enabled: true, rank: 2 } });
+    const a = tensorsOf(join(ck(x), 'adapter_model.safetensors')).get('model.blocks.0.attn.qkv.lora_A')!;
+    assert.deepEqual(a.shape, [2, 128], 'lora_A is (rank, in_features)');
+  },
+  'lora.alpha': async () => {
+    const x = await run({ pretrained_model_name_or_path: PRETRAINED, model: 'auto', lora: { enabled: true, alpha: 64 } });
+    // B starts at zero and the first step has LR 0 (warmup), so the scale shows from the third loss on.
+    assert.deepEqual(x.r.losses.slice(0, 2), lora.r.losses.slice(0, 2));
+    assert.notEqual(x.r.losses[2], lora.r.losses[2]);
+  },
+  'lora.targets': async () => {
+    const x = await run({ pretrained_model_name_or_path: PRETRAINED, model: 'auto', lora: { enabled: true, targets: ['ffn.fc1'] } });
+    const keys = [...tensorsOf(join(ck(x), 'adapter_model.safetensors')).keys()];
+    assert.ok(keys.length === 4 * 2 && keys.every((k) => /^model\.blocks\.\d\.ffn\.fc1\.lora_[AB]$/.test(k)), keys.join(', '));
+  },
+  'lora.train_adaptors': async () => {
+    const x = await run({ pretrained_model_name_or_path: PRETRAINED, model: 'auto', lora: { enabled: true, train_adaptors: false } });
+    const f = fixtureWeights(), k = 'lang_adaptor.0.weight';
+    assert.ok(same(weights(ck(x)).get(k)!, f.get(k)!), 'adaptors frozen');
+    assert.ok(!same(weights(ck(lora)).get(k)!, f.get(k)!), 'adaptors trained (the default)');
+  },
+  'data.dataset_root': async () => await assert.rejects(run({ data: { dataset_root: '' } }), /data\.dataset_root is not set/),
+  'data.suites': async () => {
+    assert.deepEqual(Object.keys(stats(await run({ data: { suites: ['libero_object'] } }))).sort(), ['libero', 'libero_object']);
+    assert.deepEqual(Object.keys(stats(base)).sort(), ['libero', 'libero_goal', 'libero_object']);
+  },
+  'data.suite_weights': async () => assert.notDeepEqual((await run({ data: { suite_weights: { libero_goal: 100, libero_object: 1 } } })).r.losses, base.r.losses),
+  'data.action_encoding': async () => {
+    const x = await run({ data: { action_encoding: 'eef_velocity' } });
+    assert.equal(stats(x).libero.action_encoding, 'eef_velocity');
+    assert.notDeepEqual(x.r.losses, base.r.losses);
+    assert.throws(() => cfgOf({ data: { action_encoding: 'eef_velocty' } }), /'data\.action_encoding' must be one of eef_velocity, eef_target_pose, raw_delta, got 'eef_velocty' \(did you mean 'eef_velocity'\?\)/);
+  },
+  'data.instruction_source': async () => {
+    // The synthetic files word problem_info like the release: the file name's words, capitalised.
+    const seen = async (source: string) => {
+      const texts = new Set<string>();
+      const encoders = (c: RdtConfig) => {
+        const text = new DemoTextEncoder(c.lang_token_dim, c.max_lang_cond_len);
+        const encode = text.encode.bind(text);
+        text.encode = (xs: string[]) => (xs.forEach((x) => texts.add(x)), encode(xs));
+        return { text, vision: new DemoVisionEncoder(c.img_token_dim) };
+      };
+      await run({ data: { instruction_source: source } }, { encoders });
+      return [...texts].sort();
+    };
+    const fromName = await seen('filename');
+    const fromProblem = await seen('problem_info');
+    assert.ok(fromName.length > 0 && fromName.every((t) => t === t.toLowerCase() && !t.includes('_')), fromName.join(' | '));
+    assert.deepEqual(fromProblem, fromName.map((t) => t[0].toUpperCase() + t.slice(1)));
+  },
+  'data.holdout_demos_per_task': async () => {
+    // Train split = (demos - held out) x tasks, per suite: (3 - 2) x 2 + (3 - 2) x 1 with 2 held out.
+    assert.equal(stats(await run({ data: { holdout_demos_per_task: 2 } })).libero.num_episodes, 1 * 2 + 1 * 1);
+    assert.equal(stats(base).libero.num_episodes, 2 * 2 + 2 * 1);
+  },
+  'data.skip_idle_steps': async () => assert.ok(stats(await run({ data: { skip_idle_steps: false } })).libero.num_steps > stats(base).libero.num_steps),
+  'data.drop_noops': async () => assert.ok(stats(await run({ data: { drop_noops: true } })).libero.num_steps < stats(base).libero.num_steps),
+  'data.align': async () => {
+    // Released ('original') files: 'realign' pairs each action with the observation before it and so loses
+    // one action per demo; 'stored' keeps the file's pairing; 'auto' realigns them.
+    const stored = stats(await run({ data: { align: 'stored', skip_idle_steps: false } })).libero;
+    const realign = stats(await run({ data: { align: 'realign', skip_idle_steps: false } })).libero;
+    const auto = stats(await run({ data: { skip_idle_steps: false } })).libero; // shared with the skip_idle_steps check
+    assert.equal(stored.num_steps - realign.num_steps, stored.num_episodes);
+    assert.equal(auto.num_steps, realign.num_steps);
+    assert.deepEqual(auto.state_mean, realign.state_mean);
+    assert.throws(() => cfgOf({ data: { realign_obs_action: false } }), /'data\.realign_obs_action' was replaced by 'data\.align'/);
+  },
+  'data.num_workers': async () => {
+    const x = await run({ data: { num_workers: 2 } });
+    assert.equal(x.workers, 2, 'batches built in 2 worker threads');
+    assert.equal(base.workers, 0);
+    assert.deepEqual(x.r.losses, base.r.losses, 'workers change where batches are built, not what they hold');
+  },
+};
+
+test('every config key has an effect check (a new key needs one)', () => {
+  assert.deepEqual(Object.keys(EFFECTS).sort(), configKeys().map((k) => k.key).sort());
+});
+
+test('every config key changes what a run does, or its bad values are refused', async () => {
+  const live = torch.liveTensors();
+  base = await run();
+  pre = await run({ pretrained_model_name_or_path: PRETRAINED, model: 'auto' });
+  lora = await run({ pretrained_model_name_or_path: PRETRAINED, model: 'auto', lora: { enabled: true, rank: 4, alpha: 8 } });
+  // The fixture's weights as training saw them (float32), for "unchanged" checks.
+  const { loadRdtCheckpoint, saveRdtCheckpoint } = await import('../src/model/checkpoint.js');
+  const fx = loadRdtCheckpoint(PRETRAINED).runner;
+  saveRdtCheckpoint(fx, join(work, 'fixture-as-safetensors'));
+  fx.dispose();
+  const failed: string[] = [];
+  for (const [key, check] of Object.entries(EFFECTS)) {
+    try {
+      await check();
+    } catch (e) {
+      failed.push(`${key}: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  assert.deepEqual(failed, []);
+  assert.equal(torch.liveTensors(), live, 'no run leaks a tensor');
+});
