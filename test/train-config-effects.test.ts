@@ -208,6 +208,17 @@ const EFFECTS: Record<string, Check> = {
     assert.equal(rest.losses.length, 2, 'continues at step 1');
     assert.deepEqual([...half.losses, ...rest.losses], full.r.losses);
   },
+  overwrite: async () => {
+    // A fresh run in base's folder is refused; with overwrite it starts over there (base's files are replaced).
+    const used = { out: join(work, 'used') };
+    await train(cfgOf({}, used.out), { verbose: false });
+    await assert.rejects(train(cfgOf({}, used.out), { verbose: false }), /holds another run \(checkpoint-3, final, metrics\.jsonl, run_config\.yaml, stats\).*--overwrite true/);
+    const again = await train(cfgOf({ max_train_steps: 2, checkpointing_period: 2, overwrite: true }, used.out), { verbose: false });
+    assert.equal(again.steps, 2);
+    assert.deepEqual(listCheckpoints(used.out).map((c) => c.step), [2], 'the earlier run\'s checkpoint-3 is gone');
+    const steps = readFileSync(join(used.out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step);
+    assert.ok(Math.max(...steps) === 2, `metrics.jsonl holds only the new run: steps ${steps}`);
+  },
   sample_period: async () => {
     const x = await run({ sample_period: 1 });
     assert.deepEqual(steps(x, 'sample/overall_avg_sample_mse'), [0, 1, 2, 3], 'before, every step, after');

@@ -48,6 +48,7 @@ export function demoConfig(dataRoot: string, outputDir: string, steps: number, q
       mixed_precision: 'no', // bf16 matmuls are slower than float32 on most CPUs
       checkpointing_period: steps,
       checkpoints_total_limit: 2,
+      overwrite: true, // every demo starts over in its folder (the generated suite under data/ is kept)
       sample_period: steps, // evaluate before and after only
       sample_batch_size: quick ? 8 : 32,
       num_sample_batches: quick ? 1 : 2,

@@ -6,6 +6,7 @@ import { configHelp } from '../train/config_docs.js';
 import { UsageError } from '../util/errors.js';
 import { helpPointer, parseCommandArgs } from './args.js';
 import { formatDuration } from '../train/metrics.js';
+import { StopSignals } from '../train/stop_signals.js';
 import type { TrainResult } from '../train/trainer.js';
 import type { TrainConfig } from '../train/config.js';
 
@@ -85,5 +86,12 @@ export async function trainCommand(args: string[]): Promise<number> {
   const t0 = performance.now();
   const r = await train(cfg);
   process.stdout.write(trainSummary(cfg, r, (performance.now() - t0) / 1000));
+  if (r.stoppedBy) {
+    // The same command continues the run (an earlier resume flag is replaced, not repeated).
+    const again = args.filter((a, i) => !/^(--)?resume_from_checkpoint(=|$)/.test(a) && !/^(--)?resume_from_checkpoint$/.test(args[i - 1] ?? ''));
+    const quote = (a: string) => (/^[\w./=:,@+-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
+    process.stderr.write(`stopped by ${r.stoppedBy} after step ${r.steps}; to continue: rdt-libero train ${[...again, '--resume_from_checkpoint', 'latest'].map(quote).join(' ')}\n`);
+    return StopSignals.exitCode(r.stoppedBy);
+  }
   return 0;
 }

@@ -30,10 +30,14 @@ export function resolveResume(outputDir: string, spec: string | null): Checkpoin
   if (!spec) return null;
   if (spec === 'latest') {
     const all = listCheckpoints(outputDir);
-    return all.length ? all[all.length - 1] : null;
+    if (!all.length)
+      throw new ConfigError(`resume_from_checkpoint: latest, but ${outputDir} holds no complete checkpoint to resume; ` +
+        'drop --resume_from_checkpoint to start a new run, or point output_dir at the run to continue');
+    return all[all.length - 1];
   }
   const path = resolve(spec);
   const m = NAME.exec(basename(path));
+  if (!existsSync(path)) throw new ConfigError(`resume_from_checkpoint: ${path} does not exist; use 'latest' or an existing checkpoint-N folder`);
   if (!existsSync(join(path, TRAINER_STATE)))
     throw new ConfigError(`resume_from_checkpoint: ${path} is not a complete checkpoint (no ${TRAINER_STATE}); use 'latest' or a checkpoint-N folder`);
   return { step: m ? Number(m[1]) : -1, path };

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import * as torch from '../engine/index.js';
 import { writeDirAtomic } from '../util/atomic.js';
+import { recordChecksums, verifyFolder } from '../util/checksums.js';
 import { writeCheckpoint } from './checkpoint_dir.js';
 import type { ModelFolderKind, ResolvedHooks, TrainContext } from './hooks.js';
 import { EMA_DIR, loadModelFolder, readEmaWeights, writeEmaFolder, writeModelFolder } from './model_folder.js';
@@ -35,6 +36,7 @@ export function saveCheckpoint(ctx: TrainContext, state: RunState, hooks: Resolv
     }
     state.save(dir);
     writeFileSync(join(dir, RUN_CONFIG), toYaml(cfg));
+    recordChecksums(dir); // SHA-256 of every weight file, checked on resume
     onWrite?.(dir, step);
     state.markComplete(dir); // last: marks the checkpoint complete
   }, cfg.checkpoints_total_limit);
@@ -43,6 +45,7 @@ export function saveCheckpoint(ctx: TrainContext, state: RunState, hooks: Resolv
 /** Continue from a checkpoint saveCheckpoint wrote: weights, adapters, EMA, optimizer, masters, generator, counters. */
 export function resumeFrom(ctx: TrainContext, state: RunState, dir: string): void {
   const { parts } = ctx;
+  verifyFolder(dir, 'quick'); // a damaged file is named before anything is loaded
   // Everything loaded here is copied into the model, optimizer, masters and EMA; the scope frees the
   // loaded copies afterwards (for rdt-1b they are several times the model's size).
   torch.scope(() => {
@@ -58,6 +61,7 @@ export function saveFinal(ctx: TrainContext, state: RunState, hooks: ResolvedHoo
   writeDirAtomic(dir, (tmp) => {
     writeModelFolder(ctx.parts.runner, tmp, ctx.parts.lora);
     modelFolderWritten(hooks, ctx, tmp, 'final', state.step);
+    recordChecksums(tmp);
   });
   return dir;
 }

@@ -88,6 +88,8 @@ export interface TrainConfig {
   checkpointing_period: number;
   checkpoints_total_limit: number | null;
   resume_from_checkpoint: string | null;
+  /** Start a fresh run in an output_dir that holds another run's outputs, deleting them first. */
+  overwrite: boolean;
   sample_period: number;
   sample_batch_size: number;
   num_sample_batches: number;
@@ -128,6 +130,7 @@ export const DEFAULT_CONFIG: TrainConfig = {
   checkpointing_period: 1000,
   checkpoints_total_limit: 5,
   resume_from_checkpoint: null,
+  overwrite: false,
   sample_period: 500,
   sample_batch_size: 64,
   num_sample_batches: 2,

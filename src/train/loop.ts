@@ -17,6 +17,7 @@ import type { RunState } from './run_state.js';
 import { accumulateGradients } from './step.js';
 import { WandbSink } from './wandb.js';
 import { TrainError } from './errors.js';
+import { StopSignals, type StopSignal } from './stop_signals.js';
 
 export interface LoopOptions {
   /** Stop (as if killed) right after this optimizer step. */
@@ -35,15 +36,18 @@ export interface LoopResult {
   atEnd: Map<string, Record<string, number>>;
   lastCheckpoint: string | null;
   finalModelDir: string | null;
+  /** The signal that stopped the run early (after saving a checkpoint), or null. */
+  stoppedBy: StopSignal | null;
   samplesPerSecond: number;
   dataWaitShare: number;
 }
 
-function makeSinks(cfg: TrainConfig, dir: string): MetricSink[] {
+/** `startStep`: the first step this process logs (after a resume: the checkpoint's step + 1). */
+function makeSinks(cfg: TrainConfig, dir: string, startStep: number): MetricSink[] {
   const sinks: MetricSink[] = [];
   for (const r of cfg.report_to) {
     if (r === 'jsonl') sinks.push(new JsonlSink(join(dir, 'metrics.jsonl')));
-    else if (r === 'tensorboard') sinks.push(new TensorBoardSink(join(dir, 'tensorboard')));
+    else if (r === 'tensorboard') sinks.push(new TensorBoardSink(join(dir, 'tensorboard'), startStep));
     else if (r === 'wandb') sinks.push(new WandbSink({ project: 'rdt-libero', name: basename(dir), id: basename(dir), dir, config: cfg }));
     else if (r !== 'none') throw new TrainError(`report_to: unknown sink '${r}' (use ${REPORT_SINKS.join(', ')})`);
   }
@@ -72,7 +76,9 @@ export async function runLoop(ctx: TrainContext, state: RunState, hooks: Resolve
   };
 
   writeFileAtomic(join(out, RUN_CONFIG), toYaml(cfg));
-  const metrics = new Metrics(makeSinks(cfg, out));
+  const metrics = new Metrics(makeSinks(cfg, out, state.step === 0 ? 0 : state.step + 1));
+  const signals = new StopSignals(say);
+  let stoppedBy: StopSignal | null = null;
   try {
     const ds = data.dataset;
     say(`rdt-libero train: ${runner.numParameters()} parameters (${trainable.reduce((a, p) => a + p.numel(), 0)} trained), ` +
@@ -141,11 +147,20 @@ export async function runLoop(ctx: TrainContext, state: RunState, hooks: Resolve
         progress.update(step, { loss, lr, 'samples/s': sps });
         for (const ev of hooks.evaluators)
           if (ev.every > 0 && step % ev.every === 0 && !(ev.atEnd && step === total)) await evaluate(ev);
-        if (step % cfg.checkpointing_period === 0 || step === total) lastCheckpoint = saveCheckpoint(ctx, state, hooks, o.onCheckpointWrite);
+        const saved = step % cfg.checkpointing_period === 0 || step === total;
+        if (saved) lastCheckpoint = saveCheckpoint(ctx, state, hooks, o.onCheckpointWrite);
+        if (signals.requested) {
+          // Ctrl-C or a scheduler's SIGTERM: this step is complete; keep it, then stop.
+          stoppedBy = signals.requested;
+          if (!saved) lastCheckpoint = saveCheckpoint(ctx, state, hooks, o.onCheckpointWrite);
+          say(`${stoppedBy}: stopped after step ${step}; checkpoint ${lastCheckpoint}`);
+          break;
+        }
         if (o.haltAfterStep !== undefined && step >= o.haltAfterStep) break;
       }
     } finally {
       progress.done();
+      signals.dispose();
       await data.close();
     }
 
@@ -154,7 +169,7 @@ export async function runLoop(ctx: TrainContext, state: RunState, hooks: Resolve
     if (!halted) for (const ev of hooks.evaluators) if (ev.atEnd) await evaluate(ev, atEnd);
     const finalModelDir = halted ? null : saveFinal(ctx, state, hooks);
     const elapsed = (performance.now() - t0) / 1000;
-    return { losses, atStart, atEnd, lastCheckpoint, finalModelDir, samplesPerSecond: samplesSeen / elapsed, dataWaitShare: dataWait / 1000 / elapsed };
+    return { losses, atStart, atEnd, lastCheckpoint, finalModelDir, stoppedBy, samplesPerSecond: samplesSeen / elapsed, dataWaitShare: dataWait / 1000 / elapsed };
   } finally {
     metrics.close();
   }

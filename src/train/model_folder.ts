@@ -19,7 +19,8 @@ export const EMA_DIR = 'ema';
 
 /** config.json + model.safetensors (base weights only) and, with LoRA, adapter_model.safetensors. */
 export function writeModelFolder(runner: RDTRunner, dir: string, lora: boolean): void {
-  saveRdtCheckpoint(runner, dir, { filter: (k) => !isLoraKey(k) });
+  // checksums.json is recorded once the whole folder (adapters, ema/, the writers' files) is on disk.
+  saveRdtCheckpoint(runner, dir, { filter: (k) => !isLoraKey(k), checksums: false });
   if (lora) saveSafetensors(join(dir, ADAPTER_WEIGHTS), loraStateDict(runner));
 }
 

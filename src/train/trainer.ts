@@ -2,7 +2,7 @@
 // encoders, optimizer and EMA (build.ts), the state that is saved and resumed (run_state.ts,
 // checkpoints.ts), and the loop (loop.ts). Other code plugs in through hooks (hooks.ts); the
 // built-in ones are registered in builtinHooks below, the same way.
-import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import * as torch from '../engine/index.js';
 import type { TrainConfig } from './config.js';
 import { buildParts, type TrainParts } from './build.js';
@@ -16,6 +16,8 @@ import { RunState } from './run_state.js';
 import { sampleEvaluator, type SampleMetrics } from './sample_eval.js';
 import { TrainError } from './errors.js';
 import { PolicyFolderWriter } from './policy_writer.js';
+import type { StopSignal } from './stop_signals.js';
+import { checkResumeConfig, claimRunFolder, ensureWritableDir, rewindJsonl } from './run_folder.js';
 
 export { TrainError } from './errors.js';
 export type { TrainHooks, TrainContext, Evaluator, GradientSync, ModelFolderWriter, ModelFolderInfo, ModelFolderKind, EncoderFactory } from './hooks.js';
@@ -40,6 +42,8 @@ export interface TrainResult {
   sampleAfter: SampleMetrics | null;
   lastCheckpoint: string | null;
   finalModelDir: string | null;
+  /** SIGINT/SIGTERM when the run was stopped by one (a checkpoint at the current step was saved first), else null. */
+  stoppedBy: StopSignal | null;
   samplesPerSecond: number;
   dataWaitShare: number;
 }
@@ -72,11 +76,17 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
   const hooks = mergeHooks(builtinHooks(cfg, policy), opts.hooks);
   checkUpFront(cfg, hooks);
   const out = cfg.output_dir;
-  mkdirSync(out, { recursive: true });
+  ensureWritableDir(out);
   for (const t of removeStaleTemporaries(out)) say(`removed a half-written checkpoint left by an earlier run: ${t}`);
   torch.manualSeed(cfg.seed);
 
+  // One output_dir, one run: a fresh run does not write over another run; a resumed one continues its own.
   const resume = resolveResume(out, cfg.resume_from_checkpoint);
+  if (resume) {
+    for (const change of checkResumeConfig(resume.path, cfg)) say(`resuming with a changed setting: ${change}`);
+    const removed = rewindJsonl(join(out, 'metrics.jsonl'), RunState.readProgress(resume.path).global_step);
+    if (removed) say(`metrics.jsonl: removed ${removed} lines logged after ${resume.path} (the run continues from there)`);
+  } else claimRunFolder(out, { overwrite: cfg.overwrite, say });
   const start = resume ? RunState.readProgress(resume.path).loader : undefined;
   let data: TrainData | null = null;
   let parts: TrainParts | null = null;
@@ -95,7 +105,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
       outputDir: out, steps: state.step, losses: r.losses, skippedSteps: state.skipped,
       sampleBefore: (r.atStart.get('sample') as unknown as SampleMetrics | undefined) ?? null,
       sampleAfter: (r.atEnd.get('sample') as unknown as SampleMetrics | undefined) ?? null,
-      lastCheckpoint: r.lastCheckpoint, finalModelDir: r.finalModelDir, samplesPerSecond: r.samplesPerSecond, dataWaitShare: r.dataWaitShare,
+      lastCheckpoint: r.lastCheckpoint, finalModelDir: r.finalModelDir, stoppedBy: r.stoppedBy, samplesPerSecond: r.samplesPerSecond, dataWaitShare: r.dataWaitShare,
     };
   } finally {
     parts?.dispose();

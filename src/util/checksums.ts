@@ -98,19 +98,24 @@ export function recordChecksums(dir: string): Manifest {
   return m;
 }
 
+function readManifest(p: string): { path: string; rel: string; m: Manifest } {
+  let m: Manifest;
+  try {
+    m = JSON.parse(readFileSync(p, 'utf8')) as Manifest;
+  } catch (e) {
+    throw new ChecksumError(`${p}: not valid JSON (${(e as Error).message}); delete it to load without verification`);
+  }
+  if (m?.format !== 'rdt-libero.checksums' || typeof m.files !== 'object')
+    throw new ChecksumError(`${p}: not an rdt-libero checksums file; delete it to load without verification`);
+  return { path: p, rel: '', m };
+}
+
 /** The checksums.json that covers `file`: in its folder, or its parent's (for ema/model.safetensors). */
 function manifestFor(file: string): { path: string; rel: string; m: Manifest } | null {
   for (const d of [dirname(file), dirname(dirname(file))]) {
     const p = join(d, CHECKSUMS_FILE);
     if (!existsSync(p)) continue;
-    let m: Manifest;
-    try {
-      m = JSON.parse(readFileSync(p, 'utf8')) as Manifest;
-    } catch (e) {
-      throw new ChecksumError(`${p}: not valid JSON (${(e as Error).message}); delete it to load without verification`);
-    }
-    if (m?.format !== 'rdt-libero.checksums' || typeof m.files !== 'object')
-      throw new ChecksumError(`${p}: not an rdt-libero checksums file; delete it to load without verification`);
+    const { m } = readManifest(p);
     const rel = relative(d, file);
     if (rel in m.files) return { path: p, rel, m };
   }
@@ -133,4 +138,19 @@ export function verifyChecksum(file: string, level: VerifyLevel = 'quick'): bool
   if (got.quick_sha256 !== want.quick_sha256 || (level === 'full' && got.sha256 !== want.sha256))
     throw new ChecksumError(`${file}: SHA-256 (${level} check) differs from the one recorded at save: ${fix}`);
   return true;
+}
+
+/** Verify every file that `dir`'s checksums.json lists (a resumed checkpoint); returns how many were checked. */
+export function verifyFolder(dir: string, level: VerifyLevel = 'quick'): number {
+  const p = join(dir, CHECKSUMS_FILE);
+  if (level === 'none' || !existsSync(p)) return 0;
+  const m = readManifest(p);
+  let n = 0;
+  for (const rel of Object.keys(m.m.files)) {
+    const f = join(dir, rel);
+    if (!existsSync(f)) throw new ChecksumError(`${f} is missing (${p} lists it); the checkpoint is incomplete, resume from another one`);
+    verifyChecksum(f, level);
+    n++;
+  }
+  return n;
 }
