@@ -106,6 +106,9 @@ export async function runLoop(ctx: TrainContext, state: RunState, hooks: Resolve
     try {
       while (state.step < total) {
         let { loss, finite } = await accumulateGradients(runner, cfg.gradient_accumulation_steps, async () => {
+          // One turn of the event loop per micro-batch: Ctrl-C / SIGTERM handlers run here even when the loader
+          // answers without waiting (num_workers 0), so a stop request is seen within one micro-batch.
+          await new Promise<void>((resolve) => setImmediate(resolve));
           const w0 = performance.now();
           const batch: LoadedBatch = await data.loader.next();
           dataWait += performance.now() - w0;
