@@ -125,3 +125,13 @@ test('JSONL metrics: one parseable object per line', () => {
   const lines = readFileSync(s.path, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   assert.deepEqual(lines.map((l) => [l.step, l.loss]), [[1, 0.5], [2, 0.25]]);
 });
+
+test('config errors name where the bad value was given: the command line, the YAML file, or its defaults', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rdt-cfg-origin-'));
+  const file = join(dir, 'run.yaml');
+  writeFileSync(file, 'learning_rate: 1.0e-4\nema:\n  power: -1\n');
+  assert.throws(() => loadConfig({ file, overrides: ['ema.power=0.5', 'train_batch_size=0'] }), (e: Error) => e.message.startsWith("command line: 'train_batch_size' must be a positive integer, got 0"));
+  assert.throws(() => loadConfig({ file }), (e: Error) => e.message.startsWith(`${file}: 'ema.power' must be > 0, got -1`));
+  writeFileSync(file, 'ema:\n  min_value: 0.5\n');
+  assert.throws(() => loadConfig({ file, overrides: ['ema.max_value=0.4'] }), (e: Error) => e.message.startsWith("command line: 'ema.max_value' must be in [ema.min_value, 1]"));
+});

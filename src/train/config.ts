@@ -159,8 +159,23 @@ export const DEFAULT_CONFIG: TrainConfig = {
   },
 };
 
-function validate(c: TrainConfig, origin: string): void {
-  const fail = (m: string) => { throw new ConfigError(`${origin}: ${m}`); };
+/** Dotted paths of the leaves of a plain mapping (suite_weights entries included). */
+function leafPaths(o: Plain, prefix = '', out = new Set<string>()): Set<string> {
+  for (const [k, v] of Object.entries(o)) {
+    const p = prefix ? `${prefix}.${k}` : k;
+    if (isObj(v)) leafPaths(v, p, out);
+    out.add(p);
+  }
+  return out;
+}
+
+/**
+ * `originOf(key)`: where a bad value came from, for the error message: 'command line' for an override, the YAML
+ * file for a value it set, 'defaults' otherwise.
+ */
+function validate(c: TrainConfig, originOf: (key: string) => string): void {
+  // Every message starts with the key in quotes; the error names where that key's value was given.
+  const fail = (m: string) => { throw new ConfigError(`${originOf(/^'([^']+)'/.exec(m)?.[1] ?? '')}: ${m}`); };
   const get = (k: string) => k.split('.').reduce<unknown>((o, p) => (o as Plain)[p], c) as number;
   const int = (k: string, min: number) => {
     const v = get(k);
@@ -213,6 +228,7 @@ function validate(c: TrainConfig, origin: string): void {
 /** Build a config: defaults, then the YAML file (if any), then the overrides; validated. */
 export function loadConfig(opts: { file?: string; overrides?: Plain | string[]; base?: TrainConfig } = {}): TrainConfig {
   const cfg = structuredClone(opts.base ?? DEFAULT_CONFIG) as unknown as Plain;
+  let fileKeys = new Set<string>();
   if (opts.file) {
     if (!existsSync(opts.file)) throw new ConfigError(`config file ${opts.file} does not exist`);
     let parsed: unknown;
@@ -224,14 +240,18 @@ export function loadConfig(opts: { file?: string; overrides?: Plain | string[]; 
     if (parsed !== null && parsed !== undefined) {
       if (!isObj(parsed)) throw new ConfigError(`${opts.file}: the top level must be a mapping of config keys`);
       mergeChecked(cfg, parsed, DEFAULT_CONFIG as unknown as Plain, '', opts.file);
+      fileKeys = leafPaths(parsed);
     }
   }
+  let fromCli = new Set<string>();
   if (opts.overrides) {
     const o = Array.isArray(opts.overrides) ? parseOverrides(opts.overrides) : opts.overrides;
     mergeChecked(cfg, o, DEFAULT_CONFIG as unknown as Plain, '', 'command line');
+    fromCli = leafPaths(o);
   }
+  const fromFile = fileKeys;
   const c = cfg as unknown as TrainConfig;
-  validate(c, opts.file ?? 'config');
+  validate(c, (key) => (fromCli.has(key) ? 'command line' : fromFile.has(key) ? opts.file! : opts.file ? `${opts.file} (default value)` : 'config'));
   return c;
 }
 
