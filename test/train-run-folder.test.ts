@@ -9,6 +9,9 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { execFileSync } from 'node:child_process';
 import { TensorBoardWriter } from '../src/train/tensorboard.js';
+import { writeSyntheticSuite } from '../src/data/synthetic.js';
+import { loadConfig } from '../src/train/config.js';
+import { train } from '../src/train/trainer.js';
 import { DEFAULT_CONFIG, type TrainConfig } from '../src/train/config.js';
 import { checkResumeConfig, claimRunFolder, ensureWritableDir, readJsonFile, rewindJsonl } from '../src/train/run_folder.js';
 
@@ -85,4 +88,29 @@ ea = EventAccumulator(sys.argv[1]); ea.Reload()
 print(json.dumps([[e.step, e.value] for e in ea.Scalars('train/loss')]))
 `, dir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
   assert.deepEqual(JSON.parse(out), [[1, 1], [2, 2], [3, 3], [4, 4], [5, 105], [6, 106], [7, 107]]);
+});
+
+test('resume: a damaged checkpoint is named (training_state.json, flipped weight bytes) before anything is loaded', async () => {
+  const root = join(tmp, 'data');
+  await writeSyntheticSuite({ root, suite: 'libero_goal', tasks: 1, demos: 3, meanLength: 20, size: 32, seed: 2 });
+  const out = join(tmp, 'damaged');
+  const cfg = (over: Record<string, unknown> = {}) => loadConfig({ overrides: {
+    model: 'tiny', encoders: 'demo', output_dir: out, train_batch_size: 2, gradient_accumulation_steps: 1, max_train_steps: 4,
+    mixed_precision: 'no', checkpointing_period: 2, sample_period: 0, report_to: ['jsonl'], data: { dataset_root: root, num_workers: 0 }, ...over,
+  } });
+  await train(cfg(), { verbose: false, haltAfterStep: 2 });
+  const ck = join(out, 'checkpoint-2');
+  const state = readFileSync(join(ck, 'training_state.json'), 'utf8');
+  writeFileSync(join(ck, 'training_state.json'), state.slice(0, state.length / 2));
+  await assert.rejects(train(cfg({ resume_from_checkpoint: 'latest' }), { verbose: false }),
+    (e: Error) => e.message.startsWith(`${join(ck, 'training_state.json')}: the training state is not valid JSON`));
+  writeFileSync(join(ck, 'training_state.json'), state);
+  const w = join(ck, 'ema', 'model.safetensors');
+  const bytes = readFileSync(w);
+  bytes[bytes.length - 3] ^= 0x10;
+  writeFileSync(w, bytes);
+  await assert.rejects(train(cfg({ resume_from_checkpoint: 'latest' }), { verbose: false }),
+    (e: Error) => e.name === 'ChecksumError' && e.message.startsWith(`${w}: SHA-256 (quick check) differs from the one recorded at save`));
+  await assert.rejects(train(cfg({ resume_from_checkpoint: join(out, 'checkpoint-9') }), { verbose: false }), /checkpoint-9 does not exist/);
+  await assert.rejects(train(cfg({ output_dir: join(tmp, 'empty'), resume_from_checkpoint: 'latest' }), { verbose: false }), /holds no complete checkpoint to resume/);
 });

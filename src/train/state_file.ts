@@ -1,10 +1,10 @@
 // Saving nested training state (optimizer state dicts, RNG states, ...) as one safetensors file for
 // the tensors plus a JSON skeleton for everything else. Tensors are replaced in the JSON by
 // {"__tensor__": key}. The layout mirrors PyTorch's so it stays readable from Python.
-import { readFileSync } from 'node:fs';
 import { Tensor } from '../engine/index.js';
 import { loadSafetensors, saveSafetensors } from '../engine/io/index.js';
 import { writeFileAtomic } from '../util/atomic.js';
+import { readJsonFile } from './run_folder.js';
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
@@ -49,7 +49,7 @@ export function saveState(base: string, state: unknown): void {
 
 /** Read back what saveState wrote; tensors are new handles owned by the caller. */
 export function loadState(base: string): unknown {
-  const json = JSON.parse(readFileSync(`${base}.json`, 'utf8')) as Json;
+  const json = readJsonFile<Json>(`${base}.json`, 'the training state');
   const { tensors } = loadSafetensors(`${base}.safetensors`);
   return unflatten(json, tensors);
 }
