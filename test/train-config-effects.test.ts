@@ -18,6 +18,7 @@ import { listCheckpoints } from '../src/train/checkpoint_dir.js';
 import { rdtPreset, toHubJson, type RdtConfig } from '../src/model/config.js';
 import { DemoTextEncoder, DemoVisionEncoder } from '../src/encoders/demo.js';
 import { fixture } from './helpers/fixtures.js';
+import { undisposed } from './helpers/leaks.js';
 
 const work = mkdtempSync(join(tmpdir(), 'rdt-effects-'));
 const root = join(work, 'data');
@@ -350,7 +351,7 @@ test('every config key has an effect check (a new key needs one)', () => {
 });
 
 test('every config key changes what a run does, or its bad values are refused', async () => {
-  const live = torch.liveTensors();
+  const live = undisposed();
   base = await run();
   pre = await run({ pretrained_model_name_or_path: PRETRAINED, model: 'auto' });
   lora = await run({ pretrained_model_name_or_path: PRETRAINED, model: 'auto', lora: { enabled: true, rank: 4, alpha: 8 } });
@@ -368,5 +369,5 @@ test('every config key changes what a run does, or its bad values are refused', 
     }
   }
   assert.deepEqual(failed, []);
-  assert.equal(torch.liveTensors(), live, 'no run leaks a tensor');
+  assert.equal(undisposed(), live, 'no run leaks a tensor');
 });

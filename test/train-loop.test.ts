@@ -21,6 +21,7 @@ import { rdtPreset } from '../src/model/config.js';
 import { loadRdtCheckpoint } from '../src/model/checkpoint.js';
 import type { ModelInputs } from '../src/train/conditioning.js';
 import { fixture } from './helpers/fixtures.js';
+import { undisposed } from './helpers/leaks.js';
 import { maxAbsDiff } from './helpers/assert-close.js';
 
 let root: string;
@@ -44,21 +45,25 @@ function cfgFor(out: string, over: Record<string, unknown> = {}): TrainConfig {
 }
 
 test('resume: 0..6 in one run equals 0..3, killed, then resumed to 6 (bit for bit on CPU)', async () => {
-  const live = torch.liveTensors();
+  const live = undisposed();
   const full = await train(cfgFor(join(work, 'full')), { verbose: false });
   assert.equal(full.steps, 6);
-  assert.equal(torch.liveTensors(), live, 'a finished run frees every tensor it made');
+  assert.equal(undisposed(), live, 'a finished run frees every tensor it made');
   const half = await train(cfgFor(join(work, 'half')), { verbose: false, haltAfterStep: 3 });
   assert.equal(half.steps, 3);
   assert.deepEqual(listCheckpoints(join(work, 'half')).map((c) => c.step), [3]);
   const rest = await train(cfgFor(join(work, 'half'), { resume_from_checkpoint: 'latest' }), { verbose: false });
   assert.equal(rest.steps, 6);
-  assert.equal(torch.liveTensors(), live, 'resuming leaks none of the loaded state');
+  assert.equal(undisposed(), live, 'resuming leaks none of the loaded state');
   assert.deepEqual([...half.losses, ...rest.losses], full.losses, 'same loss sequence');
   // The final weights are identical too.
-  const a = loadRdtCheckpoint(join(work, 'full', 'checkpoint-6')).runner.stateDict();
-  const b = loadRdtCheckpoint(join(work, 'half', 'checkpoint-6')).runner.stateDict();
-  for (const [k, t] of a) assert.equal(maxAbsDiff(t.toFloat64(), b.get(k)!.toFloat64()), 0, k);
+  const ra = loadRdtCheckpoint(join(work, 'full', 'checkpoint-6')).runner;
+  const rb = loadRdtCheckpoint(join(work, 'half', 'checkpoint-6')).runner;
+  const b = rb.stateDict();
+  for (const [k, t] of ra.stateDict()) assert.equal(maxAbsDiff(t.toFloat64(), b.get(k)!.toFloat64()), 0, k);
+  // Freed here: left to the GC, their finalisation would shift a later test's live-tensor count.
+  ra.dispose();
+  rb.dispose();
   // Metrics: one JSONL line per step, steps 1..6 across the two processes.
   const steps = readFileSync(join(work, 'half', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((l) => 'train/loss' in l).map((l) => l.step);
   assert.deepEqual(steps, [1, 2, 3, 4, 5, 6]);
@@ -86,6 +91,7 @@ test('crash: a process killed while writing a checkpoint leaves the previous one
   assert.deepEqual(listCheckpoints(out).map((c) => c.step), [2], 'only the complete checkpoint counts');
   const { runner } = loadRdtCheckpoint(join(out, 'checkpoint-2'));
   assert.equal(runner.numParameters(), 918400);
+  runner.dispose();
   const resumed = await train({ ...cfg, resume_from_checkpoint: 'latest' }, { verbose: false });
   assert.equal(resumed.steps, 6);
   assert.deepEqual(listCheckpoints(out).map((c) => c.step), [2, 4, 6]);
@@ -184,9 +190,9 @@ test('bad input: empty dataset folder, mismatched pretrained checkpoint', async 
 
 test('bf16 mixed precision: bf16 weights, float32 masters and AdamW state, exact resume', async () => {
   const over = { mixed_precision: 'bf16', max_train_steps: 4, checkpointing_period: 2 };
-  const live = torch.liveTensors();
+  const live = undisposed();
   const full = await train(cfgFor(join(work, 'bf16-full'), over), { verbose: false });
-  assert.equal(torch.liveTensors(), live, 'the bf16 run frees its master weights too');
+  assert.equal(undisposed(), live, 'the bf16 run frees its master weights too');
   assert.ok(full.losses.every(Number.isFinite));
   const half = await train(cfgFor(join(work, 'bf16-half'), over), { verbose: false, haltAfterStep: 2 });
   const rest = await train(cfgFor(join(work, 'bf16-half'), { ...over, resume_from_checkpoint: 'latest' }), { verbose: false });

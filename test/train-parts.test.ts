@@ -17,6 +17,7 @@ import { RDTRunner } from '../src/model/runner.js';
 import { rdtPreset } from '../src/model/config.js';
 import { DemoTextEncoder, DemoVisionEncoder } from '../src/encoders/demo.js';
 import { fixture } from './helpers/fixtures.js';
+import { undisposed } from './helpers/leaks.js';
 import { LiberoDataset } from '../src/data/dataset.js';
 import { loadOrComputeStats } from '../src/data/stats.js';
 
@@ -124,7 +125,7 @@ test('evaluators: every N steps with the runner, before a fresh run and after th
 });
 
 test('encoders: a factory replaces the built-in choice; a failure while building frees what was built', async () => {
-  const live = torch.liveTensors();
+  const live = undisposed();
   let built = 0;
   const r = await train(cfgFor({ encoders: 'official', max_train_steps: 1, checkpointing_period: 1 }), {
     verbose: false,
@@ -133,7 +134,7 @@ test('encoders: a factory replaces the built-in choice; a failure while building
   assert.equal(built, 1);
   assert.equal(r.steps, 1, "encoders: 'official' runs when a factory provides them");
   await assert.rejects(train(cfgFor({ mixed_precision: 'bf16' }), { verbose: false, hooks: { encoders: () => { throw new Error('no encoder weights'); } } }), /no encoder weights/);
-  assert.equal(torch.liveTensors(), live, 'the model built before the encoders failed is freed');
+  assert.equal(undisposed(), live, 'the model built before the encoders failed is freed');
 });
 
 test('EMA: the trainer\'s ema settings are written into every saved config.json; a different pretrained one is reported', async () => {
