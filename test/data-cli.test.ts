@@ -69,3 +69,29 @@ test('stats writes dataset_stat.json in the official layout, then reuses the cac
   await assert.rejects(() => data(['bogus', root]), (e) => e instanceof UsageError && e.exitCode === 2 && /unknown subcommand 'bogus'/.test(e.message));
   await assert.rejects(() => data(['stats', root, '--out', outFile, '--bogus']), (e) => e instanceof UsageError && /unknown option '--bogus'/.test(e.message));
 });
+
+test('inspect flags problem_info only when its words differ from the file name, not its case, spacing or final period', async () => {
+  const root = join(tmp, 'root-bddl');
+  const files = await writeSyntheticSuite({ root, suite: 'libero_goal', tasks: 3, demos: 1, meanLength: 16, size: 8 });
+  // The released BDDL text is capitalised ("Open the top drawer ...") where the file name is not: no mismatch.
+  // A different wording is one, and is the only line inspect may flag.
+  const wording: Record<string, string> = {
+    open_the_middle_drawer_of_the_cabinet: 'Open the middle drawer of the cabinet',
+    put_the_bowl_on_the_stove: '  Put the BOWL on   the stove. ',
+    pick_up_the_black_bowl_and_place_it_on_the_plate: 'Put the black bowl on the plate',
+  };
+  const byTask = Object.fromEntries(files.map((p) => [p.replace(/^.*\//, '').replace(/_demo\.hdf5$/, ''), p]));
+  assert.deepEqual(Object.keys(byTask).sort(), Object.keys(wording).sort());
+  runNumpy(`
+import json
+for path, text in inp['files']:
+    with h5py.File(path, 'r+') as f:
+        f['data'].attrs['problem_info'] = json.dumps({'problem_name': 'libero_tabletop_manipulation', 'domain_name': 'robosuite', 'language_instruction': text})
+`, { files: Object.entries(wording).map(([task, text]) => [byTask[task], text]) });
+  const { code, out } = await capture(() => data(['inspect', root]));
+  assert.equal(code, 0, out);
+  const flagged = out.split('\n').filter((l) => /\(differs;/.test(l));
+  assert.deepEqual(flagged, ['    problem_info:  "Put the black bowl on the plate" (differs; evaluation prompts use the file name)'], out);
+  // ... under its own task.
+  assert.match(out, /pick_up_the_black_bowl_and_place_it_on_the_plate\n.*\n.*\n\s+problem_info:\s+"Put the black bowl on the plate"/);
+});

@@ -8,6 +8,7 @@ import { computeStats, loadOrComputeStats, magnitudeReport } from '../data/stats
 import { writeFileAtomic } from '../util/atomic.js';
 import { writeSyntheticSuite } from '../data/synthetic.js';
 import type { Alignment } from '../data/step_index.js';
+import { sameInstruction } from '../data/hdf5/libero_file.js';
 import { UsageError } from '../util/errors.js';
 import { didYouMean } from '../util/did-you-mean.js';
 import { helpPointer, oneOf, parseCommandArgs, positiveInt, type ArgValues } from './args.js';
@@ -120,7 +121,8 @@ async function inspect(root: string, f: DatasetFlags): Promise<number> {
       if (file.layout === 'original') {
         try {
           const bddl = file.instruction('problem_info');
-          if (bddl !== file.instruction('filename')) w(`    problem_info:  "${bddl}" (differs; evaluation prompts use the file name)`);
+          // Case, spacing and a final period do not count: the released BDDL text is capitalised, the file name is not.
+          if (!sameInstruction(bddl, file.instruction('filename'))) w(`    problem_info:  "${bddl}" (differs; evaluation prompts use the file name)`);
         } catch {
           /* reported as a problem when requested */
         }
