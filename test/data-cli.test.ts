@@ -1,13 +1,15 @@
 // `rdt-libero data inspect|stats`: every problem listed (not just the first), statistics written.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { data } from '../src/cli/data.js';
 import { UsageError } from '../src/util/errors.js';
 import { writeSyntheticSuite } from '../src/data/synthetic.js';
 import { runNumpy } from './helpers/python.js';
+import { repoRoot } from './helpers/fixtures.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'rdt-data-cli-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -94,4 +96,23 @@ for path, text in inp['files']:
   assert.deepEqual(flagged, ['    problem_info:  "Put the black bowl on the plate" (differs; evaluation prompts use the file name)'], out);
   // ... under its own task.
   assert.match(out, /pick_up_the_black_bowl_and_place_it_on_the_plate\n.*\n.*\n\s+problem_info:\s+"Put the black bowl on the plate"/);
+});
+
+test('stats keeps its cache beside --out by default, never in the current folder', async () => {
+  const root = join(tmp, 'root-cache');
+  await writeSyntheticSuite({ root, suite: 'libero_spatial', tasks: 1, demos: 1, meanLength: 16, size: 8 });
+  const cwd = join(tmp, 'cwd');
+  mkdirSync(cwd);
+  const outFile = join(tmp, 'stats-out', 'dataset_stat.json');
+  const r = spawnSync(process.execPath, [join(repoRoot(), 'dist', 'src', 'cli', 'main.js'), 'data', 'stats', root, '--out', outFile], { cwd, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(readdirSync(cwd), [], 'data stats wrote into the current folder');
+  assert.ok(existsSync(outFile));
+  const cache = join(tmp, 'stats-out', '.rdt-stats-cache');
+  assert.equal(readdirSync(cache).filter((n) => /^dataset_stat-[0-9a-f]{16}\.json$/.test(n)).length, 1, readdirSync(cache).join(', '));
+  assert.match(r.stdout, new RegExp(`cache ${cache.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/dataset_stat-`));
+  // The help says where the cache goes.
+  const h = spawnSync(process.execPath, [join(repoRoot(), 'dist', 'src', 'cli', 'main.js'), 'data', 'stats', '--help'], { cwd, encoding: 'utf8' });
+  assert.equal(h.status, 0);
+  assert.match(h.stdout, /--cache DIR\s+statistics cache \(default: \.rdt-stats-cache beside --out\)/);
 });
