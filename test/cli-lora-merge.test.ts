@@ -1,11 +1,17 @@
-// `rdt-libero lora-merge` run as the user runs it (the compiled CLI in a child process): --out must be a new or
-// empty folder unless --overwrite is given, in which case it is replaced whole (written beside it, then renamed);
-// --out may never be the --checkpoint folder nor a folder holding it; usage errors are one line with exit 2.
+// LoRA checkpoints from the command line (the compiled CLI in a child process).
+// `rdt-libero lora-merge`: --out must be a new or empty folder unless --overwrite is given, in which case it is
+// replaced whole (written beside it, then renamed); --out may never be the --checkpoint folder nor a folder holding
+// it; usage errors are one line with exit 2.
+// A LoRA folder (adapter_model.safetensors beside the base weights) given where a model is loaded (predict
+// --checkpoint, train's pretrained_model_name_or_path) is refused with one line naming it and the exact lora-merge
+// command, instead of silently giving the base model; that command works and its output loads.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import * as torch from '../src/engine/index.js';
+import { readCheckpointConfig } from '../src/model/checkpoint.js';
 import { writeSyntheticSuite } from '../src/data/synthetic.js';
 import { loadConfig } from '../src/train/config.js';
 import { train } from '../src/train/trainer.js';
@@ -31,9 +37,11 @@ function oneLine(stderr: string): string {
 
 let run = '';
 let ck = '';
+let data = '';
 
 before(async () => {
   const root = join(work, 'data');
+  data = root;
   await writeSyntheticSuite({ root, suite: 'libero_goal', tasks: 2, demos: 3, meanLength: 30, size: 32, seed: 8 });
   const common = {
     model: 'tiny', encoders: 'demo', train_batch_size: 4, gradient_accumulation_steps: 1, lr_warmup_steps: 0, sample_period: 0,
@@ -97,4 +105,49 @@ test('lora-merge: --out is never the checkpoint nor a folder holding it, even wi
   assert.equal(dtype.code, 2, dtype.stderr);
   assert.match(oneLine(dtype.stderr), /^rdt-libero lora-merge: --dtype must be float32 or bfloat16, got 'float16'; rdt-libero lora-merge --help lists the options$/);
   assert.ok(!existsSync(join(work, 'x')));
+});
+
+/** The line loadRdtCheckpoint refuses a LoRA folder with, for `given` (the path as passed) whose adapters live in `checkpoint`. */
+const refusal = (command: string, given: string, checkpoint: string) =>
+  `rdt-libero ${command}: ${given}: LoRA adapters (${join(checkpoint, 'adapter_model.safetensors')}) sit beside the base weights, which alone are not the trained model; ` +
+  `fold them into the weights first: rdt-libero lora-merge --checkpoint ${checkpoint} --out ${checkpoint}-merged, then load ${checkpoint}-merged`;
+
+test('predict refuses a LoRA checkpoint (also its ema/ and --weights ema) with the lora-merge command, which works', () => {
+  // Valid inputs for the tiny model: without the refusal, predict would run on the base weights and exit 0.
+  const { config: c } = readCheckpointConfig(ck);
+  const inputs = join(work, 'predict-in.safetensors');
+  torch.scope(() => torch.saveSafetensors(inputs, {
+    lang_tokens: torch.zeros([1, 4, c.lang_token_dim]), lang_mask: torch.ones([1, 4], { dtype: 'bool' }),
+    img_tokens: torch.zeros([1, c.img_cond_len, c.img_token_dim]), state: torch.zeros([1, 1, c.state_token_dim]),
+    state_mask: torch.ones([1, c.action_dim]), ctrl_freq: torch.tensor(new Float32Array([20])),
+  }));
+  const outFile = join(work, 'predict-out.safetensors');
+  const r = cli(['predict', '--checkpoint', ck, '--inputs', inputs, '--out', outFile, '--seed', '0']);
+  assert.equal(r.code, 1, r.stderr);
+  assert.equal(oneLine(r.stderr), refusal('predict', ck, ck));
+  assert.ok(!existsSync(outFile), 'no actions written from the base weights');
+  const ema = cli(['predict', '--checkpoint', join(ck, 'ema'), '--inputs', inputs, '--out', outFile]);
+  assert.equal(ema.code, 1, ema.stderr);
+  assert.equal(oneLine(ema.stderr), refusal('predict', join(ck, 'ema'), ck));
+  const weightsEma = cli(['predict', '--checkpoint', ck, '--weights', 'ema', '--inputs', inputs, '--out', outFile]);
+  assert.equal(weightsEma.code, 1, weightsEma.stderr);
+  assert.equal(oneLine(weightsEma.stderr), refusal('predict', ck, ck));
+
+  // The command it names, as written, folds the adapters; the merged folder predicts.
+  const command = /rdt-libero (lora-merge .*), then load/.exec(r.stderr)![1].split(' ');
+  const m = cli(command);
+  assert.equal(m.code, 0, m.stderr);
+  const ok = cli(['predict', '--checkpoint', `${ck}-merged`, '--inputs', inputs, '--out', outFile, '--seed', '0']);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.ok(existsSync(outFile));
+});
+
+test('train refuses a LoRA checkpoint as pretrained_model_name_or_path with the lora-merge command', () => {
+  const out = join(work, 'from-lora');
+  const r = cli(['train', 'model=auto', 'encoders=demo', `data.dataset_root=${data}`, 'mixed_precision=no', 'train_batch_size=4',
+    'gradient_accumulation_steps=1', 'lr_warmup_steps=0', 'sample_period=0', 'report_to=jsonl', 'data.num_workers=0',
+    `output_dir=${out}`, `pretrained_model_name_or_path=${ck}`, 'max_train_steps=1', 'checkpointing_period=1']);
+  assert.equal(r.code, 1, r.stderr);
+  assert.ok(r.stderr.split('\n').includes(refusal('train', ck, ck)), r.stderr);
+  assert.ok(!existsSync(join(out, 'checkpoint-1')), 'nothing trained from the base weights alone');
 });

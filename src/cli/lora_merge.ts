@@ -5,7 +5,7 @@ import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import * as torch from '../engine/index.js';
 import { loadSafetensors } from '../engine/io/index.js';
-import { loadRdtCheckpoint, saveRdtCheckpoint } from '../model/checkpoint.js';
+import { LORA_ADAPTER_FILE, loadRdtCheckpoint, saveRdtCheckpoint } from '../model/checkpoint.js';
 import { ModelError } from '../model/errors.js';
 import { loadConfig } from '../train/config.js';
 import { injectLora, isLoraKey, loraStateDict, mergeLora } from '../train/lora.js';
@@ -84,12 +84,13 @@ export async function loraMerge(args: string[]): Promise<number> {
   const out = values.out!;
   checkOut(dir, out, values.overwrite);
   if (!existsSync(dir)) throw new MergeError(`checkpoint folder ${dir} does not exist`);
-  const adapterFile = join(dir, 'adapter_model.safetensors');
+  const adapterFile = join(dir, LORA_ADAPTER_FILE);
   if (!existsSync(adapterFile))
     throw new MergeError(`${dir} has no adapter_model.safetensors (files: ${readdirSync(dir).join(', ')}); is it from a run with lora.enabled: true?`);
   const runConfig = findRunConfig(dir, values['run-config']);
   const { lora } = loadConfig({ file: runConfig });
-  const { runner, weightsFile } = loadRdtCheckpoint(dir, { dtype: 'float32', weights: 'safetensors' });
+  // The base weights alone: the adapters are added below (loadRdtCheckpoint refuses a LoRA folder by default).
+  const { runner, weightsFile } = loadRdtCheckpoint(dir, { dtype: 'float32', weights: 'safetensors', adapters: 'ignore' });
   try {
     const adapted = injectLora(runner.model, { rank: lora.rank, alpha: lora.alpha, targets: lora.targets });
     const { tensors } = loadSafetensors(adapterFile);
