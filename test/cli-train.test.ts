@@ -113,12 +113,12 @@ test('lora-merge: the merged checkpoint predicts what the adapted model predicts
   assert.ok(existsSync(join(merged, 'config.json')) && existsSync(join(merged, 'model.safetensors')));
 
   // The adapted model, built by hand: base weights + adapters with the run's rank/alpha.
-  const adapted = loadRdtCheckpoint(ck).runner;
+  const adapted = loadRdtCheckpoint(ck, { adapters: 'ignore' }).runner;
   injectLora(adapted.model, { rank: 4, alpha: 8, targets: ['attn.qkv', 'attn.proj', 'cross_attn.q', 'cross_attn.kv', 'cross_attn.proj', 'ffn.fc1', 'ffn.fc2'] });
   const ad = loadSafetensors(join(ck, 'adapter_model.safetensors'));
   assert.ok(torch.scope(() => [...ad.tensors].filter(([k]) => k.endsWith('lora_B')).some(([, t]) => t.abs().max().item() > 0)), 'training left every lora_B at zero');
   adapted.loadStateDict(ad.tensors, { strict: false });
-  const base = loadRdtCheckpoint(ck).runner;
+  const base = loadRdtCheckpoint(ck, { adapters: 'ignore' }).runner;
   const plain = loadRdtCheckpoint(merged).runner;
   assert.ok(![...plain.stateDict().keys()].some((k) => k.includes('lora')), 'merged checkpoint still has adapter keys');
 

@@ -138,3 +138,18 @@ test('bad checkpoints: another architecture, config/weights mismatch, missing fi
   torch.scope(() => loadRunnerState(r, torch.loadSafetensors(join(missing, 'model.safetensors')).tensors, { source: 'x', strict: false }));
   r.dispose();
 });
+
+test('a folder with LoRA adapters beside the weights is refused with the lora-merge command, unless adapters: ignore', () => {
+  const runner = new RDTRunner(rdtPreset('tiny'), { generator: new torch.Generator(2) });
+  const dir = join(tmp, 'lora-ck');
+  saveRdtCheckpoint(runner, dir);
+  runner.dispose();
+  // Its model.safetensors holds the base weights only: loading it alone would silently give the base model.
+  writeFileSync(join(dir, 'adapter_model.safetensors'), '');
+  const want = `${dir}: LoRA adapters (${join(dir, 'adapter_model.safetensors')}) sit beside the base weights, which alone are not the trained model; ` +
+    `fold them into the weights first: rdt-libero lora-merge --checkpoint ${dir} --out ${dir}-merged, then load ${dir}-merged`;
+  assert.throws(() => loadRdtCheckpoint(dir), (e: Error) => e.name === 'ModelError' && e.message === want);
+  assert.throws(() => loadRdtCheckpoint(dir + '/'), /lora-merge --checkpoint .*lora-ck --out .*lora-ck-merged,/, 'a trailing slash does not end up in the command');
+  assert.throws(() => loadRdtCheckpoint(join(dir, 'model.safetensors')), /LoRA adapters/, 'the weights file of the folder too');
+  loadRdtCheckpoint(dir, { adapters: 'ignore' }).runner.dispose();
+});

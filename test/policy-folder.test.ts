@@ -273,7 +273,7 @@ test('a folder without policy.json is refused unless conventions are given, and 
   const lora = join(work, 'lora');
   cpSync(join(out, 'final'), lora, { recursive: true });
   writeFileSync(join(lora, 'adapter_model.safetensors'), '');
-  assert.throws(() => loadPolicy(lora), /LoRA adapters .* rdt-libero lora-merge --checkpoint .*lora --out MERGED_DIR/);
+  assert.throws(() => loadPolicy(lora), /LoRA adapters .* rdt-libero lora-merge --checkpoint .*lora --out .*lora-merged, then load .*lora-merged$/);
 });
 
 test('the default decoding: step 0 against the measured pose, step k against the target the chunk planned for k-1', async () => {

@@ -39,7 +39,7 @@ test('LoRA folders are refused with the lora-merge command; the merged folder ca
   assert.equal(recorded.lora.alpha, 8);
   assert.equal(recorded.origin.base_model, join(base, 'final'));
   for (const d of [ck, join(ck, 'ema'), join(run, 'final')])
-    assert.throws(() => loadPolicy(d), /LoRA adapters .*fold them into the weights first: rdt-libero lora-merge --checkpoint .* --out MERGED_DIR/, d);
+    assert.throws(() => loadPolicy(d), new RegExp(`LoRA adapters .*fold them into the weights first: rdt-libero lora-merge --checkpoint ${d === join(ck, 'ema') ? ck : d} --out ${d === join(ck, 'ema') ? ck : d}-merged, then load`), d);
 
   const merged = join(work, 'merged');
   const r = spawnSync(process.execPath, [join(repoRoot(), 'dist', 'src', 'cli', 'main.js'), 'lora-merge', '--checkpoint', ck, '--out', merged], { encoding: 'utf8' });

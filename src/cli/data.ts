@@ -1,6 +1,6 @@
 // `rdt-libero data <inspect|stats|synth>`: argument parsing only; the work is in src/data. Each subcommand has
 // its own options and --help; errors are reported by main.ts.
-import { resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { LiberoDataset, type DatasetOptions } from '../data/dataset.js';
 import { ENCODINGS } from '../data/encodings/index.js';
 import { SUITES } from '../data/discover.js';
@@ -8,9 +8,13 @@ import { computeStats, loadOrComputeStats, magnitudeReport } from '../data/stats
 import { writeFileAtomic } from '../util/atomic.js';
 import { writeSyntheticSuite } from '../data/synthetic.js';
 import type { Alignment } from '../data/step_index.js';
+import { sameInstruction } from '../data/hdf5/libero_file.js';
 import { UsageError } from '../util/errors.js';
 import { didYouMean } from '../util/did-you-mean.js';
 import { helpPointer, oneOf, parseCommandArgs, positiveInt, type ArgValues } from './args.js';
+
+/** The statistics cache folder `data stats` uses by default, in the folder of its --out file. */
+const STATS_CACHE_NAME = '.rdt-stats-cache';
 
 const DATASET_OPTIONS_HELP = `options:
   --suites a,b            suites to use (default: every one found): ${SUITES.join(', ')} (a _no_noops folder by its name)
@@ -29,13 +33,14 @@ Lists suites, tasks, demos, lengths, instructions, magnitudes and every problem 
 
 ${DATASET_OPTIONS_HELP}`;
 
-const STATS_USAGE = `usage: rdt-libero data stats <root> [options] [--out dataset_stat.json] [--cache .cache/data-stats]
+const STATS_USAGE = `usage: rdt-libero data stats <root> [options] [--out dataset_stat.json] [--cache DIR]
 
 Computes the dataset statistics (official dataset_stat.json layout) over <root> and writes them to --out
-(default dataset_stat.json), reusing the cache folder --cache (default .cache/data-stats) when it holds them.
+(default dataset_stat.json), reusing the cache folder --cache when it holds them. By default the cache is
+${STATS_CACHE_NAME}/ in the folder of --out (beside the statistics it produced), not the current folder.
 
 ${DATASET_OPTIONS_HELP}  --out FILE              where the statistics go (default dataset_stat.json)
-  --cache DIR             statistics cache (default .cache/data-stats)
+  --cache DIR             statistics cache (default: ${STATS_CACHE_NAME} beside --out)
 `;
 
 const SYNTH_USAGE = `usage: rdt-libero data synth <out> [options]
@@ -54,7 +59,7 @@ options:
 
 export const DATA_USAGE = `usage: rdt-libero data <inspect|stats|synth> ... (rdt-libero data <subcommand> --help for its options)
   rdt-libero data inspect <root> [options]   suites, tasks, demos, lengths, instructions, magnitudes, problems
-  rdt-libero data stats <root> [options] [--out dataset_stat.json] [--cache .cache/data-stats]
+  rdt-libero data stats <root> [options] [--out dataset_stat.json] [--cache DIR (default: ${STATS_CACHE_NAME} beside --out)]
   rdt-libero data synth <out> [--suite libero_goal] [--tasks 2] [--demos 3] [--len 60] [--layout original|regenerated] [--size N] [--seed 0]
 
 ${DATASET_OPTIONS_HELP}`;
@@ -68,7 +73,7 @@ const SPECS = {
   inspect: { command: 'data inspect', usage: INSPECT_USAGE, positionals: ['<root>'], options: DATASET_FLAGS },
   stats: {
     command: 'data stats', usage: STATS_USAGE, positionals: ['<root>'],
-    options: { ...DATASET_FLAGS, out: { type: 'string', default: 'dataset_stat.json' }, cache: { type: 'string', default: '.cache/data-stats' } },
+    options: { ...DATASET_FLAGS, out: { type: 'string', default: 'dataset_stat.json' }, cache: { type: 'string' } },
   },
   synth: {
     command: 'data synth', usage: SYNTH_USAGE, positionals: ['<out>'],
@@ -120,7 +125,8 @@ async function inspect(root: string, f: DatasetFlags): Promise<number> {
       if (file.layout === 'original') {
         try {
           const bddl = file.instruction('problem_info');
-          if (bddl !== file.instruction('filename')) w(`    problem_info:  "${bddl}" (differs; evaluation prompts use the file name)`);
+          // Case, spacing and a final period do not count: the released BDDL text is capitalised, the file name is not.
+          if (!sameInstruction(bddl, file.instruction('filename'))) w(`    problem_info:  "${bddl}" (differs; evaluation prompts use the file name)`);
         } catch {
           /* reported as a problem when requested */
         }
@@ -148,7 +154,8 @@ async function inspect(root: string, f: DatasetFlags): Promise<number> {
 
 async function stats(root: string, f: ArgValues<typeof SPECS.stats.options>): Promise<number> {
   const ds = await LiberoDataset.open(datasetOptions(root, f, true, SPECS.stats.command));
-  const { cache, out } = f;
+  const { out } = f;
+  const cache = f.cache ?? join(dirname(out), STATS_CACHE_NAME);
   const t0 = Date.now();
   const r = loadOrComputeStats(ds, cache);
   writeFileAtomic(out, JSON.stringify(r.stats, null, 1) + '\n');

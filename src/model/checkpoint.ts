@@ -6,7 +6,7 @@
 import { writeFileAtomic } from '../util/atomic.js';
 import { recordChecksums, verifyChecksum, type VerifyLevel } from '../util/checksums.js';
 import { existsSync, readFileSync, statSync, mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import * as torch from '../engine/index.js';
 import { nn, type Tensor, type DType, type Device } from '../engine/index.js';
 import { parseRdtConfig, hubConfigText, type RdtConfig, type RmsNormVariant } from './config.js';
@@ -36,6 +36,35 @@ export interface LoadCheckpointOptions {
   rmsNorm?: RmsNormVariant;
   /** Check the weights against the checksums.json saved beside them (default 'quick'; see src/util/checksums.ts). */
   verify?: VerifyLevel;
+  /**
+   * A folder of a LoRA run (adapter_model.safetensors beside the weights) holds only the base weights in
+   * model.safetensors: loading them alone would silently give the base model. 'refuse' (default): a ModelError
+   * with the lora-merge command to run. 'ignore': load the base weights, for callers that add the adapters
+   * themselves (lora-merge).
+   */
+  adapters?: 'refuse' | 'ignore';
+}
+
+/** The file a LoRA run saves its adapters in, beside the base weights (src/train/model_folder.ts writes it). */
+export const LORA_ADAPTER_FILE = 'adapter_model.safetensors';
+
+/**
+ * The LoRA adapters that belong to the weights in `dir`, if any: `dir/adapter_model.safetensors`, or for an ema/
+ * folder its parent's. `checkpoint` is the folder lora-merge takes.
+ */
+export function loraAdapters(dir: string): { file: string; checkpoint: string } | null {
+  const dirs = basename(dir) === 'ema' ? [dir, dirname(dir)] : [dir];
+  for (const d of dirs) {
+    const file = join(d, LORA_ADAPTER_FILE);
+    if (existsSync(file)) return { file, checkpoint: d };
+  }
+  return null;
+}
+
+/** What to do with a LoRA folder: the exact lora-merge command, and the folder to load afterwards. */
+export function loraMergeHint(checkpoint: string): string {
+  const d = checkpoint.replace(/(.)[\\/]+$/, '$1');
+  return `fold them into the weights first: rdt-libero lora-merge --checkpoint ${d} --out ${d}-merged, then load ${d}-merged`;
 }
 
 /** The weights file to load from `path` (a checkpoint directory, or a weights file inside one). */
@@ -139,6 +168,8 @@ function describeWeights(state: Map<string, Tensor>): string {
 /** Build the runner a checkpoint describes and load its weights. */
 export function loadRdtCheckpoint(path: string, opts: LoadCheckpointOptions = {}): { runner: RDTRunner; config: RdtConfig; weightsFile: string; kind: WeightsKind } {
   const w = findWeights(path, opts.weights ?? 'auto');
+  const lora = (opts.adapters ?? 'refuse') === 'refuse' ? loraAdapters(w.dir) : null;
+  if (lora) throw new ModelError(`${path}: LoRA adapters (${lora.file}) sit beside the base weights, which alone are not the trained model; ${loraMergeHint(lora.checkpoint)}`);
   const { config, path: configPath } = readCheckpointConfig(w.dir);
   if (opts.rmsNorm) config.rms_norm = opts.rmsNorm;
   verifyChecksum(w.file, opts.verify ?? 'quick');

@@ -3,7 +3,7 @@
 // condition encoders (built from the recorded identity) and the model (RDTRunner.predictAction), configured
 // only from the folder's policy.json, so it sees exactly what training saw.
 import { existsSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { join } from 'node:path';
 import * as torch from '../engine/index.js';
 import type { DType, Device, Tensor } from '../engine/index.js';
 import { type AdapterConfig, type ObsFrame, type RobotObs, buildObservation, decodeAction, poseOf, stateSlots } from '../data/adapter.js';
@@ -14,7 +14,7 @@ import { rot6dToMat } from '../data/rotation.js';
 import { SLOTS, STATE_VEC_LEN } from '../data/state_vec.js';
 import { type EncoderIdentity, createEncoders, demoEncoderIdentity } from '../encoders/demo.js';
 import type { TextEncoder, VisionEncoder } from '../encoders/types.js';
-import { findWeights, loadRdtCheckpoint, readCheckpointConfig } from '../model/checkpoint.js';
+import { findWeights, loadRdtCheckpoint, loraAdapters, loraMergeHint, readCheckpointConfig } from '../model/checkpoint.js';
 import type { RDTRunner } from '../model/runner.js';
 // The one batch -> condition tensors function, shared with training and sample evaluation (no augmentation
 // when called with null), so the policy cannot preprocess differently from what the model was trained on.
@@ -168,16 +168,16 @@ function completeExplicit(e: ExplicitConventions, dir: string): PolicyConvention
   return parsePolicyFile(obj, 'the conventions given explicitly');
 }
 
-const LORA_HINT = (dir: string) => `fold them into the weights first: rdt-libero lora-merge --checkpoint ${dir} --out MERGED_DIR, then load MERGED_DIR`;
 
 /** Load a policy folder: checkpoint-N/, checkpoint-N/ema/, final/, a lora-merge output, or a hub folder with explicit conventions. */
 export function loadPolicy(dir: string, opts: LoadPolicyOptions = {}): Policy {
   if (!existsSync(dir)) throw new PolicyError(`policy folder ${dir} does not exist`);
   // LoRA: refused rather than loaded, so every policy is one plain set of weights (the merge is exact).
-  const adapterFile = [join(dir, 'adapter_model.safetensors'), ...(basename(dir) === 'ema' ? [join(dirname(dir), 'adapter_model.safetensors')] : [])].find(existsSync);
-  if (adapterFile) throw new PolicyError(`${dir}: LoRA adapters (${adapterFile}) sit beside the base weights; ${LORA_HINT(basename(dir) === 'ema' ? dirname(dir) : dir)}`);
+  // (loadRdtCheckpoint refuses them too, with the same command; here as a PolicyError, before policy.json is read.)
+  const lora = loraAdapters(dir);
+  if (lora) throw new PolicyError(`${dir}: LoRA adapters (${lora.file}) sit beside the base weights; ${loraMergeHint(lora.checkpoint)}`);
   const recorded = readPolicyFile(dir);
-  if (recorded?.lora) throw new PolicyError(`${join(dir, POLICY_FILE)}: field 'lora' says the weights need LoRA adapters; ${LORA_HINT(dir)}`);
+  if (recorded?.lora) throw new PolicyError(`${join(dir, POLICY_FILE)}: field 'lora' says the weights need LoRA adapters; ${loraMergeHint(dir)}`);
   let conventions: PolicyConventions;
   if (recorded) {
     if (opts.conventions) throw new PolicyError(`${join(dir, POLICY_FILE)} records this model's conventions; do not pass conventions explicitly too (they could disagree)`);

@@ -36,6 +36,16 @@ export function instructionFromFileName(path: string): string {
   return stem.replace(/_/g, ' ');
 }
 
+/**
+ * Whether two instructions say the same words: compared case- and whitespace-insensitively, ignoring a trailing
+ * period. The released BDDL text (problem_info) is capitalised ("Open the top drawer ...") where the file name
+ * is not, which is no disagreement.
+ */
+export function sameInstruction(a: string, b: string): boolean {
+  const norm = (s: string) => s.trim().replace(/\.$/, '').trim().replace(/\s+/g, ' ').toLowerCase();
+  return norm(a) === norm(b);
+}
+
 function demoOrder(a: string, b: string): number {
   return Number(a.slice(5)) - Number(b.slice(5));
 }
