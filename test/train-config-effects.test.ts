@@ -29,9 +29,20 @@ const SUITES = { libero_goal: { tasks: 2, demos: 3 }, libero_object: { tasks: 1,
 // condition sizes (the demo encoders'): the checks need a model that trains, not a good one, and
 // there are many runs.
 const MICRO = join(work, 'micro.json');
+// The micro model at the fixture-sized official encoders' sizes: T5 d_model 64, SigLIP hidden 48 with 56/14 = 4x4
+// patches, so img_cond_len = 2 history x 3 cameras x 16.
+const MICRO_OFFICIAL = join(work, 'micro-official.json');
+const OFFICIAL = {
+  model: MICRO_OFFICIAL, encoders: 'official', text_encoder: fixture('encoders', 't5'), vision_encoder: fixture('encoders', 'siglip'),
+  tokenizer: fixture('encoders', 'tokenizer'),
+};
 
 before(async () => {
   writeFileSync(MICRO, JSON.stringify(toHubJson(rdtPreset('tiny', { rdt: { hidden_size: 32, depth: 2, num_heads: 2 } }))));
+  writeFileSync(MICRO_OFFICIAL, JSON.stringify(toHubJson(rdtPreset('tiny', {
+    rdt: { hidden_size: 32, depth: 2, num_heads: 2 }, lang_token_dim: 64, img_token_dim: 48, img_cond_len: 96,
+    img_pos_embed_config: [['image', [2, 3, -16]]], max_lang_cond_len: 1024, lang_pos_embed_config: [['lang', -1024]],
+  }))));
   for (const [suite, s] of Object.entries(SUITES))
     await writeSyntheticSuite({ root, suite: suite as 'libero_goal', tasks: s.tasks, demos: s.demos, meanLength: 24, size: 32, seed: 5 });
 });
@@ -90,6 +101,7 @@ const stats = (x: Run) => {
   const dir = join(x.out, 'stats');
   return JSON.parse(readFileSync(join(dir, readdirSync(dir)[0]), 'utf8'));
 };
+const policyOf = (x: Run) => JSON.parse(readFileSync(join(x.out, 'checkpoint-3', 'policy.json'), 'utf8'));
 const trainerState = (x: Run, step = 3) => JSON.parse(readFileSync(join(x.out, `checkpoint-${step}`, 'trainer_state.json'), 'utf8'));
 /** A safetensors file's tensors as plain arrays (the loaded tensors are freed). */
 const tensorsOf = (file: string) => torch.scope(() => {
@@ -143,7 +155,33 @@ const EFFECTS: Record<string, Check> = {
     assert.notEqual(pre.r.losses[0], base.r.losses[0], 'the first loss is the pretrained model\'s');
   },
   encoders: async () => {
-    await assert.rejects(run({ encoders: 'official' }), /encoders: 'official' needs the T5-v1\.1-XXL and SigLIP encoders/);
+    const x = await run(OFFICIAL);
+    assert.equal(policyOf(x).encoders.text.kind, 'official');
+    assert.equal(policyOf(base).encoders.text.kind, 'demo');
+    assert.notDeepEqual(x.r.losses, base.r.losses);
+  },
+  text_encoder: async () => {
+    assert.equal(policyOf(await run(OFFICIAL)).encoders.text.path, OFFICIAL.text_encoder);
+    await assert.rejects(run({ ...OFFICIAL, text_encoder: null }), /'text_encoder' is required with encoders: official/);
+    assert.throws(() => cfgOf({ text_encoder: OFFICIAL.text_encoder }), /'text_encoder' is set, but encoders: demo reads no encoder folders/);
+  },
+  vision_encoder: async () => {
+    assert.equal(policyOf(await run(OFFICIAL)).encoders.vision.path, OFFICIAL.vision_encoder);
+    await assert.rejects(run({ ...OFFICIAL, vision_encoder: null }), /'vision_encoder' is required with encoders: official/);
+    assert.throws(() => cfgOf({ vision_encoder: OFFICIAL.vision_encoder }), /'vision_encoder' is set, but encoders: demo/);
+  },
+  tokenizer: async () => {
+    assert.equal(policyOf(await run(OFFICIAL)).encoders.text.tokenizer_path, OFFICIAL.tokenizer);
+    // null: the tokenizer is read from text_encoder, which (in the fixtures) holds none.
+    await assert.rejects(run({ ...OFFICIAL, tokenizer: null }), /spiece\.model/);
+    assert.throws(() => cfgOf({ tokenizer: OFFICIAL.tokenizer }), /'tokenizer' is set, but encoders: demo/);
+  },
+  encoder_dtype: async () => {
+    const x = await run({ ...OFFICIAL, encoder_dtype: 'bfloat16' });
+    assert.equal(policyOf(x).encoders.vision.dtype, 'bfloat16');
+    assert.equal(policyOf(await run(OFFICIAL)).encoders.vision.dtype, 'float32', "'auto' on the CPU");
+    assert.notDeepEqual(x.r.losses, (await run(OFFICIAL)).r.losses, 'bf16 conditions');
+    assert.throws(() => cfgOf({ encoder_dtype: 'bfloat16' }), /'encoder_dtype' is bfloat16, but the demo encoders always run in float32/);
   },
   output_dir: async () => {
     for (const f of ['checkpoint-3', 'final', 'metrics.jsonl', 'run_config.yaml', 'stats']) assert.ok(existsSync(join(base.out, f)), f);

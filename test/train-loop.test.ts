@@ -179,7 +179,7 @@ test('bad input: empty dataset folder, mismatched pretrained checkpoint', async 
   mkdirSync(empty, { recursive: true });
   await assert.rejects(train(cfgFor(join(work, 'e-out'), { data: { dataset_root: empty, num_workers: 0 } }), { verbose: false }), new RegExp(empty.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
   await assert.rejects(train(cfgFor(join(work, 'lora0'), { lora: { enabled: true } }), { verbose: false }), /lora\.enabled needs pretrained_model_name_or_path/);
-  await assert.rejects(train(cfgFor(join(work, 'off'), { encoders: 'official' }), { verbose: false }), /encoders: 'official' needs the T5-v1\.1-XXL and SigLIP encoders/);
+  await assert.rejects(train(cfgFor(join(work, 'off'), { encoders: 'official' }), { verbose: false }), /'text_encoder' is required with encoders: official/);
   const hub = fixture('rdt', 'tiny_a.hub-bf16');
   await assert.rejects(train(cfgFor(join(work, 'mm'), { model: 'rdt-170m', pretrained_model_name_or_path: hub }), { verbose: false }),
     /does not match model 'rdt-170m' \(rdt\.hidden_size: 1024 vs 128; rdt\.depth: 14 vs 4; rdt\.num_heads: 32 vs 4; lang_token_dim: 4096 vs 32/);

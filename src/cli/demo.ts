@@ -19,7 +19,7 @@ export const QUICK_STEPS = 30;
 const USAGE = `usage: rdt-libero demo [--steps N] [--out DIR] [--quick] [--threads N]
 
 Fine-tunes the 'tiny' RDT from scratch, on CPU, on a small SYNTHETIC LIBERO-format suite with the DEMO
-encoders (fixed random projections standing in for T5 and SigLIP, which this version does not ship).
+encoders (fixed random projections standing in for T5 and SigLIP, which need multi-GB downloads).
 It shows that the training pipeline works end to end; the policy it produces is not useful on real LIBERO.
 
 options:
@@ -148,8 +148,9 @@ export function demoReport(cfg: TrainConfig, r: TrainResult, seconds: number, da
     '  real LIBERO:        node dist/src/cli/main.js train --config run.yaml  with data.dataset_root: /path/to/libero (folders',
     '                      libero_spatial/, libero_goal/, ...), model: rdt-1b or pretrained_model_name_or_path,',
     '                      train_batch_size x gradient_accumulation_steps = 256; see README "Fine-tuning on LIBERO".',
-    "  encoders:           'official' (T5-v1.1-XXL + SigLIP) are NOT shipped in this version; 'encoders: demo' is a",
-    '                      labelled stand-in that only makes sense with the tiny model and for testing.',
+    "  encoders:           real fine-tuning uses 'encoders: official' with text_encoder / vision_encoder (T5-v1.1-XXL +",
+    "                      SigLIP hub folders; README \"The official encoders\"); 'encoders: demo' is a labelled stand-in",
+    '                      that only makes sense with the tiny model and for testing.',
     '  all config keys:    node dist/src/cli/main.js train --help',
   ];
   return lines.join('\n') + '\n';

@@ -9,6 +9,7 @@ import { ORIENTATIONS, type ImageOrientation } from '../data/images.js';
 import { ENCODINGS } from '../data/encodings/index.js';
 import { OBSERVATION_INPUTS, policyInputsFromTensors } from '../policy/observation_file.js';
 import { type ExplicitConventions, loadPolicy } from '../policy/policy.js';
+import { officialEncoderIdentity } from '../encoders/factory.js';
 import { UsageError } from '../util/errors.js';
 import { parseCommandArgs } from './args.js';
 
@@ -41,13 +42,20 @@ decodeAction: step 0 against the newest frame's measured pose, step k against th
 step k-1. OUT.safetensors gets \`actions\` (B, chunk, 7) float32 (LIBERO: xyz, rotation in [-1, 1], gripper
 -1 open / +1 close) and, with --raw, \`raw_actions\` (B, chunk, 128).
 
+Official encoders (T5 + SigLIP) are loaded from the folders policy.json records, on --device. When the
+checkpoint moved machines, point at the same encoders' folders here; each must hash like the recorded one:
+  --text-encoder DIR     the T5 v1.1 folder (google/t5-v1_1-xxl)
+  --vision-encoder DIR   the SigLIP folder (google/siglip-so400m-patch14-384)
+  --tokenizer DIR        the T5 tokenizer folder, when not inside the text encoder's
+  --encoder-dtype D      float32 or bfloat16 (default: the dtype they were trained in)
+
 A folder without policy.json (e.g. the official hub rdt-1b) is accepted only with its conventions given:
   --encoding E       ${Object.keys(ENCODINGS).join(', ')}
   --orientation O    ${ORIENTATIONS.join(', ')}
   --image-size HxW   resolution of the frames it was trained on
   --use-joints       the state also holds the 7 joint angles
   --ctrl-freq HZ     default 20
-  --encoders demo    the condition encoders (only demo exists today)
+  --encoders E       demo, or official (with --text-encoder DIR --vision-encoder DIR [--tokenizer DIR])
 `;
 
 export async function predict(args: string[]): Promise<number> {
@@ -60,7 +68,8 @@ export async function predict(args: string[]): Promise<number> {
       'no-cache': { type: 'boolean' }, decode: { type: 'boolean' }, raw: { type: 'boolean' },
       instruction: { type: 'string', multiple: true }, encoding: { type: 'string' }, orientation: { type: 'string' },
       'image-size': { type: 'string' }, 'use-joints': { type: 'boolean' }, 'ctrl-freq': { type: 'string' },
-      encoders: { type: 'string' },
+      encoders: { type: 'string' }, 'text-encoder': { type: 'string' }, 'vision-encoder': { type: 'string' },
+      tokenizer: { type: 'string' }, 'encoder-dtype': { type: 'string' },
     },
   }, args);
   if (!parsed) return 0;
@@ -76,6 +85,10 @@ export async function predict(args: string[]): Promise<number> {
   };
   const seed = int('seed', values.seed);
   const steps = int('steps', values.steps);
+  const encoderFlags = ['text-encoder', 'vision-encoder', 'tokenizer', 'encoder-dtype'].filter((k) => values[k as keyof typeof values] !== undefined);
+  if (encoderFlags.length && !values.decode) throw new UsageError(`--${encoderFlags[0]} applies only with --decode (a policy folder); without it the conditions are already encoded`);
+  if (values['encoder-dtype'] !== undefined && values['encoder-dtype'] !== 'float32' && values['encoder-dtype'] !== 'bfloat16')
+    throw new UsageError(`--encoder-dtype must be float32 or bfloat16, got '${values['encoder-dtype']}'`);
   if (values.decode) {
     if (values.weights !== 'auto') throw new UsageError('--weights does not apply with --decode: pass the folder of the weights (checkpoint-N/ or checkpoint-N/ema/)');
     return predictDecoded(values, seed, steps);
@@ -100,6 +113,7 @@ export async function predict(args: string[]): Promise<number> {
 type DecodeFlags = {
   checkpoint?: string; inputs?: string; out?: string; dtype?: string; device?: string; 'no-cache'?: boolean; raw?: boolean;
   instruction?: string[]; encoding?: string; orientation?: string; 'image-size'?: string; 'use-joints'?: boolean; 'ctrl-freq'?: string; encoders?: string;
+  'text-encoder'?: string; 'vision-encoder'?: string; tokenizer?: string; 'encoder-dtype'?: string;
 };
 
 /** The explicit-convention flags, or undefined when none is given (the folder's policy.json is then required). */
@@ -110,20 +124,31 @@ function explicitConventions(v: DecodeFlags): ExplicitConventions | undefined {
     if (v[k] === undefined) throw new UsageError(`--${k} is needed too when conventions are given by hand (${given.map((g) => `--${g}`).join(', ')} given)`);
   const size = /^(\d+)x(\d+)$/.exec(v['image-size']!);
   if (!size) throw new UsageError(`--image-size must be HxW (e.g. 128x128), got '${v['image-size']}'`);
-  if (v.encoders !== 'demo') throw new UsageError(`--encoders must be 'demo' (the only encoders this version has), got '${v.encoders}'`);
+  if (v.encoders !== 'demo' && v.encoders !== 'official') throw new UsageError(`--encoders must be demo or official, got '${v.encoders}'`);
+  if (v.encoders === 'demo' && (v['text-encoder'] || v['vision-encoder'] || v.tokenizer || v['encoder-dtype']))
+    throw new UsageError('--text-encoder, --vision-encoder, --tokenizer and --encoder-dtype are for official encoders; the demo encoders read no folders');
+  if (v.encoders === 'official' && (!v['text-encoder'] || !v['vision-encoder']))
+    throw new UsageError('--encoders official needs --text-encoder DIR and --vision-encoder DIR (the T5 and SigLIP folders the model was trained with)');
   if (!ORIENTATIONS.includes(v.orientation as ImageOrientation)) throw new UsageError(`--orientation must be one of ${ORIENTATIONS.join(', ')}, got '${v.orientation}'`);
   const freq = v['ctrl-freq'] === undefined ? 20 : Number(v['ctrl-freq']);
   if (!(freq > 0)) throw new UsageError(`--ctrl-freq must be a positive number, got '${v['ctrl-freq']}'`);
   return {
     encoding: v.encoding!, orientation: v.orientation as ImageOrientation, imageHeight: Number(size[1]), imageWidth: Number(size[2]),
-    useJoints: v['use-joints'], ctrlFreq: freq, encoders: 'demo',
+    useJoints: v['use-joints'], ctrlFreq: freq,
+    encoders: v.encoders === 'demo' ? 'demo' : officialEncoderIdentity({ text: v['text-encoder']!, vision: v['vision-encoder']!, tokenizer: v.tokenizer },
+      { dtype: (v['encoder-dtype'] ?? 'float32') as 'float32' }),
   };
 }
 
 /** --decode: a policy folder on raw observations -> LIBERO 7-D actions. */
 function predictDecoded(v: DecodeFlags, seed: number | undefined, steps: number | undefined): number {
   const t0 = performance.now();
-  const policy = loadPolicy(v.checkpoint!, { conventions: explicitConventions(v), dtype: v.dtype as DType, device: v.device });
+  const conventions = explicitConventions(v);
+  // With explicit conventions the folders are already in the identity; with policy.json they override the recorded paths.
+  const encoderDirs = conventions ? undefined : { text: v['text-encoder'], vision: v['vision-encoder'], tokenizer: v.tokenizer };
+  const policy = loadPolicy(v.checkpoint!, {
+    conventions, dtype: v.dtype as DType, device: v.device, encoderDirs, encoderDtype: v['encoder-dtype'] as 'float32' | undefined,
+  });
   try {
     const t1 = performance.now();
     const { tensors, metadata } = torch.loadSafetensors(v.inputs!);

@@ -5,7 +5,6 @@
 import * as torch from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import type { TextEncoder, VisionEncoder } from './types.js';
-import { EncoderError } from './errors.js';
 
 export { EncoderError } from './errors.js';
 
@@ -131,7 +130,7 @@ export class DemoTextEncoder implements TextEncoder {
   }
 }
 
-// ---- the one factory: encoders are built from a recorded identity (the trainer's and the policy folder's) ----
+// ---- identities: what the factory (factory.ts) rebuilds a demo pair from ----
 
 /** What a demo text encoder is: every parameter its output depends on. */
 export interface DemoTextIdentity {
@@ -151,37 +150,10 @@ export interface DemoVisionIdentity {
   seed: number;
 }
 
-/** The identity of a pair of condition encoders (only 'demo' exists today; 'official' will add paths and hashes). */
-export interface EncoderIdentity {
-  text: DemoTextIdentity;
-  vision: DemoVisionIdentity;
-}
-
 /** The demo encoders a model of these dimensions trains with (the defaults of the demo classes). */
-export function demoEncoderIdentity(dims: { lang_token_dim: number; img_token_dim: number; max_lang_cond_len: number }): EncoderIdentity {
+export function demoEncoderIdentity(dims: { lang_token_dim: number; img_token_dim: number; max_lang_cond_len: number }): { text: DemoTextIdentity; vision: DemoVisionIdentity } {
   return {
     text: { kind: 'demo', token_dim: dims.lang_token_dim, max_length: dims.max_lang_cond_len, vocab: 4096, seed: 4321 },
     vision: { kind: 'demo', token_dim: dims.img_token_dim, grid: 3, cells: 4, seed: 1234 },
-  };
-}
-
-/** Build the encoders an identity names. */
-export function createEncoders(id: EncoderIdentity): { text: TextEncoder; vision: VisionEncoder } {
-  for (const [part, e] of [['text', id.text], ['vision', id.vision]] as const)
-    if (e.kind !== 'demo')
-      throw new EncoderError(`encoders.${part}.kind '${(e as { kind: string }).kind}': only 'demo' encoders exist in this version (T5/SigLIP are not shipped yet)`);
-  const vision = new DemoVisionEncoder(id.vision.token_dim, id.vision.grid, id.vision.cells, id.vision.seed);
-  const text = new DemoTextEncoder(id.text.token_dim, id.text.max_length, id.text.vocab, id.text.seed);
-  return { text, vision };
-}
-
-/** The identity of live encoders (to record what a run trained with). Encoders this factory cannot rebuild are refused. */
-export function encoderIdentity(enc: { text: TextEncoder; vision: VisionEncoder }): EncoderIdentity {
-  const { text, vision } = enc;
-  if (!(text instanceof DemoTextEncoder) || !(vision instanceof DemoVisionEncoder))
-    throw new EncoderError(`cannot record the identity of encoders '${text.name}' / '${vision.name}': only the demo encoders are known to the factory`);
-  return {
-    text: { kind: 'demo', token_dim: text.tokenDim, max_length: text.maxLength, vocab: text.vocab, seed: text.seed },
-    vision: { kind: 'demo', token_dim: vision.tokenDim, grid: vision.grid, cells: vision.cells, seed: vision.seed },
   };
 }

@@ -21,23 +21,43 @@ export function configHash(dir: string): string {
   return existsSync(p) ? createHash('sha256').update(readFileSync(p)).digest('hex') : '';
 }
 
+/** The files of a tokenizer folder that decide its ids (those present), hashed together with their names. */
+export const TOKENIZER_FILES = ['tokenizer.json', 'spiece.model', 'tokenizer_config.json', 'special_tokens_map.json', 'added_tokens.json'];
+
+/** sha256 over the tokenizer files of `dir` (name, length, bytes of each one present). */
+export function tokenizerHash(dir: string): string {
+  const h = createHash('sha256');
+  for (const f of TOKENIZER_FILES) {
+    const p = join(dir, f);
+    if (!existsSync(p)) continue;
+    const b = readFileSync(p);
+    h.update(`${f}\0${b.length}\0`).update(b);
+  }
+  return h.digest('hex');
+}
+
 export class T5TextEncoder implements TextEncoder {
   readonly isDemo = false;
   readonly name: string;
   readonly tokenDim: number;
   readonly maxLength: number;
   readonly configSha256: string;
+  readonly tokenizerSha256: string;
 
   private constructor(readonly dir: string, readonly tokenizer: T5Tokenizer, readonly model: T5EncoderModel) {
     this.name = `t5-encoder (${dir}, ${model.dtype})`;
     this.tokenDim = model.config.dModel;
     this.maxLength = tokenizer.maxLength;
     this.configSha256 = configHash(dir);
+    this.tokenizerSha256 = tokenizerHash(tokenizer.dir);
   }
 
-  /** The encoder from `dir` and the tokenizer from `tokenizerDir` (default: the same folder, as on the hub). */
-  static load(dir: string, opts: EncoderLoadOptions & { tokenizerDir?: string } = {}): T5TextEncoder {
-    const tokenizer = T5Tokenizer.fromFolder(opts.tokenizerDir ?? dir);
+  /**
+   * The encoder from `dir` and the tokenizer from `tokenizerDir` (default: the same folder, as on the hub).
+   * `maxLength` (default 1024, RDT's tokenizer_max_length): longer instructions are refused, quoted.
+   */
+  static load(dir: string, opts: EncoderLoadOptions & { tokenizerDir?: string; maxLength?: number } = {}): T5TextEncoder {
+    const tokenizer = T5Tokenizer.fromFolder(opts.tokenizerDir ?? dir, { maxLength: opts.maxLength });
     const model = loadT5Encoder(dir, opts);
     if (tokenizer.vocabSize > model.config.vocabSize) {
       model.dispose();

@@ -3,7 +3,7 @@
 // size: chunk = pred_horizon, history and cameras from img_cond_len / the encoder's tokens per image.
 import { type AdapterConfig, NUM_CAMERA_SLOTS, CAMERA_SLOT, adapterConfig, stateSlots } from '../data/adapter.js';
 import type { DatasetStat } from '../data/stats.js';
-import { encoderIdentity } from '../encoders/demo.js';
+import { encoderIdentity } from '../encoders/factory.js';
 import type { TextEncoder, VisionEncoder } from '../encoders/types.js';
 import type { RdtConfig } from '../model/config.js';
 import type { PolicyConventions, PolicyStatistics } from './file.js';

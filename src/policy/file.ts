@@ -9,7 +9,7 @@ import { CAMERA_SLOT, stateSlots } from '../data/adapter.js';
 import { ENCODINGS } from '../data/encodings/index.js';
 import { ORIENTATIONS, type ImageOrientation } from '../data/images.js';
 import { STATE_VEC_LEN } from '../data/state_vec.js';
-import type { EncoderIdentity } from '../encoders/demo.js';
+import type { EncoderIdentity } from '../encoders/factory.js';
 import { didYouMean } from '../util/did-you-mean.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { PolicyError } from './errors.js';
@@ -117,16 +117,39 @@ class Fields {
 
 const sameList = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 
+const SHA256 = /^[0-9a-f]{64}$/;
+
 function parseEncoders(f: Fields): EncoderIdentity {
   f.only(['text', 'vision']);
   const t = f.sub('text');
-  t.only(['kind', 'token_dim', 'max_length', 'vocab', 'seed']);
   const v = f.sub('vision');
-  v.only(['kind', 'token_dim', 'grid', 'cells', 'seed']);
-  for (const e of [t, v]) if (e.str('kind') !== 'demo') e.fail('kind', `is '${e.str('kind')}'; this version only has 'demo' encoders (official T5/SigLIP are not shipped yet)`);
+  const kind = t.str('kind', ['demo', 'official']);
+  if (v.str('kind', ['demo', 'official']) !== kind) v.fail('kind', `is '${v.str('kind')}' but encoders.text.kind is '${kind}'; both are 'demo' or both 'official'`);
+  if (kind === 'demo') {
+    t.only(['kind', 'token_dim', 'max_length', 'vocab', 'seed']);
+    v.only(['kind', 'token_dim', 'grid', 'cells', 'seed']);
+    return {
+      text: { kind: 'demo', token_dim: t.int('token_dim', 1), max_length: t.int('max_length', 1), vocab: t.int('vocab', 1), seed: t.int('seed', 0) },
+      vision: { kind: 'demo', token_dim: v.int('token_dim', 1), grid: v.int('grid', 1), cells: v.int('cells', 1), seed: v.int('seed', 0) },
+    };
+  }
+  t.only(['kind', 'path', 'tokenizer_path', 'token_dim', 'max_length', 'dtype', 'config_sha256', 'tokenizer_sha256']);
+  v.only(['kind', 'path', 'token_dim', 'tokens_per_image', 'image_size', 'dtype', 'config_sha256']);
+  const sha = (e: Fields, k: string) => {
+    const x = e.str(k);
+    if (!SHA256.test(x)) e.fail(k, `must be a sha256 (64 hex digits), got '${x}'`);
+    return x;
+  };
+  const dtypes = ['float32', 'bfloat16'];
   return {
-    text: { kind: 'demo', token_dim: t.int('token_dim', 1), max_length: t.int('max_length', 1), vocab: t.int('vocab', 1), seed: t.int('seed', 0) },
-    vision: { kind: 'demo', token_dim: v.int('token_dim', 1), grid: v.int('grid', 1), cells: v.int('cells', 1), seed: v.int('seed', 0) },
+    text: {
+      kind: 'official', path: t.str('path'), tokenizer_path: t.str('tokenizer_path'), token_dim: t.int('token_dim', 1), max_length: t.int('max_length', 1),
+      dtype: t.str('dtype', dtypes) as 'float32', config_sha256: sha(t, 'config_sha256'), tokenizer_sha256: sha(t, 'tokenizer_sha256'),
+    },
+    vision: {
+      kind: 'official', path: v.str('path'), token_dim: v.int('token_dim', 1), tokens_per_image: v.int('tokens_per_image', 1), image_size: v.int('image_size', 1),
+      dtype: v.str('dtype', dtypes) as 'float32', config_sha256: sha(v, 'config_sha256'),
+    },
   };
 }
 

@@ -12,7 +12,8 @@ import { type Pose, getEncoding } from '../data/encodings/index.js';
 import type { ImageOrientation } from '../data/images.js';
 import { rot6dToMat } from '../data/rotation.js';
 import { SLOTS, STATE_VEC_LEN } from '../data/state_vec.js';
-import { type EncoderIdentity, createEncoders, demoEncoderIdentity } from '../encoders/demo.js';
+import { demoEncoderIdentity } from '../encoders/demo.js';
+import { type EncoderIdentity, createEncoders, identityTokensPerImage } from '../encoders/factory.js';
 import type { TextEncoder, VisionEncoder } from '../encoders/types.js';
 import { findWeights, loadRdtCheckpoint, loraAdapters, loraMergeHint, readCheckpointConfig } from '../model/checkpoint.js';
 import type { RDTRunner } from '../model/runner.js';
@@ -32,7 +33,7 @@ export interface ExplicitConventions {
   useJoints?: boolean;
   /** Default 20 (LIBERO). */
   ctrlFreq?: number;
-  /** 'demo': the demo encoders at the config's token sizes. */
+  /** 'demo': the demo encoders at the config's token sizes; official ones: officialEncoderIdentity(dirs). */
   encoders: 'demo' | EncoderIdentity;
 }
 
@@ -41,6 +42,13 @@ export interface LoadPolicyOptions {
   conventions?: ExplicitConventions;
   dtype?: DType;
   device?: Device;
+  /**
+   * Official encoders: load them from these folders instead of the paths policy.json records (the checkpoint moved
+   * machines). Each is still checked against the recorded sha256 of its config.json (and tokenizer files).
+   */
+  encoderDirs?: { text?: string; vision?: string; tokenizer?: string };
+  /** Official encoders: run them in this dtype instead of the one they were trained in. */
+  encoderDtype?: 'float32' | 'bfloat16';
   /** Where the "no policy.json, using explicit conventions" line goes (default: stderr). */
   warn?: (line: string) => void;
 }
@@ -156,8 +164,11 @@ export class Policy {
 /** The conventions of a folder without policy.json, completed from its config.json, then validated like a file. */
 function completeExplicit(e: ExplicitConventions, dir: string): PolicyConventions {
   const { config, path } = readCheckpointConfig(findWeights(dir).dir);
-  const encoders = e.encoders === 'demo' ? demoEncoderIdentity(config) : e.encoders;
-  const sizes = modelSizes(config, encoders.vision.grid * encoders.vision.grid, path);
+  let encoders = e.encoders === 'demo' ? demoEncoderIdentity(config) : e.encoders;
+  // Official T5 takes up to 1024 tokens; this model, up to its max_lang_cond_len.
+  if (encoders.text.kind === 'official' && encoders.text.max_length > config.max_lang_cond_len)
+    encoders = { ...encoders, text: { ...encoders.text, max_length: config.max_lang_cond_len } };
+  const sizes = modelSizes(config, identityTokensPerImage(encoders.vision), path);
   const obj = {
     format: POLICY_FORMAT, version: POLICY_VERSION,
     action: { encoding: e.encoding, chunk_size: sizes.chunkSize, ctrl_freq: e.ctrlFreq ?? 20 },
@@ -192,13 +203,16 @@ export function loadPolicy(dir: string, opts: LoadPolicyOptions = {}): Policy {
   } else {
     throw new PolicyError(`${dir} has no ${POLICY_FILE} (e.g. the official hub rdt-1b, or a checkpoint from before policy files): ` +
       'pass its conventions explicitly: loadPolicy(dir, { conventions: { encoding, orientation, imageHeight, imageWidth, useJoints, ctrlFreq, encoders } }), ' +
-      'or on the command line predict --encoding E --orientation O --image-size HxW [--use-joints] [--ctrl-freq HZ] --encoders demo');
+      'or on the command line predict --encoding E --orientation O --image-size HxW [--use-joints] [--ctrl-freq HZ] --encoders demo|official [--text-encoder DIR --vision-encoder DIR]');
   }
+  const dirsGiven = Object.entries(opts.encoderDirs ?? {}).filter(([, v]) => v !== undefined).map(([k]) => k);
+  if (dirsGiven.length && conventions.encoders.text.kind !== 'official')
+    throw new PolicyError(`${dir}: encoder folders given (${dirsGiven.join(', ')}), but the policy uses '${conventions.encoders.text.kind}' encoders, which have no folders`);
   const configPath = readCheckpointConfig(findWeights(dir).dir).path;
   const { runner } = loadRdtCheckpoint(dir, { dtype: opts.dtype ?? 'float32', device: opts.device });
   let encoders: { text: TextEncoder; vision: VisionEncoder } | null = null;
   try {
-    encoders = createEncoders(conventions.encoders);
+    encoders = createEncoders(conventions.encoders, { dirs: opts.encoderDirs, device: opts.device, dtype: opts.encoderDtype });
     const sizes = checkAgainstModel(conventions, runner.config, encoders, { policy: recorded ? join(dir, POLICY_FILE) : 'the conventions given explicitly', config: configPath });
     runner.eval();
     return new Policy(dir, conventions, runner, encoders, sizes, recorded !== null);

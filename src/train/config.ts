@@ -2,6 +2,7 @@
 // rdt-spec.md 6.1) where they exist; defaults are the LIBERO fixes the original project learned
 // the hard way: effective batch 256, LR warmup, bf16, clipping that is actually on.
 import { readFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { didYouMean } from '../util/did-you-mean.js';
 import { ENCODINGS } from '../data/encodings/index.js';
@@ -69,6 +70,14 @@ export interface TrainConfig {
   pretrained_model_name_or_path: string | null;
   /** 'demo' = deterministic stand-in encoders (no T5/SigLIP); labelled as such in every output. */
   encoders: 'demo' | 'official';
+  /** encoders: official: the T5 v1.1 hub folder (config.json + weights), e.g. a download of google/t5-v1_1-xxl. */
+  text_encoder: string | null;
+  /** encoders: official: the SigLIP hub folder, e.g. a download of google/siglip-so400m-patch14-384. */
+  vision_encoder: string | null;
+  /** encoders: official: the T5 tokenizer folder when it is not text_encoder itself (null: text_encoder). */
+  tokenizer: string | null;
+  /** encoders: official: 'auto' (bfloat16 on cuda, float32 on cpu), 'float32' or 'bfloat16'. */
+  encoder_dtype: 'auto' | 'float32' | 'bfloat16';
   output_dir: string;
   seed: number;
   device: string;
@@ -111,6 +120,10 @@ export const DEFAULT_CONFIG: TrainConfig = {
   model: 'auto',
   pretrained_model_name_or_path: null,
   encoders: 'official',
+  text_encoder: null,
+  vision_encoder: null,
+  tokenizer: null,
+  encoder_dtype: 'auto',
   output_dir: 'runs/rdt-libero',
   seed: 42,
   device: 'cpu',
@@ -198,6 +211,13 @@ function validate(c: TrainConfig, originOf: (key: string) => string): void {
   oneOf('lr_scheduler', c.lr_scheduler, LR_SCHEDULERS);
   oneOf('mixed_precision', c.mixed_precision, ['no', 'bf16']);
   oneOf('encoders', c.encoders, ['demo', 'official']);
+  oneOf('encoder_dtype', c.encoder_dtype, ['auto', 'float32', 'bfloat16']);
+  if (c.encoders === 'demo') {
+    // The demo encoders read no folders and run in float32: these keys would do nothing.
+    for (const k of ['text_encoder', 'vision_encoder', 'tokenizer'] as const)
+      if (c[k] !== null) fail(`'${k}' is set, but encoders: demo reads no encoder folders; remove it or set encoders: official`);
+    if (c.encoder_dtype !== 'auto') fail(`'encoder_dtype' is ${c.encoder_dtype}, but the demo encoders always run in float32; remove it or set encoders: official`);
+  }
   oneOf('data.instruction_source', c.data.instruction_source, ['filename', 'problem_info']);
   oneOf('data.action_encoding', c.data.action_encoding, Object.keys(ENCODINGS));
   oneOf('data.align', c.data.align, ALIGNMENTS);
@@ -253,6 +273,27 @@ export function loadConfig(opts: { file?: string; overrides?: Plain | string[]; 
   const c = cfg as unknown as TrainConfig;
   validate(c, (key) => (fromCli.has(key) ? 'command line' : fromFile.has(key) ? opts.file! : opts.file ? `${opts.file} (default value)` : 'config'));
   return c;
+}
+
+/**
+ * encoders: official needs both encoder folders. Checked when a run starts (train), not by loadConfig, so a
+ * config can be read, shown and completed on the command line before the folders are known.
+ */
+export function checkEncoderFolders(c: TrainConfig): void {
+  if (c.encoders !== 'official') return;
+  const hub = { text_encoder: 'google/t5-v1_1-xxl', vision_encoder: 'google/siglip-so400m-patch14-384' } as const;
+  for (const k of ['text_encoder', 'vision_encoder'] as const) {
+    if (c[k] === null || c[k] === '')
+      throw new ConfigError(`'${k}' is required with encoders: official: the folder of a download of ${hub[k]} (see README "The official encoders"), or set encoders: demo for the test stand-ins`);
+    if (!existsSync(join(c[k]!, 'config.json')))
+      throw new ConfigError(`'${k}': ${c[k]} holds no config.json; give the hub folder of ${hub[k]} (config.json + weights)`);
+  }
+  if (c.tokenizer !== null && !existsSync(c.tokenizer)) throw new ConfigError(`'tokenizer': folder ${c.tokenizer} does not exist`);
+}
+
+/** The dtype the official encoders run in: encoder_dtype, or for 'auto' bfloat16 on cuda and float32 on cpu. */
+export function encoderDtype(c: TrainConfig): 'float32' | 'bfloat16' {
+  return c.encoder_dtype !== 'auto' ? c.encoder_dtype : c.device.startsWith('cuda') ? 'bfloat16' : 'float32';
 }
 
 /** Effective batch = per-device batch x accumulation x world size (printed at start). */

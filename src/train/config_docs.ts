@@ -6,7 +6,11 @@ import { DEFAULT_CONFIG } from './config.js';
 export const CONFIG_DOCS: Record<string, string> = {
   model: "architecture: 'auto' (the pretrained checkpoint's own; rdt-1b from scratch), a preset 'rdt-1b', 'rdt-170m', 'tiny', or a hub config.json; must match the pretrained checkpoint",
   pretrained_model_name_or_path: 'checkpoint folder (hub layout: config.json + weights) to fine-tune from; null = from scratch',
-  encoders: "'official' (T5-v1.1-XXL + SigLIP, not shipped yet) or 'demo' (deterministic stand-ins, for testing only)",
+  encoders: "'official' (T5-v1.1-XXL + SigLIP from text_encoder / vision_encoder) or 'demo' (deterministic stand-ins, for testing only)",
+  text_encoder: 'encoders: official: hub folder of the T5 v1.1 encoder (google/t5-v1_1-xxl: config.json + weights, spiece.model); required there, refused with demo',
+  vision_encoder: 'encoders: official: hub folder of the SigLIP tower (google/siglip-so400m-patch14-384); required there, refused with demo',
+  tokenizer: 'encoders: official: folder of the T5 tokenizer (spiece.model or tokenizer.json) when not in text_encoder; null = text_encoder',
+  encoder_dtype: "encoders: official: 'auto' (bfloat16 on cuda, float32 on cpu), 'float32' or 'bfloat16'; the frozen encoders' weights and compute",
   output_dir: 'where checkpoints, metrics.jsonl, tensorboard/, stats/ and run_config.yaml go',
   seed: 'seed for the model init, the sampler, noise, timesteps and condition dropout',
   device: "'cpu', 'cuda' or 'cuda:N'",

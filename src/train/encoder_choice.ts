@@ -1,9 +1,12 @@
 // Which frozen condition encoders a run trains with: the config's `encoders:` name picks a factory
-// here, or a `hooks.encoders` factory given to train() replaces the choice (how the official T5 and
-// SigLIP encoders, or any other, plug in without editing the trainer).
+// here, or a `hooks.encoders` factory given to train() replaces the choice (how any other encoders
+// plug in without editing the trainer). Either way the encoders must give the token sizes the model
+// was built for; a mismatch stops the run before any data is read through them.
 import type { RdtConfig } from '../model/config.js';
-import { createEncoders, demoEncoderIdentity } from '../encoders/demo.js';
-import type { TrainConfig } from './config.js';
+import { demoEncoderIdentity } from '../encoders/demo.js';
+import { createEncoders, loadOfficialEncoders } from '../encoders/factory.js';
+import { T5_MAX_LENGTH } from '../encoders/tokenizer.js';
+import { encoderDtype, type TrainConfig } from './config.js';
 import type { Encoders } from './conditioning.js';
 import type { EncoderFactory } from './hooks.js';
 import { TrainError } from './errors.js';
@@ -12,32 +15,42 @@ import { TrainError } from './errors.js';
 const CAMERA_SLOTS = 3;
 const HISTORY = 2;
 
-function demoEncoders(c: RdtConfig): Encoders {
-  // Built through the one factory that loadPolicy also uses, from the identity policy.json records.
-  const { vision, text } = createEncoders(demoEncoderIdentity(c));
-  const perImage = vision.tokensPerImage;
+/** Refuse encoders whose token sizes the model was not built for (one line naming both numbers); frees them first. */
+function checkSizes(c: RdtConfig, enc: Encoders, label: string, fix: string): Encoders {
+  const perImage = enc.vision.tokensPerImage;
   const given = HISTORY * CAMERA_SLOTS * perImage;
-  if (c.img_cond_len !== given) {
-    vision.dispose();
-    text.dispose();
-    throw new TrainError(`model expects img_cond_len ${c.img_cond_len} image tokens, the demo vision encoder gives ${HISTORY} history x ${CAMERA_SLOTS} cameras x ${perImage} = ${given}; use a config with img_cond_len ${given}`);
-  }
-  return { vision, text };
+  const problems: string[] = [];
+  if (c.lang_token_dim !== enc.text.tokenDim) problems.push(`lang_token_dim ${c.lang_token_dim} but the text encoder gives ${enc.text.tokenDim}-d tokens`);
+  if (c.img_token_dim !== enc.vision.tokenDim) problems.push(`img_token_dim ${c.img_token_dim} but the vision encoder gives ${enc.vision.tokenDim}-d tokens`);
+  if (c.img_cond_len !== given)
+    problems.push(`img_cond_len ${c.img_cond_len} image tokens but the vision encoder gives ${HISTORY} history x ${CAMERA_SLOTS} cameras x ${perImage} = ${given}`);
+  if (!problems.length) return enc;
+  enc.vision.dispose();
+  enc.text.dispose();
+  throw new TrainError(`the model has ${problems.join('; ')} (${label}); ${fix}`);
 }
 
-/** Why a built-in encoder choice cannot run yet (checked before any data is read), or null. */
-export function encodersUnavailable(name: TrainConfig['encoders']): string | null {
-  if (name === 'official')
-    return "encoders: 'official' needs the T5-v1.1-XXL and SigLIP encoders, which this version of rdt-libero does not ship yet; " +
-      'set encoders: demo to train with the deterministic demo encoders (results are only meaningful for testing)';
-  return null;
+function demoEncoders(c: RdtConfig): Encoders {
+  // Built through the one factory that loadPolicy also uses, from the identity policy.json records.
+  const enc = createEncoders(demoEncoderIdentity(c));
+  return checkSizes(c, enc, 'demo encoders', `use a config with img_cond_len ${HISTORY * CAMERA_SLOTS * enc.vision.tokensPerImage}`);
+}
+
+/**
+ * T5 + SigLIP from the configured folders: frozen (their weights never require grad and the trainer encodes
+ * under noGrad), on the run's device, in encoder_dtype. Instructions longer than the model's
+ * max_lang_cond_len (or 1024) tokens are refused by the tokenizer, quoted.
+ */
+function officialEncoders(c: RdtConfig, cfg: TrainConfig): Encoders {
+  const enc = loadOfficialEncoders({ text: cfg.text_encoder!, vision: cfg.vision_encoder!, tokenizer: cfg.tokenizer },
+    { device: cfg.device, dtype: encoderDtype(cfg), maxLength: Math.min(T5_MAX_LENGTH, c.max_lang_cond_len) });
+  return checkSizes(c, enc, `encoders from ${cfg.text_encoder} and ${cfg.vision_encoder}`,
+    'use a model whose config takes these encoders\' sizes (rdt-1b: 4096, 1152, 2 x 3 x 729 = 4374 for T5-v1.1-XXL + SigLIP so400m/14-384)');
 }
 
 export const ENCODER_FACTORIES: Readonly<Record<TrainConfig['encoders'], EncoderFactory>> = {
   demo: (c) => demoEncoders(c),
-  official: (_c, cfg) => {
-    throw new TrainError(encodersUnavailable(cfg.encoders)!);
-  },
+  official: (c, cfg) => officialEncoders(c, cfg),
 };
 
 /** The encoders for `model`: the hook's factory if one is registered, else the one `cfg.encoders` names. */

@@ -82,7 +82,7 @@ export async function runLoop(ctx: TrainContext, state: RunState, hooks: Resolve
   try {
     const ds = data.dataset;
     say(`rdt-libero train: ${runner.numParameters()} parameters (${trainable.reduce((a, p) => a + p.numel(), 0)} trained), ` +
-      `${ds.index.total} training steps in ${ds.suites.join(', ')}, encoders ${parts.encoders.text.isDemo ? 'DEMO (not T5/SigLIP)' : 'official'}`);
+      `${ds.index.total} training steps in ${ds.suites.join(', ')}, encoders ${parts.encoders.text.isDemo ? 'DEMO (not T5/SigLIP)' : `${parts.encoders.text.name} + ${parts.encoders.vision.name}`}`);
     say(`effective batch ${effectiveBatch(cfg)} = ${cfg.train_batch_size} x ${cfg.gradient_accumulation_steps} accumulation x 1 process; ` +
       `lr ${cfg.learning_rate} ${cfg.lr_scheduler} (warmup ${cfg.lr_warmup_steps}); ${total} optimizer steps; output ${out}`);
 

@@ -4,12 +4,11 @@
 // built-in ones are registered in builtinHooks below, the same way.
 import { join } from 'node:path';
 import * as torch from '../engine/index.js';
-import type { TrainConfig } from './config.js';
+import { checkEncoderFolders, type TrainConfig } from './config.js';
 import { buildParts, type TrainParts } from './build.js';
 import { resumeFrom } from './checkpoints.js';
 import { removeStaleTemporaries, resolveResume } from './checkpoint_dir.js';
 import { openTrainData, type TrainData } from './data_setup.js';
-import { encodersUnavailable } from './encoder_choice.js';
 import { mergeHooks, type ResolvedHooks, type TrainContext, type TrainHooks } from './hooks.js';
 import { runLoop } from './loop.js';
 import { RunState } from './run_state.js';
@@ -61,8 +60,7 @@ function checkUpFront(cfg: TrainConfig, hooks: ResolvedHooks): void {
     if (Number(m[1] ?? 0) >= count)
       throw new TrainError(`device: '${cfg.device}' is not available (${count ? `this machine has cuda:0..cuda:${count - 1}` : 'no CUDA device, or a libtorch built without CUDA'}); set device: cpu or another GPU`);
   }
-  const unavailable = hooks.encoders ? null : encodersUnavailable(cfg.encoders);
-  if (unavailable) throw new TrainError(unavailable);
+  if (!hooks.encoders) checkEncoderFolders(cfg);
   if (cfg.lora.enabled && !cfg.pretrained_model_name_or_path)
     throw new TrainError('lora.enabled needs pretrained_model_name_or_path: LoRA adapts pretrained weights, and a model ' +
       "initialised from scratch has a zero output layer, so its frozen base passes no gradient to the adapters");
