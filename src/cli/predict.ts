@@ -11,6 +11,7 @@ import { OBSERVATION_INPUTS, policyInputsFromTensors } from '../policy/observati
 import { type ExplicitConventions, loadPolicy } from '../policy/policy.js';
 import { officialEncoderIdentity } from '../encoders/factory.js';
 import { UsageError } from '../util/errors.js';
+import { VERIFY_LEVELS, type VerifyLevel } from '../util/checksums.js';
 import { parseCommandArgs } from './args.js';
 
 const USAGE = `usage: rdt-libero predict --checkpoint DIR --inputs IN.safetensors --out OUT.safetensors [options]
@@ -28,6 +29,8 @@ options:
   --seed N           draw the initial noise from this seed when IN has no 'noise'
   --steps N          number of solver steps (default: the config's num_inference_timesteps)
   --no-cache         recompute the condition keys/values at every step, like the official code
+  --verify LEVEL     check the weights against the folder's checksums.json: quick (default: size and sampled
+                     blocks), full (every byte), none
 
 usage: rdt-libero predict --decode --checkpoint DIR --inputs OBS.safetensors --out OUT.safetensors
                           [--instruction TEXT ...] [--raw] [--seed N] [options above]
@@ -69,7 +72,7 @@ export async function predict(args: string[]): Promise<number> {
       instruction: { type: 'string', multiple: true }, encoding: { type: 'string' }, orientation: { type: 'string' },
       'image-size': { type: 'string' }, 'use-joints': { type: 'boolean' }, 'ctrl-freq': { type: 'string' },
       encoders: { type: 'string' }, 'text-encoder': { type: 'string' }, 'vision-encoder': { type: 'string' },
-      tokenizer: { type: 'string' }, 'encoder-dtype': { type: 'string' },
+      tokenizer: { type: 'string' }, 'encoder-dtype': { type: 'string' }, verify: { type: 'string', default: 'quick' },
     },
   }, args);
   if (!parsed) return 0;
@@ -78,6 +81,8 @@ export async function predict(args: string[]): Promise<number> {
   const kinds = ['auto', 'safetensors', 'bin', 'deepspeed', 'ema'];
   if (!kinds.includes(values.weights!)) throw new UsageError(`--weights must be one of ${kinds.join(', ')}, got '${values.weights}'`);
   const weights = values.weights as 'auto';
+  if (!VERIFY_LEVELS.includes(values.verify as VerifyLevel)) throw new UsageError(`--verify must be one of ${VERIFY_LEVELS.join(', ')}, got '${values.verify}'`);
+  const verify = values.verify as VerifyLevel;
   const int = (name: string, v: string | undefined) => {
     if (v === undefined) return undefined;
     if (!/^\d+$/.test(v)) throw new UsageError(`--${name} must be a non-negative integer, got '${v}'`);
@@ -91,10 +96,10 @@ export async function predict(args: string[]): Promise<number> {
     throw new UsageError(`--encoder-dtype must be float32 or bfloat16, got '${values['encoder-dtype']}'`);
   if (values.decode) {
     if (values.weights !== 'auto') throw new UsageError('--weights does not apply with --decode: pass the folder of the weights (checkpoint-N/ or checkpoint-N/ema/)');
-    return predictDecoded(values, seed, steps);
+    return predictDecoded(values, seed, steps, verify);
   }
   const t0 = performance.now();
-  const { runner, weightsFile } = loadRdtCheckpoint(values.checkpoint!, { dtype: values.dtype as DType, device: values.device, weights });
+  const { runner, weightsFile } = loadRdtCheckpoint(values.checkpoint!, { dtype: values.dtype as DType, device: values.device, weights, verify });
   const t1 = performance.now();
   const { tensors } = torch.loadSafetensors(values.inputs!);
   const actions = predictFromTensors(runner, tensors, {
@@ -141,13 +146,13 @@ function explicitConventions(v: DecodeFlags): ExplicitConventions | undefined {
 }
 
 /** --decode: a policy folder on raw observations -> LIBERO 7-D actions. */
-function predictDecoded(v: DecodeFlags, seed: number | undefined, steps: number | undefined): number {
+function predictDecoded(v: DecodeFlags, seed: number | undefined, steps: number | undefined, verify: VerifyLevel): number {
   const t0 = performance.now();
   const conventions = explicitConventions(v);
   // With explicit conventions the folders are already in the identity; with policy.json they override the recorded paths.
   const encoderDirs = conventions ? undefined : { text: v['text-encoder'], vision: v['vision-encoder'], tokenizer: v.tokenizer };
   const policy = loadPolicy(v.checkpoint!, {
-    conventions, dtype: v.dtype as DType, device: v.device, encoderDirs, encoderDtype: v['encoder-dtype'] as 'float32' | undefined,
+    conventions, dtype: v.dtype as DType, device: v.device, encoderDirs, encoderDtype: v['encoder-dtype'] as 'float32' | undefined, verify,
   });
   try {
     const t1 = performance.now();

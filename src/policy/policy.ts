@@ -23,6 +23,7 @@ import { prepareInputs } from '../train/conditioning.js';
 import { type ModelSizes, adapterFromConventions, checkAgainstModel, modelSizes } from './conventions.js';
 import { POLICY_FILE, POLICY_FORMAT, POLICY_VERSION, type PolicyConventions, parsePolicyFile, readPolicyFile } from './file.js';
 import { PolicyError } from './errors.js';
+import type { VerifyLevel } from '../util/checksums.js';
 
 /** Conventions for a model folder without policy.json (e.g. the official hub rdt-1b), given by hand. */
 export interface ExplicitConventions {
@@ -49,6 +50,8 @@ export interface LoadPolicyOptions {
   encoderDirs?: { text?: string; vision?: string; tokenizer?: string };
   /** Official encoders: run them in this dtype instead of the one they were trained in. */
   encoderDtype?: 'float32' | 'bfloat16';
+  /** Checksum check of the weights (default 'quick'; src/util/checksums.ts). */
+  verify?: VerifyLevel;
   /** Where the "no policy.json, using explicit conventions" line goes (default: stderr). */
   warn?: (line: string) => void;
 }
@@ -209,7 +212,7 @@ export function loadPolicy(dir: string, opts: LoadPolicyOptions = {}): Policy {
   if (dirsGiven.length && conventions.encoders.text.kind !== 'official')
     throw new PolicyError(`${dir}: encoder folders given (${dirsGiven.join(', ')}), but the policy uses '${conventions.encoders.text.kind}' encoders, which have no folders`);
   const configPath = readCheckpointConfig(findWeights(dir).dir).path;
-  const { runner } = loadRdtCheckpoint(dir, { dtype: opts.dtype ?? 'float32', device: opts.device });
+  const { runner } = loadRdtCheckpoint(dir, { dtype: opts.dtype ?? 'float32', device: opts.device, verify: opts.verify });
   let encoders: { text: TextEncoder; vision: VisionEncoder } | null = null;
   try {
     encoders = createEncoders(conventions.encoders, { dirs: opts.encoderDirs, device: opts.device, dtype: opts.encoderDtype });
