@@ -15,12 +15,5 @@ export function loadSiglipVision(dir: string, opts: EncoderLoadOptions & { atten
   const select = (k: string): string | null =>
     k.startsWith('vision_model.') && !k.startsWith('vision_model.head.') && k !== 'vision_model.embeddings.position_ids' ? k : null;
   const source = new WeightSource(dir, loadHubWeights(dir, select, { dtype, device }), dtype, device);
-  const model = new SiglipVisionModel(source, config, dtype, device, opts.attention ?? 'eager');
-  try {
-    source.finish();
-  } catch (e) {
-    model.dispose();
-    throw e;
-  }
-  return model;
+  return source.finishFor(new SiglipVisionModel(source, config, dtype, device, opts.attention ?? 'eager'));
 }

@@ -34,14 +34,7 @@ export function loadT5Encoder(dir: string, opts: EncoderLoadOptions = {}): T5Enc
   };
   const weights = loadHubWeights(dir, select, { dtype, device });
   const source = new WeightSource(dir, weights, dtype, device);
-  const model = new T5EncoderModel(source, config, dtype, device);
-  try {
-    source.finish();
-  } catch (e) {
-    model.dispose();
-    throw e;
-  }
-  return model;
+  return source.finishFor(new T5EncoderModel(source, config, dtype, device));
 }
 
 export { checkDtype };

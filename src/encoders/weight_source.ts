@@ -25,6 +25,17 @@ export class WeightSource {
     return new nn.Parameter(zeros(shape, { dtype: this.dtype, device: this.device }), false);
   }
 
+  /** finish() for a model built from this source: on a mismatch the model is freed before the error goes up. */
+  finishFor<M extends { dispose(): void }>(model: M): M {
+    try {
+      this.finish();
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+    return model;
+  }
+
   /** Throw one EncoderError listing every problem (after freeing what was not taken); else return. */
   finish(): void {
     const unexpected = [...this.#left.keys()];

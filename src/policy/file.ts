@@ -9,6 +9,7 @@ import { CAMERA_SLOT, stateSlots } from '../data/adapter.js';
 import { ENCODINGS } from '../data/encodings/index.js';
 import { ORIENTATIONS, type ImageOrientation } from '../data/images.js';
 import { STATE_VEC_LEN } from '../data/state_vec.js';
+import type { DatasetStat } from '../data/stats.js';
 import type { EncoderIdentity } from '../encoders/factory.js';
 import { didYouMean } from '../util/did-you-mean.js';
 import { writeFileAtomic } from '../util/atomic.js';
@@ -18,21 +19,10 @@ export const POLICY_FILE = 'policy.json';
 export const POLICY_FORMAT = 'rdt-libero.policy';
 export const POLICY_VERSION = 1;
 
-/** Dataset statistics the run used (src/data/stats.ts, one dataset entry): 128 values per list. */
-export interface PolicyStatistics {
-  dataset_name: string;
-  state_mean: number[];
-  state_std: number[];
-  state_min: number[];
-  state_max: number[];
-  action_mean: number[];
-  action_std: number[];
-  action_min: number[];
-  action_max: number[];
-  action_encoding: string;
-  num_steps: number;
-  num_episodes: number;
-}
+/** Dataset statistics the run used: the fields of one src/data/stats.ts entry that a policy keeps (128 values per list). */
+export type PolicyStatistics = Pick<DatasetStat,
+  'dataset_name' | 'state_mean' | 'state_std' | 'state_min' | 'state_max' | 'action_mean' | 'action_std' | 'action_min' |
+  'action_max' | 'action_encoding' | 'num_steps' | 'num_episodes'>;
 
 /** Every data convention of a model (the file's content without format and version). */
 export interface PolicyConventions {
