@@ -5,7 +5,7 @@
 // cannot work.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as torch from '../src/engine/index.js';
@@ -17,6 +17,8 @@ import { train, type TrainResult, type TrainHooks } from '../src/train/trainer.j
 import { listCheckpoints } from '../src/train/checkpoint_dir.js';
 import { rdtPreset, toHubJson, type RdtConfig } from '../src/model/config.js';
 import { DemoTextEncoder, DemoVisionEncoder } from '../src/encoders/demo.js';
+import { T5TextEncoder } from '../src/encoders/official.js';
+import { buildTextCache } from '../src/encoders/text_cache.js';
 import { fixture } from './helpers/fixtures.js';
 import { undisposed } from './helpers/leaks.js';
 
@@ -182,6 +184,23 @@ const EFFECTS: Record<string, Check> = {
     assert.equal(policyOf(await run(OFFICIAL)).encoders.vision.dtype, 'float32', "'auto' on the CPU");
     assert.notDeepEqual(x.r.losses, (await run(OFFICIAL)).r.losses, 'bf16 conditions');
     assert.throws(() => cfgOf({ encoder_dtype: 'bfloat16' }), /'encoder_dtype' is bfloat16, but the demo encoders always run in float32/);
+  },
+  text_cache: async () => {
+    // T5's tokens of every instruction (and "") cached; text_encoder then only needs config.json (no weights: T5 never loads).
+    const cache = join(work, 't5cache.safetensors');
+    const t5 = T5TextEncoder.load(OFFICIAL.text_encoder, { tokenizerDir: OFFICIAL.tokenizer });
+    try {
+      buildTextCache(cache, t5, (await LiberoDataset.open({ root })).instructions);
+    } finally {
+      t5.dispose();
+    }
+    const configOnly = join(work, 't5-config-only');
+    mkdirSync(configOnly, { recursive: true });
+    copyFileSync(join(OFFICIAL.text_encoder, 'config.json'), join(configOnly, 'config.json'));
+    const x = await run({ ...OFFICIAL, text_encoder: configOnly, text_cache: cache });
+    assert.deepEqual(x.r.losses, (await run(OFFICIAL)).r.losses, 'the cached tokens are the live ones');
+    await assert.rejects(run({ ...OFFICIAL, text_encoder: configOnly }), /model\.safetensors|weights/i, 'without the cache T5 must load');
+    assert.throws(() => cfgOf({ text_cache: cache }), /'text_cache' is set, but encoders: demo/);
   },
   output_dir: async () => {
     for (const f of ['checkpoint-3', 'final', 'metrics.jsonl', 'run_config.yaml', 'stats']) assert.ok(existsSync(join(base.out, f)), f);

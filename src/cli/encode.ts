@@ -5,11 +5,20 @@ import * as torch from '../engine/index.js';
 import type { DType, Tensor } from '../engine/index.js';
 import { EncoderError } from '../encoders/errors.js';
 import { SiglipVisionEncoder, T5TextEncoder } from '../encoders/official.js';
+import { buildTextCache } from '../encoders/text_cache.js';
+import { LiberoDataset } from '../data/dataset.js';
 import { UsageError } from '../util/errors.js';
 import { helpPointer, parseCommandArgs } from './args.js';
 
 const USAGE = `usage: rdt-libero encode --text-encoder DIR --texts FILE.json --out OUT.safetensors [options]
        rdt-libero encode --vision-encoder DIR --images IN.safetensors --out OUT.safetensors [options]
+       rdt-libero encode --text-encoder DIR (--dataset-root ROOT [--suites a,b] | --texts FILE.json) --cache FILE [options]
+
+With --cache, T5's tokens of every instruction of the dataset root (or of the texts), plus the empty
+instruction of language dropout, are written to FILE (safetensors, one unpadded (L, D) float32 entry
+per text, keyed by sha256 of the text and the encoder's identity: config.json and tokenizer hashes and
+--dtype). An existing FILE made with the same encoder is extended with the texts it lacks; one made with
+another encoder is refused. Training with text_cache: FILE then never loads T5.
 
 Texts (a JSON list of strings) are tokenized with T5's tokenizer (</s> appended, padded to the longest
 with id 0, at most 1024 tokens each) and encoded by the T5 encoder; OUT gets
@@ -30,6 +39,10 @@ options:
   --device D            cpu (default), cuda, cuda:N
   --batch-size N        texts or images per encoder forward (default 32)
   --attention A         SigLIP attention: eager (default, as transformers' eager path) or sdpa
+  --cache FILE          the T5 token cache to make or extend (instead of --out)
+  --dataset-root ROOT   with --cache: encode the instruction of every LIBERO file under ROOT
+  --suites a,b          with --dataset-root: only these suites (default: all found)
+  --instruction-source S  with --dataset-root: filename (default) or problem_info, as the training config's data.instruction_source
 `;
 
 function readTexts(path: string): string[] {
@@ -58,16 +71,22 @@ function readImages(path: string): Tensor {
 
 export async function encode(args: string[]): Promise<number> {
   const parsed = parseCommandArgs({
-    command: 'encode', usage: USAGE, required: ['out'],
+    command: 'encode', usage: USAGE, required: [],
     options: {
       'text-encoder': { type: 'string' }, tokenizer: { type: 'string' }, texts: { type: 'string' },
       'vision-encoder': { type: 'string' }, images: { type: 'string' }, out: { type: 'string' },
       dtype: { type: 'string', default: 'float32' }, device: { type: 'string', default: 'cpu' },
       'batch-size': { type: 'string', default: '32' }, attention: { type: 'string', default: 'eager' },
+      cache: { type: 'string' }, 'dataset-root': { type: 'string' }, suites: { type: 'string' },
+      'instruction-source': { type: 'string', default: 'filename' },
     },
   }, args);
   if (!parsed) return 0;
   const { values } = parsed;
+  if (values.cache !== undefined) return encodeCache(values);
+  if (values['dataset-root'] !== undefined || values.suites !== undefined)
+    throw new UsageError(`--dataset-root and --suites go with --cache FILE; ${helpPointer('encode')}`);
+  if (values.out === undefined) throw new UsageError(`missing --out OUT.safetensors (or --cache FILE); ${helpPointer('encode')}`);
   const text = values['text-encoder'];
   const vision = values['vision-encoder'];
   const problems: string[] = [];
@@ -122,5 +141,43 @@ export async function encode(args: string[]): Promise<number> {
   });
   process.stderr.write(`encode: ${notes.join('; ')} (${values.dtype}, ${values.device}) in ` +
     `${((performance.now() - t0) / 1000).toFixed(2)} s -> ${values.out}\n`);
+  return 0;
+}
+
+/** `encode --cache`: make or extend the T5 token cache with the texts of a dataset root or a JSON list, and "". */
+async function encodeCache(values: Record<string, string | undefined>): Promise<number> {
+  const problems: string[] = [];
+  if (!values['text-encoder']) problems.push('--cache needs --text-encoder DIR');
+  if (values['vision-encoder'] || values.images || values.out) problems.push('--cache takes no --vision-encoder, --images or --out (it writes T5 tokens to the cache file)');
+  if (!!values['dataset-root'] === !!values.texts) problems.push('--cache needs one of --dataset-root ROOT or --texts FILE.json');
+  if (values.suites && !values['dataset-root']) problems.push('--suites needs --dataset-root ROOT');
+  if (values.dtype !== 'float32' && values.dtype !== 'bfloat16') problems.push(`--dtype must be float32 or bfloat16, got '${values.dtype}'`);
+  const source = values['instruction-source'];
+  if (source !== 'filename' && source !== 'problem_info') problems.push(`--instruction-source must be filename or problem_info, got '${source}'`);
+  if (problems.length) throw new UsageError(`${problems.join('; ')}; ${helpPointer('encode')}`);
+  let texts: string[];
+  let from: string;
+  if (values.texts) {
+    texts = readTexts(values.texts);
+    from = values.texts;
+  } else {
+    // The data layer's discovery and instruction source, as training reads them.
+    const ds = await LiberoDataset.open({
+      root: values['dataset-root']!, suites: values.suites ? values.suites.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
+      instructionSource: source as 'filename',
+    });
+    texts = [...ds.instructions];
+    from = `${ds.files.length} files of ${ds.suites.join(', ')} under ${values['dataset-root']}`;
+  }
+  const t0 = performance.now();
+  const enc = T5TextEncoder.load(values['text-encoder']!, { dtype: values.dtype as DType, device: values.device!, tokenizerDir: values.tokenizer });
+  let r: { added: number; kept: number };
+  try {
+    r = torch.scope(() => buildTextCache(values.cache!, enc, texts));
+  } finally {
+    enc.dispose();
+  }
+  process.stderr.write(`encode: ${new Set(texts).size} distinct instructions from ${from} (+ ""): ${r.added} encoded, ${r.kept} already cached ` +
+    `(${values.dtype}, ${values.device}) in ${((performance.now() - t0) / 1000).toFixed(2)} s -> ${values.cache}\n`);
   return 0;
 }

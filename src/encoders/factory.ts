@@ -12,6 +12,7 @@ import { SiglipVisionEncoder, T5TextEncoder, configHash, tokenizerHash } from '.
 import { readHubConfig } from './hub_weights.js';
 import { parseSiglipConfig } from './siglip_config.js';
 import { parseT5Config } from './t5_config.js';
+import { CachedTextEncoder } from './text_cache.js';
 import { T5_MAX_LENGTH } from './tokenizer.js';
 import type { TextEncoder, VisionEncoder } from './types.js';
 
@@ -140,6 +141,18 @@ export function encoderIdentity(enc: { text: TextEncoder; vision: VisionEncoder 
       text: {
         kind: 'official', path: text.dir, tokenizer_path: text.tokenizer.dir, token_dim: text.tokenDim, max_length: text.maxLength,
         dtype: officialDtype(text.model.dtype, text.name), config_sha256: text.configSha256, tokenizer_sha256: text.tokenizerSha256,
+      },
+      vision: {
+        kind: 'official', path: vision.dir, token_dim: vision.tokenDim, tokens_per_image: vision.tokensPerImage, image_size: vision.imageSize,
+        dtype: officialDtype(vision.model.dtype, vision.name), config_sha256: vision.configSha256,
+      },
+    };
+  if (text instanceof CachedTextEncoder && vision instanceof SiglipVisionEncoder)
+    // The cache stands for the T5 folders it was made with (their hashes were checked when it was read).
+    return {
+      text: {
+        kind: 'official', path: text.dir, tokenizer_path: text.tokenizerDir, token_dim: text.tokenDim, max_length: text.maxLength,
+        dtype: text.identity.dtype, config_sha256: text.identity.config_sha256, tokenizer_sha256: text.identity.tokenizer_sha256,
       },
       vision: {
         kind: 'official', path: vision.dir, token_dim: vision.tokenDim, tokens_per_image: vision.tokensPerImage, image_size: vision.imageSize,

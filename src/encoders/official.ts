@@ -36,6 +36,17 @@ export function tokenizerHash(dir: string): string {
   return h.digest('hex');
 }
 
+/** Rows (L_i, D) -> tokens (B, max L_i, D) zero-padded and mask (B, max L_i) bool. */
+export function padTokenRows(rows: Tensor[]): { tokens: Tensor; mask: Tensor } {
+  return torch.scope(() => {
+    const L = Math.max(...rows.map((r) => r.shape[0]));
+    const D = rows[0].shape[1];
+    const padded = rows.map((r) => (r.shape[0] === L ? r : torch.cat([r, torch.zeros([L - r.shape[0], D], { dtype: r.dtype, device: r.device })], 0)));
+    const mask = Uint8Array.from(rows.flatMap((r) => Array.from({ length: L }, (_, i) => (i < r.shape[0] ? 1 : 0))));
+    return { tokens: torch.stack(padded, 0), mask: torch.tensor(mask, { shape: [rows.length, L] }).to({ dtype: 'bool', device: rows[0].device }) };
+  });
+}
+
 export class T5TextEncoder implements TextEncoder {
   readonly isDemo = false;
   readonly name: string;
@@ -88,9 +99,17 @@ export class T5TextEncoder implements TextEncoder {
     return { ...out, batch };
   }
 
+  /**
+   * Training's and the policy's encoding: each distinct text encoded alone (no padding inside T5), the rows
+   * zero-padded to the longest, as the official RDT pads its precomputed embeddings. A cached batch
+   * (text_cache.ts) is therefore this batch bit for bit.
+   */
   encode(instructions: string[]): { tokens: Tensor; mask: Tensor } {
-    const { tokens, mask } = this.encodeWithIds(instructions);
-    return { tokens, mask };
+    return torch.scope(() => {
+      const rows = new Map<string, Tensor>();
+      for (const t of instructions) if (!rows.has(t)) rows.set(t, this.encodeWithIds([t], 1).tokens.select(0, 0));
+      return padTokenRows(instructions.map((t) => rows.get(t)!));
+    });
   }
 
   dispose(): void {

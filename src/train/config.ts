@@ -77,6 +77,8 @@ export interface TrainConfig {
   tokenizer: string | null;
   /** encoders: official: 'auto' (bfloat16 on cuda, float32 on cpu), 'float32' or 'bfloat16'. */
   encoder_dtype: 'auto' | 'float32' | 'bfloat16';
+  /** encoders: official: T5 tokens from this cache (rdt-libero encode --cache) instead of loading T5; null: T5 is loaded. */
+  text_cache: string | null;
   output_dir: string;
   seed: number;
   device: string;
@@ -123,6 +125,7 @@ export const DEFAULT_CONFIG: TrainConfig = {
   vision_encoder: null,
   tokenizer: null,
   encoder_dtype: 'auto',
+  text_cache: null,
   output_dir: 'runs/rdt-libero',
   seed: 42,
   device: 'cpu',
@@ -214,6 +217,8 @@ export function checkEncoderFolders(c: TrainConfig): void {
     if (!existsSync(join(c[k]!, 'config.json')))
       throw new ConfigError(`'${k}': ${c[k]} holds no config.json; give the hub folder of ${hub[k]} (config.json + weights)`);
   }
+  if (c.text_cache !== null && !existsSync(c.text_cache))
+    throw new ConfigError(`'text_cache': ${c.text_cache} does not exist; make it with rdt-libero encode --text-encoder ${c.text_encoder} --dataset-root ROOT --cache ${c.text_cache}, or set text_cache: null`);
   if (c.tokenizer !== null && !existsSync(c.tokenizer)) throw new ConfigError(`'tokenizer': folder ${c.tokenizer} does not exist`);
 }
 

@@ -11,6 +11,7 @@ export const CONFIG_DOCS: Record<string, string> = {
   vision_encoder: 'encoders: official: hub folder of the SigLIP tower (google/siglip-so400m-patch14-384); required there, refused with demo',
   tokenizer: 'encoders: official: folder of the T5 tokenizer (spiece.model or tokenizer.json) when not in text_encoder; null = text_encoder',
   encoder_dtype: "encoders: official: 'auto' (bfloat16 on cuda, float32 on cpu), 'float32' or 'bfloat16'; the frozen encoders' weights and compute",
+  text_cache: "encoders: official: T5 token cache from 'rdt-libero encode --cache FILE' covering every instruction; T5 is then never loaded (its folder is only hashed); null = encode live",
   output_dir: 'where checkpoints, metrics.jsonl, tensorboard/, stats/ and run_config.yaml go',
   seed: 'seed for the model init, the sampler, noise, timesteps and condition dropout',
   device: "'cpu', 'cuda' or 'cuda:N'",

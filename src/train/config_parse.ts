@@ -66,9 +66,9 @@ function coerce(v: unknown, def: unknown, path: string, origin: string): unknown
   return String(v);
 }
 
-const NULLABLE = new Set(['text_encoder', 'vision_encoder', 'tokenizer', 'pretrained_model_name_or_path', 'max_train_steps', 'checkpoints_total_limit', 'resume_from_checkpoint', 'state_noise_snr']);
+const NULLABLE = new Set(['text_encoder', 'vision_encoder', 'tokenizer', 'text_cache', 'pretrained_model_name_or_path', 'max_train_steps', 'checkpoints_total_limit', 'resume_from_checkpoint', 'state_noise_snr']);
 const NULL_DEFAULT_TYPES: Record<string, string> = {
-  text_encoder: 'string', vision_encoder: 'string', tokenizer: 'string',
+  text_encoder: 'string', vision_encoder: 'string', tokenizer: 'string', text_cache: 'string',
   pretrained_model_name_or_path: 'string', max_train_steps: 'number', checkpoints_total_limit: 'number',
   resume_from_checkpoint: 'string', state_noise_snr: 'number',
 };

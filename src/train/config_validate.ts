@@ -49,7 +49,7 @@ export function validate(c: TrainConfig, originOf: (key: string) => string): voi
   oneOf('encoder_dtype', c.encoder_dtype, ['auto', 'float32', 'bfloat16']);
   if (c.encoders === 'demo') {
     // The demo encoders read no folders and run in float32: these keys would do nothing.
-    for (const k of ['text_encoder', 'vision_encoder', 'tokenizer'] as const)
+    for (const k of ['text_encoder', 'vision_encoder', 'tokenizer', 'text_cache'] as const)
       if (c[k] !== null) fail(`'${k}' is set, but encoders: demo reads no encoder folders; remove it or set encoders: official`);
     if (c.encoder_dtype !== 'auto') fail(`'encoder_dtype' is ${c.encoder_dtype}, but the demo encoders always run in float32; remove it or set encoders: official`);
   }

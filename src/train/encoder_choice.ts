@@ -5,6 +5,8 @@
 import type { RdtConfig } from '../model/config.js';
 import { demoEncoderIdentity } from '../encoders/demo.js';
 import { createEncoders, loadOfficialEncoders } from '../encoders/factory.js';
+import { SiglipVisionEncoder } from '../encoders/official.js';
+import { CachedTextEncoder, TextCache, textCacheIdentityOf } from '../encoders/text_cache.js';
 import { T5_MAX_LENGTH } from '../encoders/tokenizer.js';
 import { encoderDtype, type TrainConfig } from './config.js';
 import type { Encoders } from './conditioning.js';
@@ -42,9 +44,34 @@ function demoEncoders(c: RdtConfig): Encoders {
  * max_lang_cond_len (or 1024) tokens are refused by the tokenizer, quoted.
  */
 function officialEncoders(c: RdtConfig, cfg: TrainConfig): Encoders {
+  if (cfg.text_cache !== null) return cachedEncoders(c, cfg);
   const enc = loadOfficialEncoders({ text: cfg.text_encoder!, vision: cfg.vision_encoder!, tokenizer: cfg.tokenizer },
     { device: cfg.device, dtype: encoderDtype(cfg), maxLength: Math.min(T5_MAX_LENGTH, c.max_lang_cond_len) });
   return checkSizes(c, enc, `encoders from ${cfg.text_encoder} and ${cfg.vision_encoder}`,
+    'use a model whose config takes these encoders\' sizes (rdt-1b: 4096, 1152, 2 x 3 x 729 = 4374 for T5-v1.1-XXL + SigLIP so400m/14-384)');
+}
+
+/**
+ * text_cache: T5's tokens read from the cache (`rdt-libero encode --cache`), T5 itself never loaded; its folders
+ * are only hashed, and a cache made with other T5 files or another encoder_dtype is refused. The trainer
+ * checks, once the data is open, that every instruction is cached.
+ */
+function cachedEncoders(c: RdtConfig, cfg: TrainConfig): Encoders {
+  const dtype = encoderDtype(cfg);
+  const textDir = cfg.text_encoder!;
+  const tokDir = cfg.tokenizer ?? textDir;
+  const fix = `make it with rdt-libero encode --text-encoder ${textDir}${cfg.tokenizer ? ` --tokenizer ${cfg.tokenizer}` : ''} --dtype ${dtype} ` +
+    `--dataset-root ${cfg.data.dataset_root ?? 'ROOT'} --cache ${cfg.text_cache}, or set text_cache: null`;
+  const cache = TextCache.read(cfg.text_cache!, textCacheIdentityOf({ text: textDir, tokenizer: tokDir }, dtype), fix);
+  const text = new CachedTextEncoder(cache, textDir, tokDir, Math.min(T5_MAX_LENGTH, c.max_lang_cond_len), cfg.device);
+  let vision: SiglipVisionEncoder;
+  try {
+    vision = SiglipVisionEncoder.load(cfg.vision_encoder!, { dtype, device: cfg.device });
+  } catch (e) {
+    text.dispose();
+    throw e;
+  }
+  return checkSizes(c, { text, vision }, `T5 tokens from ${cfg.text_cache} and the vision encoder ${cfg.vision_encoder}`,
     'use a model whose config takes these encoders\' sizes (rdt-1b: 4096, 1152, 2 x 3 x 729 = 4374 for T5-v1.1-XXL + SigLIP so400m/14-384)');
 }
 

@@ -4,6 +4,7 @@
 // built-in ones are registered in builtinHooks below, the same way.
 import { join } from 'node:path';
 import * as torch from '../engine/index.js';
+import { CachedTextEncoder } from '../encoders/text_cache.js';
 import { checkEncoderFolders, type TrainConfig } from './config.js';
 import { buildParts, type TrainParts } from './build.js';
 import { resumeFrom } from './checkpoints.js';
@@ -91,6 +92,12 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
   try {
     data = await openTrainData(cfg, out, start);
     parts = buildParts(cfg, hooks.encoders, say);
+    const cached = parts.encoders.text;
+    if (cached instanceof CachedTextEncoder) {
+      // Every instruction of the data (training and held-out demos share their files' instructions) and dropout's "".
+      cached.requireAll(['', ...data.dataset.instructions], 'the instruction of the training data');
+      say(`text encoder: T5 tokens from the cache ${cached.cache.path} (${cached.cache.entries.size} texts, ${cached.identity.dtype}, computed on ${cached.cache.device}; T5 not loaded)`);
+    }
     const ctx: TrainContext = { cfg, outputDir: out, parts, data, say };
     policy.prepare(ctx);
     const state = new RunState(parts, cfg.seed);
