@@ -69,7 +69,7 @@ async function trainSaying(over: Record<string, unknown>): Promise<{ losses: num
 before(async () => {
   const t5 = JSON.parse(readFileSync(join(T5, 'config.json'), 'utf8'));
   const sig = JSON.parse(readFileSync(join(SIGLIP, 'config.json'), 'utf8'));
-  const perImage = (sig.image_size / sig.patch_size) ** 2;
+  const perImage = Math.floor(sig.image_size / sig.patch_size) ** 2;
   writeFileSync(MODEL, JSON.stringify(toHubJson(rdtPreset('tiny', {
     lang_token_dim: t5.d_model, img_token_dim: sig.hidden_size, img_cond_len: 2 * 3 * perImage,
     img_pos_embed_config: [['image', [2, 3, -perImage]]], max_lang_cond_len: 1024, lang_pos_embed_config: [['lang', -1024]],

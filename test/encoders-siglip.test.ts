@@ -3,7 +3,7 @@
 // bf16 ulp (bit-exact here); vision-only and full SigLIP checkpoints give identical towers.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as torch from '../src/engine/index.js';
 import { loadSiglipVision } from '../src/encoders/siglip_load.js';
@@ -101,5 +101,32 @@ test('pixel values of the wrong shape are refused', () => {
     torch.scope(() => assert.throws(() => m.forward(pixels.narrow(3, 0, pixels.shape[3] - 1)), /expects pixel values/));
   } finally {
     m.dispose();
+  }
+});
+
+test('image_size not a multiple of patch_size (so400m: 384 / 14): floor(image_size / patch_size)^2 patches, the remainder pixels dropped as the stride conv does', () => {
+  // The fixture tower with image_size 62: floor(62 / 14) = 4 patches a side, as at 56, so its weights still fit.
+  const dir = join(tmp.dir, 'siglip-62');
+  mkdirSync(dir, { recursive: true });
+  const cfg = JSON.parse(readFileSync(enc('siglip', 'config.json'), 'utf8'));
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...cfg, image_size: cfg.image_size + cfg.patch_size - 1 }));
+  copyFileSync(enc('siglip', 'model.safetensors'), join(dir, 'model.safetensors'));
+  const big = loadSiglipVision(dir);
+  const small = loadSiglipVision(enc('siglip'));
+  try {
+    assert.equal(big.numPatches, Math.floor((cfg.image_size + cfg.patch_size - 1) / cfg.patch_size) ** 2);
+    assert.equal(big.numPatches, small.numPatches);
+    torch.scope(() => {
+      // The same pixels with extra right and bottom margins: a stride-14 conv never reads them.
+      const [n, c, s] = pixels.shape;
+      const padded = torch.randn([n, c, s + cfg.patch_size - 1, s + cfg.patch_size - 1], { generator: new torch.Generator(3) });
+      padded.narrow(2, 0, s).narrow(3, 0, s).copy_(pixels);
+      const a = big.forward(padded).lastHiddenState;
+      const b = small.forward(pixels).lastHiddenState;
+      assert.equal(maxDiff(a, b), 0);
+    });
+  } finally {
+    big.dispose();
+    small.dispose();
   }
 });

@@ -43,7 +43,7 @@ test("the README's run.yaml trains as written on the README's data layout", asyn
   const t5 = JSON.parse(readFileSync(fixture('encoders', 't5', 'config.json'), 'utf8'));
   const sig = JSON.parse(readFileSync(fixture('encoders', 'siglip', 'config.json'), 'utf8'));
   const pretrained = join(work, 'rdt-tiny');
-  const perImage = (sig.image_size / sig.patch_size) ** 2;
+  const perImage = Math.floor(sig.image_size / sig.patch_size) ** 2;
   const runner = new RDTRunner(rdtPreset('tiny', {
     lang_token_dim: t5.d_model, img_token_dim: sig.hidden_size, img_cond_len: 2 * 3 * perImage,
     img_pos_embed_config: [['image', [2, 3, -perImage]]],

@@ -170,7 +170,7 @@ export function officialEncoderIdentity(dirs: { text: string; vision: string; to
   const t5 = parseT5Config(readHubConfig(dirs.text), join(dirs.text, 'config.json'));
   const sig = parseSiglipConfig(readHubConfig(dirs.vision), join(dirs.vision, 'config.json'));
   const tok = dirs.tokenizer ?? dirs.text;
-  const side = sig.imageSize / sig.patchSize;
+  const side = sig.gridSize;
   const dtype = opts.dtype ?? 'float32';
   return {
     text: {

@@ -61,7 +61,7 @@ class SiglipVisionEmbeddings extends nn.Module {
   position_embedding: Table;
   constructor(w: WeightSource, p: string, readonly cfg: SiglipVisionConfig) {
     super();
-    const grid = cfg.imageSize / cfg.patchSize;
+    const grid = cfg.gridSize;
     this.patch_embedding = new Conv(w, `${p}.patch_embedding`, cfg);
     this.position_embedding = new Table(w, `${p}.position_embedding`, [grid * grid, cfg.hiddenSize]);
   }
@@ -178,7 +178,7 @@ export class SiglipVisionModel extends nn.Module {
     readonly attention: SiglipAttention = 'eager') {
     super();
     this.vision_model = new SiglipVisionTransformer(w, config, attention);
-    this.numPatches = (config.imageSize / config.patchSize) ** 2;
+    this.numPatches = config.gridSize ** 2;
     this.eval();
   }
 

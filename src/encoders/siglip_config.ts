@@ -11,6 +11,11 @@ export interface SiglipVisionConfig {
   numChannels: number;
   imageSize: number;
   patchSize: number;
+  /**
+   * Patches per image side: floor(image_size / patch_size), as the stride-patch_size convolution gives (the
+   * remainder pixels are dropped). so400m-patch14-384: 384 / 14 -> 27, so 27 x 27 = 729 patches.
+   */
+  gridSize: number;
   eps: number;
 }
 
@@ -42,7 +47,7 @@ export function parseSiglipConfig(c: Record<string, unknown>, where: string): Si
   };
   if (cfg.hiddenSize % cfg.numHeads)
     throw new EncoderError(`${where}: hidden_size ${cfg.hiddenSize} is not divisible by num_attention_heads ${cfg.numHeads}`);
-  if (cfg.imageSize % cfg.patchSize)
-    throw new EncoderError(`${where}: image_size ${cfg.imageSize} is not a multiple of patch_size ${cfg.patchSize}`);
-  return cfg;
+  if (cfg.patchSize > cfg.imageSize)
+    throw new EncoderError(`${where}: patch_size ${cfg.patchSize} is larger than image_size ${cfg.imageSize}`);
+  return { ...cfg, gridSize: Math.floor(cfg.imageSize / cfg.patchSize) };
 }
