@@ -75,7 +75,7 @@ function siglipWeights(): Record<string, Tensor> {
   const w: Record<string, Tensor> = {
     [`${v}.embeddings.patch_embedding.weight`]: rand([d, 3, p, p], (3 * p * p) ** -0.5),
     [`${v}.embeddings.patch_embedding.bias`]: rand([d]),
-    [`${v}.embeddings.position_embedding.weight`]: rand([(s / p) ** 2, d], 0.5),
+    [`${v}.embeddings.position_embedding.weight`]: rand([Math.floor(s / p) ** 2, d], 0.5), // 384 / 14 -> 27 x 27 = 729 patches
     [`${v}.post_layernorm.weight`]: torch.ones([d]), [`${v}.post_layernorm.bias`]: torch.zeros([d]),
   };
   for (let i = 0; i < n; i++) {
