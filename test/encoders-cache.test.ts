@@ -12,10 +12,11 @@ import { writeSyntheticSuite } from '../src/data/synthetic.js';
 import { LiberoDataset } from '../src/data/dataset.js';
 import { loadConfig } from '../src/train/config.js';
 import { train } from '../src/train/trainer.js';
-import { rdtPreset, toHubJson } from '../src/model/config.js';
+import { toHubJson } from '../src/model/config.js';
 import { T5TextEncoder } from '../src/encoders/official.js';
 import { CachedTextEncoder, TextCache, buildTextCache, textCacheIdentityOf, textCacheKey } from '../src/encoders/text_cache.js';
 import { fixture, repoRoot } from './helpers/fixtures.js';
+import { fixtureEncoderRdt } from './helpers/encoder-fixtures.js';
 import { tempDir } from './helpers/python.js';
 import { undisposed } from './helpers/leaks.js';
 
@@ -67,13 +68,8 @@ async function trainSaying(over: Record<string, unknown>): Promise<{ losses: num
 }
 
 before(async () => {
-  const t5 = JSON.parse(readFileSync(join(T5, 'config.json'), 'utf8'));
-  const sig = JSON.parse(readFileSync(join(SIGLIP, 'config.json'), 'utf8'));
-  const perImage = Math.floor(sig.image_size / sig.patch_size) ** 2;
-  writeFileSync(MODEL, JSON.stringify(toHubJson(rdtPreset('tiny', {
-    lang_token_dim: t5.d_model, img_token_dim: sig.hidden_size, img_cond_len: 2 * 3 * perImage,
-    img_pos_embed_config: [['image', [2, 3, -perImage]]], max_lang_cond_len: 1024, lang_pos_embed_config: [['lang', -1024]],
-    rdt: { hidden_size: 32, depth: 2, num_heads: 2 },
+  writeFileSync(MODEL, JSON.stringify(toHubJson(fixtureEncoderRdt({
+    max_lang_cond_len: 1024, lang_pos_embed_config: [['lang', -1024]], rdt: { hidden_size: 32, depth: 2, num_heads: 2 },
   }))));
   await writeSyntheticSuite({ root, suite: 'libero_goal', tasks: 2, demos: 3, meanLength: 16, size: 32, seed: 5 });
   await writeSyntheticSuite({ root, suite: 'libero_object', tasks: 1, demos: 3, meanLength: 16, size: 32, seed: 6 });

@@ -16,11 +16,12 @@ import { Rng } from '../src/data/rng.js';
 import { loadConfig, ConfigError } from '../src/train/config.js';
 import { train, type TrainResult } from '../src/train/trainer.js';
 import { prepareInputs } from '../src/train/conditioning.js';
-import { rdtPreset, toHubJson } from '../src/model/config.js';
+import { toHubJson } from '../src/model/config.js';
 import { loadRdtCheckpoint } from '../src/model/checkpoint.js';
 import { SiglipVisionEncoder, T5TextEncoder, tokenizerHash } from '../src/encoders/official.js';
 import { POLICY_FILE, loadPolicy, type PolicyInput } from '../src/policy/index.js';
 import { fixture, repoRoot } from './helpers/fixtures.js';
+import { fixtureEncoderRdt } from './helpers/encoder-fixtures.js';
 import { tempDir } from './helpers/python.js';
 
 const T5 = fixture('encoders', 't5');
@@ -49,14 +50,8 @@ const common = (over: Record<string, unknown> = {}) => loadConfig({
 let result: TrainResult;
 before(async () => {
   // The condition sizes come from the fixture encoders' config.json files.
-  const t5 = JSON.parse(readFileSync(join(T5, 'config.json'), 'utf8'));
-  const sig = JSON.parse(readFileSync(join(SIGLIP, 'config.json'), 'utf8'));
-  const perImage = Math.floor(sig.image_size / sig.patch_size) ** 2;
-  writeFileSync(MODEL, JSON.stringify(toHubJson(rdtPreset('tiny', {
-    lang_token_dim: t5.d_model, img_token_dim: sig.hidden_size, img_cond_len: 2 * 3 * perImage,
-    img_pos_embed_config: [['image', [2, 3, -perImage]]],
-    max_lang_cond_len: 1024, lang_pos_embed_config: [['lang', -1024]],
-    rdt: { hidden_size: 32, depth: 2, num_heads: 2 },
+  writeFileSync(MODEL, JSON.stringify(toHubJson(fixtureEncoderRdt({
+    max_lang_cond_len: 1024, lang_pos_embed_config: [['lang', -1024]], rdt: { hidden_size: 32, depth: 2, num_heads: 2 },
   }))));
   await writeSyntheticSuite({ root, suite: 'libero_goal', tasks: 2, demos: 3, meanLength: 24, size: S, seed: 5 });
   result = await train(common({ output_dir: out }), { verbose: false });

@@ -11,12 +11,12 @@ import { join } from 'node:path';
 import { parse as parseYaml, stringify } from 'yaml';
 import * as torch from '../src/engine/index.js';
 import { writeSyntheticSuite } from '../src/data/synthetic.js';
-import { rdtPreset } from '../src/model/config.js';
 import { RDTRunner } from '../src/model/runner.js';
 import { saveRdtCheckpoint } from '../src/model/checkpoint.js';
 import { loadConfig } from '../src/train/config.js';
 import { train } from '../src/train/trainer.js';
 import { fixture } from './helpers/fixtures.js';
+import { fixtureEncoderRdt } from './helpers/encoder-fixtures.js';
 
 const README = join(import.meta.dirname, '..', '..', 'README.md');
 
@@ -40,14 +40,8 @@ test("the README's run.yaml trains as written on the README's data layout", asyn
 
   // A pretrained tiny RDT whose condition widths are the fixture encoders' (T5 d_model, SigLIP hidden size,
   // 2 frames x 3 cameras x (image_size / patch_size)^2 tokens), in the hub layout.
-  const t5 = JSON.parse(readFileSync(fixture('encoders', 't5', 'config.json'), 'utf8'));
-  const sig = JSON.parse(readFileSync(fixture('encoders', 'siglip', 'config.json'), 'utf8'));
   const pretrained = join(work, 'rdt-tiny');
-  const perImage = Math.floor(sig.image_size / sig.patch_size) ** 2;
-  const runner = new RDTRunner(rdtPreset('tiny', {
-    lang_token_dim: t5.d_model, img_token_dim: sig.hidden_size, img_cond_len: 2 * 3 * perImage,
-    img_pos_embed_config: [['image', [2, 3, -perImage]]],
-  }), { generator: new torch.Generator(0) });
+  const runner = new RDTRunner(fixtureEncoderRdt(), { generator: new torch.Generator(0) });
   saveRdtCheckpoint(runner, pretrained);
   runner.dispose();
 

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import * as torch from '../../src/engine/index.js';
 import type { Tensor } from '../../src/engine/index.js';
 import { fixture } from './fixtures.js';
+import { rdtPreset, type RdtConfig } from '../../src/model/config.js';
 
 export const enc = (...p: string[]): string => fixture('encoders', ...p);
 
@@ -82,3 +83,17 @@ export function scratch(prefix: string): { dir: string; copy: (from: string, to:
  * that the float32 result does NOT pass this tolerance.
  */
 export const BF16 = { atol: 2 ** -8, rtol: 2 ** -7 };
+
+/**
+ * A tiny RDT config whose condition widths are the fixture encoders': T5 d_model, SigLIP hidden size, and
+ * 2 frames x 3 cameras x floor(image_size / patch_size)^2 image tokens (read from the files: held-out sizes exist).
+ */
+export function fixtureEncoderRdt(over: Record<string, unknown> = {}): RdtConfig {
+  const t5 = JSON.parse(readFileSync(fixture('encoders', 't5', 'config.json'), 'utf8'));
+  const sig = JSON.parse(readFileSync(fixture('encoders', 'siglip', 'config.json'), 'utf8'));
+  const perImage = Math.floor(sig.image_size / sig.patch_size) ** 2;
+  return rdtPreset('tiny', {
+    lang_token_dim: t5.d_model, img_token_dim: sig.hidden_size, img_cond_len: 2 * 3 * perImage,
+    img_pos_embed_config: [['image', [2, 3, -perImage]]], ...over,
+  });
+}
