@@ -12,10 +12,8 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { join } from 'node:path';
 import * as torch from '../src/engine/index.js';
 import { readCheckpointConfig } from '../src/model/checkpoint.js';
-import { writeSyntheticSuite } from '../src/data/synthetic.js';
-import { loadConfig } from '../src/train/config.js';
-import { train } from '../src/train/trainer.js';
 import { tempDir } from './helpers/python.js';
+import { makeLoraRun } from './helpers/lora-run.js';
 import { repoRoot } from './helpers/fixtures.js';
 
 const { dir: work, cleanup } = tempDir('cli-lora-merge');
@@ -40,24 +38,7 @@ let ck = '';
 let data = '';
 
 before(async () => {
-  const root = join(work, 'data');
-  data = root;
-  await writeSyntheticSuite({ root, suite: 'libero_goal', tasks: 2, demos: 3, meanLength: 30, size: 32, seed: 8 });
-  const common = {
-    model: 'tiny', encoders: 'demo', train_batch_size: 4, gradient_accumulation_steps: 1, lr_warmup_steps: 0, sample_period: 0,
-    report_to: ['none'], mixed_precision: 'no', data: { dataset_root: root, num_workers: 0, holdout_demos_per_task: 1 },
-  };
-  // LoRA adapts a trained model (from scratch the zero output layer would pass no gradient): 2 full steps first.
-  const base = join(work, 'base');
-  await train(loadConfig({ overrides: { ...common, output_dir: base, max_train_steps: 2, learning_rate: 1e-3, checkpointing_period: 2 } }), { verbose: false });
-  run = join(work, 'lora');
-  await train(loadConfig({
-    overrides: {
-      ...common, output_dir: run, pretrained_model_name_or_path: join(base, 'final'), max_train_steps: 2, learning_rate: 1e-2,
-      checkpointing_period: 2, lora: { enabled: true, rank: 4, alpha: 8 },
-    },
-  }), { verbose: false });
-  ck = join(run, 'checkpoint-2');
+  ({ data, run, checkpoint: ck } = await makeLoraRun(work));
   assert.ok(existsSync(join(ck, 'adapter_model.safetensors')));
 });
 

@@ -6,38 +6,20 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { writeSyntheticSuite } from '../src/data/synthetic.js';
-import { loadConfig } from '../src/train/config.js';
-import { train } from '../src/train/trainer.js';
 import { POLICY_FILE, loadPolicy } from '../src/policy/index.js';
 import { tempDir } from './helpers/python.js';
+import { makeLoraRun } from './helpers/lora-run.js';
 import { repoRoot } from './helpers/fixtures.js';
 
 const { dir: work, cleanup } = tempDir('policy-lora');
 after(cleanup);
 
 test('LoRA folders are refused with the lora-merge command; the merged folder carries policy.json and loads', async () => {
-  const root = join(work, 'data');
-  await writeSyntheticSuite({ root, suite: 'libero_goal', tasks: 2, demos: 3, meanLength: 30, size: 32, seed: 8 });
-  const common = {
-    model: 'tiny', encoders: 'demo', train_batch_size: 4, gradient_accumulation_steps: 1, lr_warmup_steps: 0, sample_period: 0,
-    report_to: ['none'], mixed_precision: 'no', data: { dataset_root: root, num_workers: 0, holdout_demos_per_task: 1 },
-  };
-  // LoRA adapts a trained model (from scratch the zero output layer would pass no gradient): 2 full steps first.
-  const base = join(work, 'base');
-  await train(loadConfig({ overrides: { ...common, output_dir: base, max_train_steps: 2, learning_rate: 1e-3, checkpointing_period: 2 } }), { verbose: false });
-  const run = join(work, 'lora');
-  await train(loadConfig({
-    overrides: {
-      ...common, output_dir: run, pretrained_model_name_or_path: join(base, 'final'), max_train_steps: 2, learning_rate: 1e-2,
-      checkpointing_period: 2, lora: { enabled: true, rank: 4, alpha: 8 },
-    },
-  }), { verbose: false });
-  const ck = join(run, 'checkpoint-2');
+  const { base: baseFinal, run, checkpoint: ck } = await makeLoraRun(work);
   const recorded = JSON.parse(readFileSync(join(ck, POLICY_FILE), 'utf8'));
   assert.equal(recorded.lora.rank, 4);
   assert.equal(recorded.lora.alpha, 8);
-  assert.equal(recorded.origin.base_model, join(base, 'final'));
+  assert.equal(recorded.origin.base_model, baseFinal);
   for (const d of [ck, join(ck, 'ema'), join(run, 'final')])
     assert.throws(() => loadPolicy(d), new RegExp(`LoRA adapters .*fold them into the weights first: rdt-libero lora-merge --checkpoint ${d === join(ck, 'ema') ? ck : d} --out ${d === join(ck, 'ema') ? ck : d}-merged, then load`), d);
 
