@@ -26,6 +26,8 @@ type Ints = number | readonly number[];
 type Reduction = 'mean' | 'sum' | 'none';
 type Counters = { live: number; created: number; gcFinalized: number };
 type CudaMemory = { allocated: number; reserved: number; peakAllocated: number };
+/** Large CPU blocks (native/cpu_allocator.cc), in bytes. */
+export type CpuAllocatorStats = { enabled: boolean; inUse: number; peakInUse: number; cached: number; limit: number; hits: number; misses: number };
 
 /** A declaration: carries an op's signature as a type only; at run time it is just a marker. */
 interface Decl<F> {
@@ -56,6 +58,11 @@ export const NATIVE_FILES = {
     generatorSetState: op<(g: GenHandle, state: H) => void>(),
     defaultGeneratorGetState: op<() => H>(),
     defaultGeneratorSetState: op<(state: H) => void>(),
+  },
+  'cpu_allocator.cc': {
+    cpuAllocatorStats: op<() => CpuAllocatorStats>(),
+    cpuAllocatorEmptyCache: op<() => void>(),
+    cpuAllocatorResetPeak: op<() => void>(),
   },
   'ops_autograd.cc': {
     requiresGrad: op<(t: H) => boolean>(),

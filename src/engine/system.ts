@@ -1,5 +1,7 @@
 // Process-wide engine state: seeds, threads, generators, CUDA queries, live-tensor counters.
 import { N, type GenHandle } from './native.js';
+import type { CpuAllocatorStats } from './native_ops.js';
+export type { CpuAllocatorStats };
 import { Tensor, type Device } from './tensor.js';
 import { checkDevice } from './device.js';
 
@@ -41,6 +43,17 @@ export const cuda = {
   deviceName: (i = 0): string => N.cudaDeviceName(i),
   memoryStats: (i = 0): { allocated: number; reserved: number; peakAllocated: number } => N.cudaMemoryStats(i),
   resetPeakMemoryStats: (i = 0): void => N.cudaResetPeakMemoryStats(i),
+};
+
+/**
+ * The CPU caching allocator (native/cpu_allocator.cc): large tensor blocks are mapped once and reused, so a
+ * long job's RSS follows what it uses. `enabled` is false under RDT_CPU_ALLOCATOR=system.
+ */
+export const cpuMemory = {
+  stats: (): CpuAllocatorStats => N.cpuAllocatorStats(),
+  /** Unmap the cached free blocks (like torch.cuda.empty_cache), e.g. after a phase that used other sizes. */
+  emptyCache: (): void => N.cpuAllocatorEmptyCache(),
+  resetPeakStats: (): void => N.cpuAllocatorResetPeak(),
 };
 
 /** Live native tensor handles: created and not yet disposed. A leak shows as growth here. */
