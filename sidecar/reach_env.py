@@ -18,6 +18,7 @@ Images (HxWx3 uint8), rendered upside down like robosuite's OpenGL frames (row 0
 The target always lies on the table at z = TARGET_Z; the 50 fixed initial states per task come from a seeded
 generator, so they are the same on every machine.
 """
+import json
 import os
 import signal
 import zlib
@@ -82,7 +83,10 @@ def init_states(suite, task):
 class ReachEnv:
     def __init__(self):
         self.suite = None
-        self.kill_once = os.environ.get("RDT_TEST_ENV_KILL_ONCE")  # fault injection for the crash-retry test
+        # For the harness's tests: fault injection ("MARKER:TASK:INIT:T" = SIGKILL itself once, before env step T of
+        # that episode) and a log of every action received (one JSON line per step).
+        self.kill_once = os.environ.get("RDT_TEST_ENV_KILL_ONCE")
+        self.action_log = os.environ.get("RDT_TEST_ENV_ACTION_LOG")
 
     def versions(self):
         return {"numpy": np.__version__, "backend": "reach (test geometry, no LIBERO)"}
@@ -139,6 +143,9 @@ class ReachEnv:
         if self.t >= self.horizon:
             raise RequestError("executing action in terminated episode (the horizon is reached; open with a larger horizon)")
         self._maybe_die()
+        if self.action_log:
+            with open(self.action_log, "a") as f:
+                f.write(json.dumps({"suite": self.suite, "task": self.task, "init": self.init_index, "t": self.t, "action": list(action)}) + "\n")
         a = np.clip(np.asarray(action, float), -1, 1)
         self.pos = np.clip(self.pos + 0.05 * a[0:3], WORKSPACE_LO, WORKSPACE_HI)
         self.R = aa2mat(0.5 * a[3:6]) @ self.R

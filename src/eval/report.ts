@@ -85,7 +85,7 @@ export function tasksCsv(s: Summary): string {
 }
 
 export function markdown(s: Summary): string {
-  const out = [`# LIBERO evaluation`, '', `policy: ${s.policy.join(', ')}; checkpoint step: ${s.checkpoint_step.join(', ')}; ` +
+  const out = [`# LIBERO evaluation`, '', `policy: ${s.policy.join(', ')}; checkpoint step: ${s.checkpoint_step.map((x) => x ?? 'unknown').join(', ')}; ` +
     `protocol: ${s.protocol.join(', ')}; exec_horizon: ${s.exec_horizon.join(', ')}`, '',
   '| suite | success % | 95% CI (Wilson) | successes / episodes | crash retries |', '|---|---|---|---|---|'];
   for (const [suite, t] of Object.entries(s.suites)) out.push(`| ${suite} | ${pct(t.rate)} | ${ci(t)} | ${t.successes} / ${t.episodes} | ${t.crash_retries} |`);

@@ -11,7 +11,7 @@ import { ChunkBatcher } from './batcher.js';
 import { type EvalProtocol, SUITES } from './protocol.js';
 import type { ChunkPolicy } from './policy_source.js';
 import { type EpisodeRecord, RecordWriter, episodeKey, readAllRecords, readRecords, resultsFile } from './results.js';
-import { type Summary, writeReports } from './report.js';
+import { type Summary, markdown, writeReports } from './report.js';
 import { type EpisodeSpec, runEpisode } from './rollout.js';
 import { SidecarWorker, type SidecarOptions, type TaskInfo } from './sidecar.js';
 import { EpisodeVideo, type VideoMode } from './video.js';
@@ -46,6 +46,8 @@ export interface EvalResult {
   batchSizes: number[];
   wallS: number;
   summary: Summary;
+  /** summary.md's text. */
+  summaryText: string;
 }
 
 /** The settings that decide outcomes; a re-run into the same folder must have the same ones. */
@@ -183,5 +185,5 @@ export async function runEval(policy: ChunkPolicy, o: EvalOptions): Promise<Eval
     throw failure;
   }
   const summary = writeReports(o.out, readAllRecords(o.out));
-  return { ran: finished, skipped, crashRetries, modelCalls: batcher.calls, batchSizes: batcher.batchSizes, wallS: (performance.now() - t0) / 1000, summary };
+  return { ran: finished, skipped, crashRetries, modelCalls: batcher.calls, batchSizes: batcher.batchSizes, wallS: (performance.now() - t0) / 1000, summary, summaryText: markdown(summary) };
 }
