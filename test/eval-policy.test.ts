@@ -1,0 +1,80 @@
+// The real rdt-libero policy (a tiny trained checkpoint) in the evaluation loop on the test back-end: the
+// conventions (render size, history) come from its policy.json; the first executed actions equal the policy's
+// own predict on the observation the simulator gave, step 0 decoded against the pose measured then and step 1
+// against the pose measured after step 0 (Policy.predict's `poses`), so observation -> model input and chunk ->
+// action go through exactly the data layer and decoder of training. Two workers share batched model calls.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { obsFrameFromEnv } from '../src/data/adapter.js';
+import { openPolicy, RdtChunkPolicy } from '../src/eval/policy_source.js';
+import { PROTOCOLS } from '../src/eval/protocol.js';
+import { runEval } from '../src/eval/run.js';
+import { readRecords } from '../src/eval/results.js';
+import { SidecarWorker } from '../src/eval/sidecar.js';
+import { loadPolicy } from '../src/policy/policy.js';
+import { actionLog, testEvalOptions } from './helpers/eval.js';
+import { tempDir } from './helpers/python.js';
+import { makeTinyPolicy } from './helpers/tiny-policy.js';
+
+const { dir: work, cleanup } = tempDir('eval-policy');
+after(cleanup);
+let policyDir = '';
+
+before(async () => {
+  ({ policy: policyDir } = await makeTinyPolicy(work, { size: 32 }));
+});
+
+test('the tiny policy through the loop: conventions from policy.json, first actions = Policy.predict on the same observation', async () => {
+  const log = join(work, 'actions.log');
+  const chunkPolicy = await openPolicy({ policy: policyDir, seed: 11 });
+  assert.ok(chunkPolicy instanceof RdtChunkPolicy);
+  assert.equal(chunkPolicy.resolution, 32);
+  assert.equal(chunkPolicy.historySize, 2);
+  assert.equal(chunkPolicy.checkpointStep, 2);
+  const out = join(work, 'one');
+  try {
+    await runEval(chunkPolicy, testEvalOptions(out, { tasks: [1], episodesPerTask: 1, maxSteps: 20, execHorizon: 8, seed: 11 }, { RDT_TEST_ENV_ACTION_LOG: log }));
+  } finally {
+    await chunkPolicy.close();
+  }
+  const [rec] = readRecords(join(out, 'episodes.jsonl'));
+  assert.equal(rec.checkpoint_step, 2);
+  if (!rec.success) assert.deepEqual(rec.replans, [0, 8, 16]);
+  const [ep] = actionLog(log);
+
+  // Independently: the same episode start in a fresh sidecar, then the policy's own predict.
+  const sim = await SidecarWorker.start({ backend: 'test' });
+  const policy = loadPolicy(policyDir);
+  try {
+    const info = await sim.open({ suite: 'libero_goal', task: 1, resolution: 32, seed: 11, horizon: 100 });
+    let o = await sim.reset({ initIndex: 0, seed: 11 });
+    for (let i = 0; i < 10; i++) o = await sim.step(PROTOCOLS.openpi.waitAction);
+    const f0 = obsFrameFromEnv(o.obs);
+    const input = { history: [null, f0], instruction: info.language };
+    const a0 = policy.predict(input, { seed: 11 }).actions.slice(0, 7);
+    assert.deepEqual(ep[10].action, Array.from(a0), 'policy step 0');
+    const o1 = await sim.step(a0);
+    const f1 = obsFrameFromEnv(o1.obs);
+    const a1 = policy.predict(input, { seed: 11, poses: [[undefined, f1.robot]] }).actions.slice(7, 14);
+    assert.deepEqual(ep[11].action, Array.from(a1), 'policy step 1, decoded against the pose measured after step 0');
+  } finally {
+    policy.dispose();
+    await sim.close();
+  }
+});
+
+test('two workers: every episode recorded with its budget; the model calls are shared (fewer calls than chunk requests)', async () => {
+  const p = await openPolicy({ policy: policyDir, seed: 3 });
+  try {
+    const r = await runEval(p, testEvalOptions(join(work, 'two'), { tasks: [0], episodesPerTask: 4, maxSteps: 16, execHorizon: 4, workers: 2, maxBatch: 2 }));
+    const recs = readRecords(join(work, 'two', 'episodes.jsonl'));
+    assert.equal(recs.length, 4);
+    const requests = recs.reduce((s, x) => s + x.model_calls, 0);
+    for (const x of recs) if (!x.success) assert.deepEqual([x.steps, x.model_calls], [16, 4]);
+    assert.equal(r.batchSizes.reduce((a, b) => a + b, 0), requests);
+    assert.ok(r.modelCalls < requests, `${r.modelCalls} model calls for ${requests} chunk requests`);
+  } finally {
+    await p.close();
+  }
+});
