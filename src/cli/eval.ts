@@ -48,6 +48,8 @@ simulator:
 model placement (rdt-libero policy folders):
   --device D           cpu (default), cuda, cuda:N
   --dtype D            float32 (default) or bfloat16
+  --threads N          libtorch intra-op threads for the model (default: libtorch's choice); on a CPU shared with
+                       the simulator workers, 1 is often fastest (bench:eval)
 
 watching a training run:
   --watch RUN_DIR      evaluate each checkpoint-N/ (its ema/ when present) as it appears; results in
@@ -74,7 +76,7 @@ const OPTIONS = {
   workers: { type: 'string', default: '1' }, 'max-batch': { type: 'string' }, 'max-retries': { type: 'string', default: '2' },
   shard: { type: 'string' }, videos: { type: 'string', default: 'failures' }, sim: { type: 'string', default: 'libero' },
   'sim-python': { type: 'string' }, device: { type: 'string', default: 'cpu' }, dtype: { type: 'string', default: 'float32' },
-  watch: { type: 'string' }, poll: { type: 'string', default: '60' }, once: { type: 'boolean' },
+  threads: { type: 'string' }, watch: { type: 'string' }, poll: { type: 'string', default: '60' }, once: { type: 'boolean' },
 } as const;
 
 export async function evalCommand(args: string[]): Promise<number> {
@@ -120,6 +122,7 @@ export async function evalCommand(args: string[]): Promise<number> {
   };
   if (opts.protocol.name === 'openpi' && opts.episodesPerTask > 50) throw new UsageError(`--episodes ${opts.episodesPerTask}: the openpi protocol has 50 fixed initial states per task (use --protocol libero to cycle them)`);
   const policyOpts = { dtype, device: v.device };
+  if (v.threads !== undefined) (await import('../engine/index.js')).setNumThreads(positiveInt('threads', v.threads, C));
   if (v.watch !== undefined) {
     if (v.policy !== undefined || v.out !== undefined) throw new UsageError('--watch RUN_DIR picks the policies (its checkpoints) and the output folder (RUN_DIR/eval/); drop --policy and --out');
     const { watchRun } = await import('../eval/watch.js');
