@@ -5,12 +5,14 @@
 // action go through exactly the data layer and decoder of training. Two workers share batched model calls.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { obsFrameFromEnv } from '../src/data/adapter.js';
 import { openPolicy, RdtChunkPolicy } from '../src/eval/policy_source.js';
 import { PROTOCOLS } from '../src/eval/protocol.js';
 import { runEval } from '../src/eval/run.js';
 import { readRecords } from '../src/eval/results.js';
+import { watchRun } from '../src/eval/watch.js';
 import { SidecarWorker } from '../src/eval/sidecar.js';
 import { loadPolicy } from '../src/policy/policy.js';
 import { actionLog, testEvalOptions } from './helpers/eval.js';
@@ -20,9 +22,10 @@ import { makeTinyPolicy } from './helpers/tiny-policy.js';
 const { dir: work, cleanup } = tempDir('eval-policy');
 after(cleanup);
 let policyDir = '';
+let runDir = '';
 
 before(async () => {
-  ({ policy: policyDir } = await makeTinyPolicy(work, { size: 32 }));
+  ({ policy: policyDir, run: runDir } = await makeTinyPolicy(work, { size: 32 }));
 });
 
 test('the tiny policy through the loop: conventions from policy.json, first actions = Policy.predict on the same observation', async () => {
@@ -77,4 +80,24 @@ test('two workers: every episode recorded with its budget; the model calls are s
   } finally {
     await p.close();
   }
+});
+
+test('eval --watch: each checkpoint of a run is evaluated once; success rate vs step in RUN_DIR/eval/metrics.jsonl and TensorBoard', async () => {
+  const { out: _unused, ...opts } = testEvalOptions('', { tasks: [0], episodesPerTask: 2, maxSteps: 8, execHorizon: 8 });
+  const lines: string[] = [];
+  const watch = { ...opts, log: (l: string) => lines.push(l), policyOpts: { dtype: 'float32' as const, device: 'cpu' }, pollS: 1, once: true };
+  await watchRun(runDir, watch);
+  const metrics = readFileSync(join(runDir, 'eval', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(metrics.map((m) => m.step), [2]);
+  const recs = readRecords(join(runDir, 'eval', 'checkpoint-2', 'episodes.jsonl'));
+  assert.equal(recs.length, 2);
+  assert.equal(metrics[0]['eval/success_rate'], recs.filter((r) => r.success).length / 2);
+  assert.equal(metrics[0]['eval/libero_goal/success_rate'], metrics[0]['eval/success_rate']);
+  assert.equal(metrics[0]['eval/episodes'], 2);
+  assert.ok(readdirSync(join(runDir, 'tensorboard', 'eval')).some((f) => f.startsWith('events.out.tfevents.')));
+  // Again: nothing new to evaluate.
+  await watchRun(runDir, watch);
+  assert.equal(readFileSync(join(runDir, 'eval', 'metrics.jsonl'), 'utf8').trim().split('\n').length, 1);
+  assert.ok(existsSync(join(runDir, 'eval', 'checkpoint-2', 'summary.md')));
+  assert.equal(lines.filter((l) => l.includes('eval --watch: checkpoint 2')).length, 1);
 });
