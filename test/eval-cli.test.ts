@@ -16,10 +16,10 @@ after(cleanup);
 const MAIN = join(repoRoot(), 'dist', 'src', 'cli', 'main.js');
 const cli = (...args: string[]) => spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8' });
 
-test('kill -9 mid-run, then the same command again: every episode recorded once, the finished ones not re-run', async () => {
+test('kill -9 mid-run, then the same command again: every episode recorded once, the finished ones not re-run, one video each', async () => {
   const out = join(work, 'resume');
   const args = [MAIN, 'eval', '--policy', 'scripted:reach-unflipped', '--sim', 'test', '--suite', 'libero_goal', '--tasks', '0,1', '--episodes', '4',
-    '--max-steps', '120', '--videos', 'none', '--out', out];
+    '--max-steps', '120', '--videos', 'all', '--out', out];
   const child = spawn(process.execPath, args, { stdio: 'ignore' });
   const file = join(out, 'episodes.jsonl');
   const lines = () => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).length : 0);
@@ -39,6 +39,10 @@ test('kill -9 mid-run, then the same command again: every episode recorded once,
   assert.equal(summary.suites.libero_goal.episodes, 8);
   assert.match(readFileSync(join(out, 'summary.md'), 'utf8'), /\| libero_goal \| \d+\.\d \| \d+\.\d-\d+\.\d \| \d \/ 8 \| 0 \|/);
   assert.equal(readFileSync(join(out, 'tasks.csv'), 'utf8').trim().split('\n').length, 3);
+  // One video per recorded episode; the killed run's partial video (a .tmp- file) is gone.
+  const videos = readdirSync(join(out, 'videos', 'libero_goal'));
+  assert.deepEqual(videos.sort(), recs.map((r) => r.video!.split('/').pop()!).sort());
+  assert.equal(videos.length, 8);
 });
 
 test('videos: one MP4 per episode, both cameras side by side under the step bar, named by task/init/outcome, never overwritten', () => {

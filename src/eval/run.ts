@@ -14,7 +14,7 @@ import { type EpisodeRecord, RecordWriter, episodeKey, readAllRecords, readRecor
 import { type Summary, markdown, writeReports } from './report.js';
 import { type EpisodeSpec, runEpisode } from './rollout.js';
 import { SidecarWorker, type SidecarOptions, type TaskInfo } from './sidecar.js';
-import { EpisodeVideo, type VideoMode } from './video.js';
+import { EpisodeVideo, type VideoMode, removeStaleTemporaries } from './video.js';
 
 export interface EvalOptions {
   out: string;
@@ -92,6 +92,7 @@ export async function runEval(policy: ChunkPolicy, o: EvalOptions): Promise<Eval
   mkdirSync(o.out, { recursive: true });
   checkIdentity(o.out, runIdentity(policy, o));
   const file = resultsFile(o.out, o.shard);
+  removeStaleTemporaries(join(o.out, 'videos'));
   const done = new Set(readRecords(file, true).map(episodeKey));
   const todo = episodeList(o).filter((e) => !done.has(episodeKey(e)));
   const skipped = done.size;

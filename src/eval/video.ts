@@ -3,7 +3,7 @@
 // under a bar with the step counter; the last second repeats the final frame with the outcome. Files are named
 // by suite, task, init index and outcome, written under a temporary name and renamed, never overwriting.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { orientFrame } from '../data/images.js';
 import { EvalError } from './errors.js';
@@ -108,6 +108,27 @@ export class EpisodeVideo {
     this.ff.stdin!.destroy();
     this.ff.kill('SIGKILL');
     void this.exited.then(() => rmSync(this.tmpFile, { force: true }));
+  }
+}
+
+/** Remove the temporary videos (`.tmp-PID-W.mp4`) of evaluations that were killed (their process is gone). */
+export function removeStaleTemporaries(dir: string): void {
+  if (!existsSync(dir)) return;
+  for (const suite of readdirSync(dir)) {
+    const sub = join(dir, suite);
+    for (const f of existsSync(sub) ? readdirSync(sub) : []) {
+      const pid = /^\.tmp-(\d+)-\d+\.mp4$/.exec(f)?.[1];
+      if (pid && !alive(Number(pid))) rmSync(join(sub, f), { force: true });
+    }
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
