@@ -9,7 +9,6 @@ import { cpus, loadavg } from 'node:os';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as torch from '../src/engine/index.js';
 import { openPolicy } from '../src/eval/policy_source.js';
 import { PROTOCOLS } from '../src/eval/protocol.js';
 import { runEval } from '../src/eval/run.js';
@@ -21,7 +20,6 @@ const { values } = parseArgs({
     'exec-horizon': { type: 'string', default: '8' }, size: { type: 'string', default: '64' }, threads: { type: 'string', default: '1' },
   },
 });
-torch.setNumThreads(Number(values.threads));
 const N = Number(values.workers);
 const work = mkdtempSync(join(tmpdir(), 'rdt-bench-eval-'));
 const log = (s: string) => process.stdout.write(s + '\n');
@@ -29,7 +27,7 @@ try {
   log(`bench:eval: ${cpus().length} cores, load average ${loadavg()[0].toFixed(1)}, ${values.threads} libtorch thread(s); training the tiny policy (${values.size}px) ...`);
   const { policy: dir } = await makeTinyPolicy(work, { size: Number(values.size) });
   const run = async (workers: number, tag: string) => {
-    const policy = await openPolicy({ policy: dir, seed: 7 });
+    const policy = await openPolicy({ policy: dir, seed: 7, threads: Number(values.threads) });
     try {
       const r = await runEval(policy, {
         out: join(work, tag), suites: ['libero_goal'], tasks: [0], episodesPerTask: Number(values.episodes), protocol: PROTOCOLS.openpi,

@@ -67,6 +67,11 @@ test('the tiny policy through the loop: conventions from policy.json, first acti
   }
 });
 
+test('a folder that is not a policy is refused when the eval opens it, with the loader\'s message', async () => {
+  await assert.rejects(openPolicy({ policy: join(work, 'nope'), seed: 0 }), /policy folder .*nope does not exist/);
+  await assert.rejects(openPolicy({ policy: join(work, 'data'), seed: 0 }), /EvalError|no policy.json|config/);
+});
+
 test('two workers: every episode recorded with its budget; the model calls are shared (fewer calls than chunk requests)', async () => {
   const p = await openPolicy({ policy: policyDir, seed: 3 });
   try {

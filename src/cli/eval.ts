@@ -121,8 +121,7 @@ export async function evalCommand(args: string[]): Promise<number> {
     log: (line) => process.stderr.write(line + '\n'),
   };
   if (opts.protocol.name === 'openpi' && opts.episodesPerTask > 50) throw new UsageError(`--episodes ${opts.episodesPerTask}: the openpi protocol has 50 fixed initial states per task (use --protocol libero to cycle them)`);
-  const policyOpts = { dtype, device: v.device };
-  if (v.threads !== undefined) (await import('../engine/index.js')).setNumThreads(positiveInt('threads', v.threads, C));
+  const policyOpts = { dtype, device: v.device, threads: v.threads === undefined ? undefined : positiveInt('threads', v.threads, C) };
   if (v.watch !== undefined) {
     if (v.policy !== undefined || v.out !== undefined) throw new UsageError('--watch RUN_DIR picks the policies (its checkpoints) and the output folder (RUN_DIR/eval/); drop --policy and --out');
     const { watchRun } = await import('../eval/watch.js');

@@ -1,7 +1,8 @@
 // Batched inference for parallel environments: every env that needs a new chunk queues its observation, and
-// one policy call serves the whole queue. An env executing its chunk never waits for the model; an env waiting
-// for a chunk waits only while another env is within `gatherSteps` steps of needing one too (so envs that run in
-// step keep sharing calls instead of drifting into batches of one).
+// one policy call serves the whole queue. An env executing its chunk never waits for the model. An env waiting
+// for a chunk also waits for the other envs that will need one sooner than a model call takes (their remaining
+// steps x the measured env step time < the measured call time, capped at `maxGatherSteps`): without that, envs
+// that happen to be out of phase alternate calls of one observation each for the whole run.
 import type { PolicyInput } from '../policy/policy.js';
 import type { ActionChunk, ChunkPolicy } from './policy_source.js';
 
@@ -17,13 +18,28 @@ export class ChunkBatcher {
   calls = 0;
   readonly batchSizes: number[] = [];
   inferSeconds = 0;
+  private stepSeconds = 0;
+  private steps = 0;
   private queue: Request[] = [];
   /** env -> env steps until it will ask for a chunk (Infinity: not soon, e.g. resetting). */
   private due = new Map<number, number>();
   private inFlight = false;
   private scheduled = false;
 
-  constructor(readonly policy: ChunkPolicy, readonly maxBatch: number, readonly gatherSteps = 1) {}
+  constructor(readonly policy: ChunkPolicy, readonly maxBatch: number, readonly maxGatherSteps = 1) {}
+
+  /** How long one env step took (for the gather rule). */
+  noteStep(seconds: number): void {
+    this.stepSeconds += seconds;
+    this.steps++;
+  }
+
+  /** Steps worth waiting for: a model call's time in env steps, at least 1, at most maxGatherSteps. */
+  get gatherSteps(): number {
+    if (!this.calls || !this.steps) return 1;
+    const ratio = this.inferSeconds / this.calls / (this.stepSeconds / this.steps);
+    return Math.max(1, Math.min(this.maxGatherSteps, Math.floor(ratio)));
+  }
 
   /** An env's distance, in env steps, to its next request. */
   setDue(env: number, steps: number): void {
@@ -49,7 +65,8 @@ export class ChunkBatcher {
     if (this.inFlight || this.queue.length === 0) return false;
     if (this.queue.length >= this.maxBatch) return true;
     const queued = new Set(this.queue.map((q) => q.env));
-    for (const [env, d] of this.due) if (!queued.has(env) && d <= this.gatherSteps) return false;
+    const gather = this.gatherSteps;
+    for (const [env, d] of this.due) if (!queued.has(env) && d <= gather) return false;
     return true;
   }
 

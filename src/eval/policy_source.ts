@@ -2,11 +2,11 @@
 // policy speaking the openpi websocket protocol. A policy says what it needs from the simulator (render size,
 // history) and turns a batch of observation histories into action chunks; each chunk step is decoded into
 // LIBERO's 7-D command when it is executed, against the pose measured then (what training encoded against).
-import * as torch from '../engine/index.js';
+import { Worker } from 'node:worker_threads';
 import type { DType } from '../engine/index.js';
-import { type RobotObs, decodeAction } from '../data/adapter.js';
+import { type AdapterConfig, type RobotObs, decodeAction } from '../data/adapter.js';
 import { STATE_VEC_LEN } from '../data/state_vec.js';
-import { type Policy, type PolicyInput, loadPolicy } from '../policy/policy.js';
+import type { PolicyInput } from '../policy/policy.js';
 import { UsageError } from '../util/errors.js';
 import { EvalError } from './errors.js';
 
@@ -32,46 +32,98 @@ export interface ChunkPolicy {
   close(): Promise<void>;
 }
 
-/** An rdt-libero policy folder in this process: every convention comes from its policy.json, never from flags. */
+/**
+ * An rdt-libero policy folder, run in its own thread (policy_worker.ts) so that model calls never stop the main
+ * thread from stepping simulators. Every convention comes from the folder's policy.json, never from flags; chunks
+ * come back as raw unified vectors and each step is decoded here by the policy's encoding (decodeAction, the
+ * decoder Policy.predict uses), against the pose measured when the step is executed.
+ */
 export class RdtChunkPolicy implements ChunkPolicy {
   readonly describe: string;
   readonly resolution: number;
-  private generator: torch.Generator;
+  private pending = new Map<number, { resolve: (c: ActionChunk[]) => void; reject: (e: Error) => void; n: number }>();
+  private nextId = 1;
+  private dead: Error | null = null;
 
-  constructor(readonly policy: Policy, seed: number) {
-    const a = policy.adapter;
-    if (a.imageHeight !== a.imageWidth)
-      throw new EvalError(`${policy.dir}: the policy was trained on ${a.imageHeight}x${a.imageWidth} frames; LIBERO renders square cameras, so it cannot be evaluated there`);
-    this.resolution = a.imageHeight;
-    this.describe = `rdt-libero ${policy.dir} (${a.encoding}, ${a.orientation}, ${a.imageHeight}px, history ${a.historySize})`;
-    this.generator = new torch.Generator(seed);
+  private constructor(
+    private worker: Worker,
+    readonly dir: string,
+    readonly adapter: AdapterConfig,
+    readonly chunkSize: number,
+    readonly historySize: number,
+    readonly checkpointStep: number | null,
+  ) {
+    if (adapter.imageHeight !== adapter.imageWidth)
+      throw new EvalError(`${dir}: the policy was trained on ${adapter.imageHeight}x${adapter.imageWidth} frames; LIBERO renders square cameras, so it cannot be evaluated there`);
+    this.resolution = adapter.imageHeight;
+    this.describe = `rdt-libero ${dir} (${adapter.encoding}, ${adapter.orientation}, ${adapter.imageHeight}px, history ${historySize})`;
+    worker.on('message', (m: WorkerReply) => {
+      if (m.type === 'error' && m.id === null) return this.die(new EvalError(`policy thread failed: ${m.name}: ${m.message}`));
+      const p = this.pending.get(m.id as number);
+      if (!p) return;
+      this.pending.delete(m.id as number);
+      if (m.type === 'error') p.reject(new EvalError(`policy ${dir} failed: ${m.name}: ${m.message}`));
+      else p.resolve(this.chunks(m.raw!, m.chunk!, p.n));
+    });
+    worker.on('error', (e) => this.die(new EvalError(`policy thread crashed: ${e.message}`)));
+    worker.on('exit', () => this.die(new EvalError('policy thread exited')));
   }
 
-  get chunkSize(): number {
-    return this.policy.chunkSize;
-  }
-  get historySize(): number {
-    return this.policy.historySize;
-  }
-  get checkpointStep(): number | null {
-    return this.policy.conventions.origin?.step ?? null;
+  /** Load the folder in a new thread; rejects with the loader's error (bad policy.json, LoRA folder, ...). */
+  static open(spec: { dir: string; seed: number; dtype?: DType; device?: string; threads?: number }): Promise<RdtChunkPolicy> {
+    const worker = new Worker(new URL('./policy_worker.js', import.meta.url), { workerData: spec });
+    return new Promise((resolve, reject) => {
+      worker.once('message', (m: WorkerReply) => {
+        if (m.type === 'ready') resolve(new RdtChunkPolicy(worker, spec.dir, m.adapter!, m.chunkSize!, m.historySize!, m.step ?? null));
+        else reject(m.name === 'PolicyError' || m.name === 'ModelError' ? new EvalError(m.message!) : new EvalError(`loading ${spec.dir} failed: ${m.name}: ${m.message}`));
+      });
+      worker.once('error', (e) => reject(new EvalError(`loading ${spec.dir} failed: ${e.message}`)));
+    });
   }
 
-  async predictChunks(inputs: readonly PolicyInput[]): Promise<ActionChunk[]> {
-    const out = this.policy.predict(inputs, { generator: this.generator, raw: true });
-    const raw = out.raw!;
-    const T = out.chunk;
-    const adapter = this.policy.adapter;
-    return inputs.map((_, b) => ({
+  private die(e: Error): void {
+    if (this.dead) return;
+    this.dead = e;
+    for (const p of this.pending.values()) p.reject(e);
+    this.pending.clear();
+  }
+
+  private chunks(raw: Float64Array, T: number, n: number): ActionChunk[] {
+    const adapter = this.adapter;
+    return Array.from({ length: n }, (_, b) => ({
       length: T,
-      // The policy's own decoder (decodeAction with its encoding), one step at a time.
       action: (k: number, measured: RobotObs) => decodeAction(adapter, raw, (b * T + k) * STATE_VEC_LEN, measured),
     }));
   }
 
-  async close(): Promise<void> {
-    this.policy.dispose();
+  predictChunks(inputs: readonly PolicyInput[]): Promise<ActionChunk[]> {
+    if (this.dead) return Promise.reject(this.dead);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, n: inputs.length });
+      this.worker.postMessage({ type: 'predict', id, inputs });
+    });
   }
+
+  async close(): Promise<void> {
+    if (this.dead) return;
+    const gone = new Promise<void>((res) => this.worker.once('exit', () => res()));
+    this.worker.postMessage({ type: 'close' });
+    await gone;
+  }
+}
+
+interface WorkerReply {
+  type: 'ready' | 'chunks' | 'error';
+  id?: number | null;
+  adapter?: AdapterConfig;
+  chunkSize?: number;
+  historySize?: number;
+  step?: number | null;
+  raw?: Float64Array;
+  chunk?: number;
+  name?: string;
+  message?: string;
 }
 
 export interface PolicySpec {
@@ -80,6 +132,8 @@ export interface PolicySpec {
   seed: number;
   dtype?: DType;
   device?: string;
+  /** libtorch intra-op threads of the policy's thread (default: libtorch's choice). */
+  threads?: number;
 }
 
 /** `--policy` -> a ChunkPolicy. */
@@ -91,5 +145,5 @@ export async function openPolicy(spec: PolicySpec): Promise<ChunkPolicy> {
     const { scriptedPolicy } = await import('./scripted_policy.js');
     return scriptedPolicy(spec.policy.slice('scripted:'.length));
   }
-  return new RdtChunkPolicy(loadPolicy(spec.policy, { dtype: spec.dtype, device: spec.device }), spec.seed);
+  return RdtChunkPolicy.open({ dir: spec.policy, seed: spec.seed, dtype: spec.dtype, device: spec.device, threads: spec.threads });
 }

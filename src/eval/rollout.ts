@@ -46,47 +46,53 @@ export type FrameSink = (o: SimObs, policyStep: number | null) => void;
 export async function runEpisode(
   worker: SidecarWorker, batcher: ChunkBatcher, env: number, policy: ChunkPolicy, spec: EpisodeSpec, opts: RolloutOptions, onFrame?: FrameSink,
 ): Promise<EpisodeOutcome> {
-  batcher.setDue(env, Infinity);
-  let o = await worker.reset({ initIndex: spec.init, seed: spec.seed });
-  onFrame?.(o, null);
-  const { waitSteps, waitAction } = opts.protocol;
-  for (let i = 0; i < waitSteps; i++) {
-    batcher.setDue(env, waitSteps - i);
-    o = await worker.step(waitAction);
-    onFrame?.(o, null);
-  }
-  const history = new ObservationHistory(policy.historySize);
-  let frame: ObsFrame = obsFrameFromEnv(o.obs);
-  history.push(frame);
   const replans: number[] = [];
-  const ask = async (step: number): Promise<ActionChunk> => {
-    replans.push(step);
-    const chunk = await batcher.request(env, { history: [...history.current], instruction: opts.language });
-    if (chunk.length < (opts.temporalEnsemble === null ? opts.execHorizon : 1))
-      throw new EvalError(`the policy returned a ${chunk.length}-step chunk; exec_horizon is ${opts.execHorizon}`);
-    return chunk;
-  };
   const live: { chunk: ActionChunk; start: number }[] = [];
   let success = false;
   let steps = 0;
+  let o: SimObs;
+  /** One env step, timed for the batcher's gather rule; policyStep null for wait steps. */
+  const stepEnv = async (action: ArrayLike<number>, policyStep: number | null) => {
+    const t0 = performance.now();
+    o = await worker.step(action);
+    batcher.noteStep((performance.now() - t0) / 1000);
+    onFrame?.(o, policyStep);
+  };
   try {
-    for (let step = 0; step < opts.maxSteps; step++) {
+    batcher.setDue(env, Infinity);
+    o = await worker.reset({ initIndex: spec.init, seed: spec.seed });
+    onFrame?.(o, null);
+    const { waitSteps, waitAction } = opts.protocol;
+    for (let i = 0; i < waitSteps; i++) {
+      batcher.setDue(env, waitSteps - i);
+      await stepEnv(waitAction, null);
+    }
+    const history = new ObservationHistory(policy.historySize);
+    let frame: ObsFrame = obsFrameFromEnv(o.obs);
+    history.push(frame);
+    const ask = async (at: number): Promise<ActionChunk> => {
+      replans.push(at);
+      const chunk = await batcher.request(env, { history: [...history.current], instruction: opts.language });
+      if (chunk.length < (opts.temporalEnsemble === null ? opts.execHorizon : 1))
+        throw new EvalError(`the policy returned a ${chunk.length}-step chunk; exec_horizon is ${opts.execHorizon}`);
+      return chunk;
+    };
+    for (let t = 0; t < opts.maxSteps; t++) {
       let action: Float64Array;
       if (opts.temporalEnsemble === null) {
         const cur = live[0];
-        if (!cur || step - cur.start >= opts.execHorizon) live.splice(0, live.length, { chunk: await ask(step), start: step });
+        if (!cur || t - cur.start >= opts.execHorizon) live.splice(0, live.length, { chunk: await ask(t), start: t });
         const { chunk, start } = live[0];
-        batcher.setDue(env, start + opts.execHorizon - step - 1);
-        action = chunk.action(step - start, frame.robot);
+        batcher.setDue(env, start + opts.execHorizon - t - 1);
+        action = chunk.action(t - start, frame.robot);
       } else {
-        live.push({ chunk: await ask(step), start: step });
-        while (live.length && step - live[0].start >= live[0].chunk.length) live.shift();
+        live.push({ chunk: await ask(t), start: t });
+        while (live.length && t - live[0].start >= live[0].chunk.length) live.shift();
         batcher.setDue(env, 1);
-        action = ensemble(live, step, frame, opts.temporalEnsemble);
+        action = ensemble(live, t, frame, opts.temporalEnsemble);
       }
-      o = await worker.step(action);
-      steps = step + 1;
-      onFrame?.(o, steps);
+      await stepEnv(action, t + 1);
+      steps = t + 1;
       frame = obsFrameFromEnv(o.obs);
       history.push(frame);
       if (o.done) {
@@ -97,7 +103,7 @@ export async function runEpisode(
   } finally {
     batcher.leave(env);
   }
-  return { success, steps, envSteps: o.t, modelCalls: replans.length, replans };
+  return { success, steps, envSteps: o!.t, modelCalls: replans.length, replans };
 }
 
 /** ACT's temporal ensemble: every live chunk's action for this step, weighted exp(-k i) with i = 0 the oldest. */

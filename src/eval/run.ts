@@ -98,8 +98,9 @@ export async function runEval(policy: ChunkPolicy, o: EvalOptions): Promise<Eval
   const skipped = done.size;
   if (skipped) o.log(`eval: resuming ${file}: ${skipped} episode(s) already recorded, ${todo.length} to run`);
   const writer = new RecordWriter(file);
-  // Wait up to half a chunk for other envs to need a chunk too: once aligned, envs stay in step and share calls.
-  const batcher = new ChunkBatcher(policy, o.maxBatch, o.temporalEnsemble === null ? Math.max(1, Math.floor(o.execHorizon / 2)) : 1);
+  // An env asking for a chunk may wait for others that need one within a model call's time, at most one chunk of
+  // steps: once aligned, envs stay in step and share calls.
+  const batcher = new ChunkBatcher(policy, o.maxBatch, o.temporalEnsemble === null ? o.execHorizon : 1);
   const total = todo.length;
   let finished = 0, successes = 0, crashRetries = 0;
   let failure: unknown = null;

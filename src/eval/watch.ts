@@ -13,7 +13,7 @@ import { openPolicy } from './policy_source.js';
 import { type EvalOptions, runEval } from './run.js';
 
 export interface WatchOptions extends Omit<EvalOptions, 'out'> {
-  policyOpts: { dtype: DType; device: string };
+  policyOpts: { dtype: DType; device: string; threads?: number };
   pollS: number;
   once: boolean;
 }
