@@ -61,6 +61,20 @@ test('videos: one MP4 per episode, both cameras side by side under the step bar,
   assert.equal(unusedName(join(dir, 'x.mp4')), join(dir, 'x.3.mp4'));
 });
 
+test('eval --shard 0/2 and 1/2, then eval merge: the summary of one unsharded run', () => {
+  const common = ['eval', '--policy', 'scripted:reach', '--sim', 'test', '--suite', 'libero_spatial', '--tasks', '3', '--episodes', '3', '--videos', 'none'];
+  for (const [i, d] of [[0, 'sa'], [1, 'sb']] as const) assert.equal(cli(...common, '--shard', `${i}/2`, '--out', join(work, d)).status, 0);
+  assert.equal(cli(...common, '--out', join(work, 'sall')).status, 0);
+  const m = cli('eval', 'merge', '--out', join(work, 'smerged'), '--in', join(work, 'sa'), '--in', join(work, 'sb'));
+  assert.equal(m.status, 0, m.stderr);
+  assert.match(m.stdout, /\| libero_spatial \| 100\.0 \| 43\.9-100\.0 \| 3 \/ 3 \| 0 \|/);
+  const read = (d: string) => JSON.parse(readFileSync(join(work, d, 'summary.json'), 'utf8')).suites;
+  assert.deepEqual(read('smerged'), read('sall'));
+  const again = cli('eval', 'merge', '--out', join(work, 'smerged'), '--in', join(work, 'sa'));
+  assert.equal(again.status, 1);
+  assert.match(again.stderr, /exists; merge into an empty folder/);
+});
+
 test('usage errors are one line with exit 2; a websocket policy is refused as not yet available', () => {
   const bad: [string[], RegExp][] = [
     [['--policy', 'p', '--suite', 'libero_gaol', '--out', 'o'], /--suite must be one of .* got 'libero_gaol' \(did you mean 'libero_goal'\?\)/],

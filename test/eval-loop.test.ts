@@ -6,6 +6,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { runEval } from '../src/eval/run.js';
+import { PROTOCOLS } from '../src/eval/protocol.js';
 import { scriptedPolicy } from '../src/eval/scripted_policy.js';
 import { readRecords } from '../src/eval/results.js';
 import type { ActionChunk, ChunkPolicy } from '../src/eval/policy_source.js';
@@ -68,6 +69,19 @@ for (const h of [8, 16, 64]) {
     }
   });
 }
+
+test('--protocol libero: 5 wait steps of zeros (gripper held), init index k mod 50, 600 steps by default', async () => {
+  const log = join(work, 'lib.log');
+  await runEval(scriptedPolicy('reach'), testEvalOptions(join(work, 'lib'), { protocol: PROTOCOLS.libero, episodesPerTask: 2, tasks: [5] }, { RDT_TEST_ENV_ACTION_LOG: log }));
+  const recs = readRecords(join(work, 'lib', 'episodes.jsonl'));
+  assert.deepEqual(recs.map((r) => [r.protocol, r.init, r.max_steps, r.env_steps - r.steps]), [['libero', 0, 600, 5], ['libero', 1, 600, 5]]);
+  for (const ep of actionLog(log)) {
+    for (let t = 0; t < 5; t++) assert.deepEqual(ep[t].action, [0, 0, 0, 0, 0, 0, 0]);
+    assert.notDeepEqual(ep[5].action, [0, 0, 0, 0, 0, 0, 0]);
+  }
+  assert.equal(PROTOCOLS.libero.initIndex(57, 50), 7);
+  assert.equal(PROTOCOLS.libero.episodesPerTask, 20);
+});
 
 /** Chunks whose every step is the constant action [c, 0, 0, 0, 0, 0, -1], c = 0.1 x (call number). */
 class CountingPolicy implements ChunkPolicy {

@@ -7,6 +7,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { repoRoot } from './helpers/fixtures.js';
 import { obsFrameFromEnv } from '../src/data/adapter.js';
 import { openPolicy, RdtChunkPolicy } from '../src/eval/policy_source.js';
 import { PROTOCOLS } from '../src/eval/protocol.js';
@@ -105,4 +107,16 @@ test('eval --watch: each checkpoint of a run is evaluated once; success rate vs 
   assert.equal(readFileSync(join(runDir, 'eval', 'metrics.jsonl'), 'utf8').trim().split('\n').length, 1);
   assert.ok(existsSync(join(runDir, 'eval', 'checkpoint-2', 'summary.md')));
   assert.equal(lines.filter((l) => l.includes('eval --watch: checkpoint 2')).length, 1);
+});
+
+test('rdt-libero eval with the policy folder: its render size and history from policy.json, --threads, the checkpoint step in the report', () => {
+  const out = join(work, 'cli');
+  const r = spawnSync(process.execPath, [join(repoRoot(), 'dist', 'src', 'cli', 'main.js'), 'eval', '--policy', policyDir, '--sim', 'test', '--suite', 'libero_goal',
+    '--tasks', '1', '--episodes', '1', '--max-steps', '8', '--exec-horizon', '4', '--threads', '1', '--videos', 'all', '--out', out], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /sim test at 32px/);
+  assert.match(r.stdout, /checkpoint step: 2; protocol: openpi; exec_horizon: 4/);
+  const [rec] = readRecords(join(out, 'episodes.jsonl'));
+  if (!rec.success) assert.deepEqual(rec.replans, [0, 4]);
+  assert.ok(rec.video && existsSync(join(out, rec.video)));
 });
