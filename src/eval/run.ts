@@ -103,6 +103,14 @@ export async function runEval(policy: ChunkPolicy, o: EvalOptions): Promise<Eval
   const batcher = new ChunkBatcher(policy, o.maxBatch, o.temporalEnsemble === null ? o.execHorizon : 1);
   const total = todo.length;
   let finished = 0, successes = 0, crashRetries = 0;
+  const progress = (rec: EpisodeRecord) => {
+    finished++;
+    if (rec.success) successes++;
+    const el = (performance.now() - t0) / 1000;
+    o.log(`[${finished}/${total}] ${rec.suite} task ${rec.task} init ${rec.init}: ${rec.success ? 'success' : 'failure'} after ${rec.steps} steps ` +
+      `(${rec.wall_s.toFixed(1)} s${rec.crash_retries ? `, ${rec.crash_retries} crash retr${rec.crash_retries > 1 ? 'ies' : 'y'}` : ''}) | ${successes}/${finished} ` +
+      `${((100 * successes) / finished).toFixed(1)}% | ${((finished / el) * 3600).toFixed(0)} ep/h, ETA ${Math.round((el / finished) * (total - finished))} s`);
+  };
   let failure: unknown = null;
   const workers: (SidecarWorker | null)[] = [];
 
@@ -136,13 +144,7 @@ export async function runEval(policy: ChunkPolicy, o: EvalOptions): Promise<Eval
             const v = video;
             const res = await runEpisode(s, batcher, w, policy, spec, { protocol: o.protocol, maxSteps, execHorizon: o.execHorizon, temporalEnsemble: o.temporalEnsemble, language: info.language },
               v ? (ob, step) => v.add(ob.obs.agentview_image as Uint8Array, ob.obs.robot0_eye_in_hand_image as Uint8Array, step === null ? `WAIT T ${ob.t}` : `STEP ${step}/${maxSteps}`) : undefined);
-            let videoPath: string | null = null;
-            if (video) {
-              const keep = o.videos === 'all' || !res.success;
-              const name = `task${String(spec.task).padStart(2, '0')}_init${String(spec.init).padStart(2, '0')}_ep${String(spec.episode).padStart(2, '0')}_${res.success ? 'success' : 'failure'}.mp4`;
-              const p = await video.finish(res.success, keep ? join(o.out, 'videos', spec.suite, name) : null);
-              videoPath = p ? relative(o.out, p) : null;
-            }
+            const videoPath = video ? await finishVideo(video, o, spec, res.success) : null;
             const rec: EpisodeRecord = {
               suite: spec.suite, task: spec.task, task_name: info.task_name, language: info.language, episode: spec.episode, init: spec.init, seed: spec.seed,
               success: res.success, steps: res.steps, max_steps: maxSteps, env_steps: res.envSteps, wall_s: (performance.now() - tStart) / 1000,
@@ -151,13 +153,7 @@ export async function runEval(policy: ChunkPolicy, o: EvalOptions): Promise<Eval
               finished_at: new Date().toISOString(),
             };
             writer.append(rec);
-            finished++;
-            if (rec.success) successes++;
-            const el = (performance.now() - t0) / 1000;
-            const eta = (el / finished) * (total - finished);
-            o.log(`[${finished}/${total}] ${spec.suite} task ${spec.task} init ${spec.init}: ${rec.success ? 'success' : 'failure'} after ${rec.steps} steps ` +
-              `(${rec.wall_s.toFixed(1)} s${retries ? `, ${retries} crash retr${retries > 1 ? 'ies' : 'y'}` : ''}) | ${successes}/${finished} ` +
-              `${((100 * successes) / finished).toFixed(1)}% | ${((finished / el) * 3600).toFixed(0)} ep/h, ETA ${Math.round(eta)} s`);
+            progress(rec);
             break;
           } catch (e) {
             video?.abort();
@@ -189,4 +185,13 @@ export async function runEval(policy: ChunkPolicy, o: EvalOptions): Promise<Eval
   }
   const summary = writeReports(o.out, readAllRecords(o.out));
   return { ran: finished, skipped, crashRetries, modelCalls: batcher.calls, batchSizes: batcher.batchSizes, wallS: (performance.now() - t0) / 1000, summary, summaryText: markdown(summary) };
+}
+
+/** Close an episode's video: kept as videos/SUITE/taskTT_initII_epEE_OUTCOME.mp4 when --videos says so; its path relative to --out. */
+async function finishVideo(video: EpisodeVideo, o: EvalOptions, spec: EpisodeSpec, success: boolean): Promise<string | null> {
+  const keep = o.videos === 'all' || !success;
+  const pad = (n: number) => String(n).padStart(2, '0');
+  const name = `task${pad(spec.task)}_init${pad(spec.init)}_ep${pad(spec.episode)}_${success ? 'success' : 'failure'}.mp4`;
+  const p = await video.finish(success, keep ? join(o.out, 'videos', spec.suite, name) : null);
+  return p ? relative(o.out, p) : null;
 }
