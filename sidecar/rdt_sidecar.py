@@ -41,6 +41,10 @@ def obs_reply(rid, step):
 
 
 def make_backend(name):
+    try:
+        import numpy  # noqa: F401  (both back-ends need it)
+    except ImportError:
+        raise SetupError(f"numpy is not installed in {sys.executable}", f"{sys.executable} -m pip install numpy")
     if name == "test":
         import reach_env
 
