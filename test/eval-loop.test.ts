@@ -4,6 +4,7 @@
 // a sidecar killed mid-episode (restart + retry, counted) and a policy that fails (an error, never a failure).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { runEval } from '../src/eval/run.js';
 import { PROTOCOLS } from '../src/eval/protocol.js';
@@ -46,6 +47,16 @@ test('the scripted expert solves every episode; reading the image unflipped fail
     assert.equal(r.steps, 300, 'a failed libero_goal episode runs the whole openpi budget');
     assert.equal(r.env_steps, 310);
   }
+});
+
+test('--videos failures keeps the failures only, and no temporary file', async () => {
+  await runEval(scriptedPolicy('reach'), testEvalOptions(join(work, 'vf-ok'), { episodesPerTask: 2, videos: 'failures' }));
+  await runEval(scriptedPolicy('reach-unflipped'), testEvalOptions(join(work, 'vf-bad'), { episodesPerTask: 1, maxSteps: 15, videos: 'failures' }));
+  assert.deepEqual(readRecords(join(work, 'vf-ok', 'episodes.jsonl')).map((r) => r.video), [null, null]);
+  assert.deepEqual(readdirSync(join(work, 'vf-ok', 'videos', 'libero_goal')), []);
+  const [bad] = readRecords(join(work, 'vf-bad', 'episodes.jsonl'));
+  assert.equal(bad.video, join('videos', 'libero_goal', 'task00_init00_ep00_failure.mp4'));
+  assert.deepEqual(readdirSync(join(work, 'vf-bad', 'videos', 'libero_goal')), ['task00_init00_ep00_failure.mp4']);
 });
 
 test('libero_spatial budget is 220 policy steps (openpi/OFT table)', async () => {
