@@ -21,6 +21,7 @@ generator, so they are the same on every machine.
 import json
 import os
 import signal
+import time
 import zlib
 
 import numpy as np
@@ -83,9 +84,10 @@ def init_states(suite, task):
 class ReachEnv:
     def __init__(self):
         self.suite = None
-        # For the harness's tests: fault injection ("MARKER:TASK:INIT:T" = SIGKILL itself once, before env step T of
-        # that episode) and a log of every action received (one JSON line per step).
+        # For the harness's tests: fault injection ("MARKER:TASK:INIT:T" = SIGKILL itself, or hang, once, before env
+        # step T of that episode) and a log of every action received (one JSON line per step).
         self.kill_once = os.environ.get("RDT_TEST_ENV_KILL_ONCE")
+        self.hang_once = os.environ.get("RDT_TEST_ENV_HANG_ONCE")
         self.action_log = os.environ.get("RDT_TEST_ENV_ACTION_LOG")
 
     def versions(self):
@@ -156,12 +158,15 @@ class ReachEnv:
         return self._observe(done)
 
     def _maybe_die(self):
-        if not self.kill_once:
-            return
-        marker, task, init, t = self.kill_once.rsplit(":", 3)
-        if (self.task, self.init_index, self.t) == (int(task), int(init), int(t)) and not os.path.exists(marker):
-            open(marker, "w").close()
-            os.kill(os.getpid(), signal.SIGKILL)
+        for spec, fault in ((self.kill_once, "kill"), (self.hang_once, "hang")):
+            if not spec:
+                continue
+            marker, task, init, t = spec.rsplit(":", 3)
+            if (self.task, self.init_index, self.t) == (int(task), int(init), int(t)) and not os.path.exists(marker):
+                open(marker, "w").close()
+                if fault == "kill":
+                    os.kill(os.getpid(), signal.SIGKILL)
+                time.sleep(3600)
 
     def _observe(self, done):
         f = (1 - self.grip) / 2

@@ -151,6 +151,16 @@ test('a sidecar killed mid-episode is restarted and the episode retried from its
   for (let t = 0; t < 10; t++) assert.deepEqual(starts[1][t].action, WAIT);
 });
 
+test('a sidecar that stops answering is killed after its timeout and the episode retried like a crash', async () => {
+  const marker = join(work, 'hang.marker');
+  const opts = testEvalOptions(join(work, 'hang'), { episodesPerTask: 2, tasks: [6] }, { RDT_TEST_ENV_HANG_ONCE: `${marker}:6:0:4` });
+  const lines: string[] = [];
+  const r = await runEval(scriptedPolicy('reach'), { ...opts, sidecar: { ...opts.sidecar, timeoutS: 1 }, log: (l) => lines.push(l) });
+  assert.equal(r.crashRetries, 1);
+  assert.deepEqual(readRecords(join(work, 'hang', 'episodes.jsonl')).map((x) => [x.init, x.crash_retries, x.success]), [[0, 1, true], [1, 0, true]]);
+  assert.ok(lines.some((l) => /did not answer 'step' within 1 s and was killed\); restarting it and retrying the episode from its initial state/.test(l)), lines.join('\n'));
+});
+
 test('a sidecar that keeps crashing ends the run with an error naming the retries', async () => {
   const marker = join(work, 'never');
   // With --max-retries 0 the first crash is final.

@@ -44,6 +44,8 @@ throughput and robustness:
 simulator:
   --sim B              libero (default) or test (the sidecar's reach geometry, for CI and checks)
   --sim-python PATH    the Python with LIBERO, robosuite 1.4.x and MuJoCo (default: $PYTHON or python3)
+  --sim-timeout S      seconds one simulator request may take before the sidecar is taken for hung, killed and
+                       its episode retried like a crash (default 300)
 
 model placement (rdt-libero policy folders):
   --device D           cpu (default), cuda, cuda:N
@@ -75,7 +77,7 @@ const OPTIONS = {
   'exec-horizon': { type: 'string', default: '16' }, 'temporal-ensemble': { type: 'string' }, seed: { type: 'string', default: '7' },
   workers: { type: 'string', default: '1' }, 'max-batch': { type: 'string' }, 'max-retries': { type: 'string', default: '2' },
   shard: { type: 'string' }, videos: { type: 'string', default: 'failures' }, sim: { type: 'string', default: 'libero' },
-  'sim-python': { type: 'string' }, device: { type: 'string', default: 'cpu' }, dtype: { type: 'string', default: 'float32' },
+  'sim-python': { type: 'string' }, 'sim-timeout': { type: 'string', default: '300' }, device: { type: 'string', default: 'cpu' }, dtype: { type: 'string', default: 'float32' },
   threads: { type: 'string' }, watch: { type: 'string' }, poll: { type: 'string', default: '60' }, once: { type: 'boolean' },
 } as const;
 
@@ -117,7 +119,7 @@ export async function evalCommand(args: string[]): Promise<number> {
     execHorizon: positiveInt('exec-horizon', v['exec-horizon'], C),
     maxBatch: v['max-batch'] !== undefined ? positiveInt('max-batch', v['max-batch'], C) : workers,
     seed: nonNeg('seed', v.seed), maxRetries: nonNeg('max-retries', v['max-retries']),
-    sidecar: { backend: sim, python: v['sim-python'] },
+    sidecar: { backend: sim, python: v['sim-python'], timeoutS: positiveInt('sim-timeout', v['sim-timeout'], C) },
     log: (line) => process.stderr.write(line + '\n'),
   };
   if (opts.protocol.name === 'openpi' && opts.episodesPerTask > 50) throw new UsageError(`--episodes ${opts.episodesPerTask}: the openpi protocol has 50 fixed initial states per task (use --protocol libero to cycle them)`);

@@ -18,6 +18,12 @@ export interface SidecarOptions {
   env?: Record<string, string>;
   /** Where the child's stderr goes, line by line (default: dropped after the last 50 lines are kept for errors). */
   onStderr?: (line: string) => void;
+  /**
+   * Seconds a request may take before the sidecar is taken for hung (a render back-end deadlock, a stuck
+   * physics solve): it is killed, which the harness handles like a crash. Default 300 (opening a LIBERO task
+   * with its assets takes seconds, a step tens of milliseconds).
+   */
+  timeoutS?: number;
 }
 
 export interface OpenRequest {
@@ -62,6 +68,8 @@ export class SidecarWorker {
   private nextId = 1;
   private exited: string | null = null;
   private stderrTail: string[] = [];
+  /** Why the harness killed it (a request timed out), for the crash message. */
+  private hung: string | null = null;
   private readyWait: Pending;
   readonly ready: Promise<Record<string, unknown>>;
 
@@ -88,7 +96,8 @@ export class SidecarWorker {
       }
     });
     this.child.on('error', (e) => this.fail(`could not start ${python}: ${e.message} (pass the interpreter with LIBERO installed as --sim-python)`, false));
-    this.child.on('exit', (code, signal) => this.fail(`sidecar (pid ${this.pid}) exited ${signal ? `by signal ${signal}` : `with code ${code}`}`, true));
+    this.child.on('exit', (code, signal) =>
+      this.fail(`sidecar (pid ${this.pid}) ${this.hung ? `${this.hung} and was killed` : `exited ${signal ? `by signal ${signal}` : `with code ${code}`}`}`, true));
     this.child.stdin.on('error', () => {}); // EPIPE after a crash: reported by 'exit'
   }
 
@@ -171,8 +180,14 @@ export class SidecarWorker {
   private request(op: string, fields: Record<string, unknown>): Promise<{ header: Record<string, unknown>; blobs: Map<string, Uint8Array> }> {
     if (this.exited !== null) return Promise.reject(new SidecarCrash(`sidecar (pid ${this.pid}) is not running: ${this.exited}`));
     if (this.pending) return Promise.reject(new Error(`sidecar ${op} while ${this.pending.op} is in flight (a bug: requests are sequential)`));
+    const limit = this.opts.timeoutS ?? 300;
     return new Promise((resolve, reject) => {
-      this.pending = { resolve, reject, op };
+      const timer = setTimeout(() => {
+        this.hung = `did not answer '${op}' within ${limit} s`;
+        this.child.kill('SIGKILL');
+      }, limit * 1000);
+      const done = () => clearTimeout(timer);
+      this.pending = { resolve: (v) => (done(), resolve(v)), reject: (e) => (done(), reject(e)), op };
       this.child.stdin.write(JSON.stringify({ id: this.nextId++, op, ...fields }) + '\n');
     });
   }
