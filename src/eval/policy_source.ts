@@ -2,6 +2,7 @@
 // policy speaking the openpi websocket protocol. A policy says what it needs from the simulator (render size,
 // history) and turns a batch of observation histories into action chunks; each chunk step is decoded into
 // LIBERO's 7-D command when it is executed, against the pose measured then (what training encoded against).
+import { resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { DType } from '../engine/index.js';
 import { type AdapterConfig, type RobotObs, decodeAction } from '../data/adapter.js';
@@ -72,9 +73,10 @@ export class RdtChunkPolicy implements ChunkPolicy {
   /** Load the folder in a new thread; rejects with the loader's error (bad policy.json, LoRA folder, ...). */
   static open(spec: { dir: string; seed: number; dtype?: DType; device?: string; threads?: number }): Promise<RdtChunkPolicy> {
     const worker = new Worker(new URL('./policy_worker.js', import.meta.url), { workerData: spec });
-    return new Promise((resolve, reject) => {
+    return new Promise((done, reject) => {
       worker.once('message', (m: WorkerReply) => {
-        if (m.type === 'ready') resolve(new RdtChunkPolicy(worker, spec.dir, m.adapter!, m.chunkSize!, m.historySize!, m.step ?? null));
+        // The absolute path names the policy in results, so `dir` and `./dir/` resume the same evaluation.
+        if (m.type === 'ready') done(new RdtChunkPolicy(worker, resolve(spec.dir), m.adapter!, m.chunkSize!, m.historySize!, m.step ?? null));
         else reject(m.name === 'PolicyError' || m.name === 'ModelError' ? new EvalError(m.message!) : new EvalError(`loading ${spec.dir} failed: ${m.name}: ${m.message}`));
       });
       worker.once('error', (e) => reject(new EvalError(`loading ${spec.dir} failed: ${e.message}`)));
