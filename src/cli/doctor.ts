@@ -1,15 +1,25 @@
 // `rdt-libero doctor`: what this machine gives the engine (libtorch, threads, BLAS, devices).
 import * as torch from '../engine/index.js';
-import { parseCommandArgs } from './args.js';
+import { UsageError } from '../util/errors.js';
+import { oneOf, parseCommandArgs } from './args.js';
 
-const USAGE = `usage: rdt-libero doctor
+const USAGE = `usage: rdt-libero doctor [--sim [--sim-python PATH] [--sim-backend libero|test]]
 
 Reports what this machine gives the engine: the libtorch version, intra-op threads and their backend, BLAS and
-LAPACK, the CPU capability libtorch uses, oneDNN, and the CUDA devices (or why there are none). No options.
+LAPACK, the CPU capability libtorch uses, oneDNN, and the CUDA devices (or why there are none).
+
+  --sim              also check the LIBERO simulator end to end through the eval sidecar: import, one reset,
+                     one step, one render (see rdt-libero eval --help)
+  --sim-python PATH  the Python with LIBERO installed (default: $PYTHON or python3)
+  --sim-backend B    libero (default) or test (the sidecar's test geometry)
 `;
 
-export function doctor(args: string[] = []): number {
-  if (!parseCommandArgs({ command: 'doctor', usage: USAGE, options: {} }, args)) return 0;
+export async function doctor(args: string[] = []): Promise<number> {
+  const parsed = parseCommandArgs({ command: 'doctor', usage: USAGE, options: { sim: { type: 'boolean' }, 'sim-python': { type: 'string' }, 'sim-backend': { type: 'string', default: 'libero' } } }, args);
+  if (!parsed) return 0;
+  const v = parsed.values;
+  if (!v.sim && (v['sim-python'] !== undefined || args.some((a) => a.startsWith('--sim-backend')))) throw new UsageError('--sim-python and --sim-backend apply only with --sim');
+  const backend = oneOf('sim-backend', v['sim-backend'], ['libero', 'test'] as const, 'doctor');
   const info = torch.libtorch.parallelInfo();
   const config = torch.libtorch.buildConfig();
   const pick = (re: RegExp, text: string) => text.match(re)?.[1]?.trim();
@@ -29,5 +39,9 @@ export function doctor(args: string[] = []): number {
     lines.push(`CUDA            not available, running on CPU: ${noCuda}`);
   }
   console.log(lines.join('\n'));
+  if (v.sim) {
+    const { checkSim } = await import('../eval/doctor_sim.js');
+    await checkSim({ backend, python: v['sim-python'] }, (l) => console.log(l));
+  }
   return 0;
 }

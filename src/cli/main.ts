@@ -11,10 +11,11 @@ commands:
   demo        fine-tune the tiny RDT on a synthetic suite with DEMO encoders, on CPU (what \`npm start\` runs)
   train       fine-tune RDT on LIBERO data: rdt-libero train --config run.yaml [key=value ...] (--help lists every key)
   lora-merge  fold LoRA adapters into the base weights: rdt-libero lora-merge --checkpoint DIR --out DIR
-  doctor      report libtorch, threads, BLAS and devices
+  doctor      report libtorch, threads, BLAS and devices (--sim: check the LIBERO simulator install)
   predict     run predictAction on encoded conditions from a safetensors file
   encode      run the official T5 / SigLIP encoders on texts or images
   data        inspect LIBERO data, write statistics, generate synthetic suites
+  eval        success rates in the LIBERO simulator: rdt-libero eval --policy DIR --suite S --out DIR
 
 exit codes: 0 done, 1 runtime error (data, model, training, engine), 2 usage or config error
 set RDT_DEBUG=1 for the stack trace of a failure
@@ -29,6 +30,7 @@ const commands: Record<string, (args: string[]) => Promise<number> | number> = {
   data: async (args) => (await import('./data.js')).data(args),
   predict: async (args) => (await import('./predict.js')).predict(args),
   encode: async (args) => (await import('./encode.js')).encode(args),
+  eval: async (args) => (await import('./eval.js')).evalCommand(args),
 };
 
 async function main(argv: string[]): Promise<number> {

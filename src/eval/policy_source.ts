@@ -1,0 +1,151 @@
+// Policies behind one interface, so the same harness evaluates an rdt-libero checkpoint or, later, a remote
+// policy speaking the openpi websocket protocol. A policy says what it needs from the simulator (render size,
+// history) and turns a batch of observation histories into action chunks; each chunk step is decoded into
+// LIBERO's 7-D command when it is executed, against the pose measured then (what training encoded against).
+import { resolve } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { DType } from '../engine/index.js';
+import { type AdapterConfig, type RobotObs, decodeAction } from '../data/adapter.js';
+import { STATE_VEC_LEN } from '../data/state_vec.js';
+import type { PolicyInput } from '../policy/policy.js';
+import { UsageError } from '../util/errors.js';
+import { EvalError } from './errors.js';
+
+export interface ActionChunk {
+  /** Number of steps the chunk plans. */
+  readonly length: number;
+  /** Step k as LIBERO's 7-D command [dx, dy, dz, rx, ry, rz, gripper], decoded against the pose measured now. */
+  action(k: number, measured: RobotObs): Float64Array;
+}
+
+export interface ChunkPolicy {
+  /** For reports: what is being evaluated. */
+  readonly describe: string;
+  readonly chunkSize: number;
+  /** Frames of history per observation (oldest first, null before the episode start). */
+  readonly historySize: number;
+  /** The render size the policy was trained on (square renders only: LIBERO's cameras are square). */
+  readonly resolution: number;
+  /** Training step of the checkpoint, when known. */
+  readonly checkpointStep: number | null;
+  /** One call for the whole batch; rejects (never resolves with garbage) when the policy fails. */
+  predictChunks(inputs: readonly PolicyInput[]): Promise<ActionChunk[]>;
+  close(): Promise<void>;
+}
+
+/**
+ * An rdt-libero policy folder, run in its own thread (policy_worker.ts) so that model calls never stop the main
+ * thread from stepping simulators. Every convention comes from the folder's policy.json, never from flags; chunks
+ * come back as raw unified vectors and each step is decoded here by the policy's encoding (decodeAction, the
+ * decoder Policy.predict uses), against the pose measured when the step is executed.
+ */
+export class RdtChunkPolicy implements ChunkPolicy {
+  readonly describe: string;
+  readonly resolution: number;
+  private pending = new Map<number, { resolve: (c: ActionChunk[]) => void; reject: (e: Error) => void; n: number }>();
+  private nextId = 1;
+  private dead: Error | null = null;
+
+  private constructor(
+    private worker: Worker,
+    readonly dir: string,
+    readonly adapter: AdapterConfig,
+    readonly chunkSize: number,
+    readonly historySize: number,
+    readonly checkpointStep: number | null,
+  ) {
+    if (adapter.imageHeight !== adapter.imageWidth)
+      throw new EvalError(`${dir}: the policy was trained on ${adapter.imageHeight}x${adapter.imageWidth} frames; LIBERO renders square cameras, so it cannot be evaluated there`);
+    this.resolution = adapter.imageHeight;
+    this.describe = `rdt-libero ${dir} (${adapter.encoding}, ${adapter.orientation}, ${adapter.imageHeight}px, history ${historySize})`;
+    worker.on('message', (m: WorkerReply) => {
+      if (m.type === 'error' && m.id === null) return this.die(new EvalError(`policy thread failed: ${m.name}: ${m.message}`));
+      const p = this.pending.get(m.id as number);
+      if (!p) return;
+      this.pending.delete(m.id as number);
+      if (m.type === 'error') p.reject(new EvalError(`policy ${dir} failed: ${m.name}: ${m.message}`));
+      else p.resolve(this.chunks(m.raw!, m.chunk!, p.n));
+    });
+    worker.on('error', (e) => this.die(new EvalError(`policy thread crashed: ${e.message}`)));
+    worker.on('exit', () => this.die(new EvalError('policy thread exited')));
+  }
+
+  /** Load the folder in a new thread; rejects with the loader's error (bad policy.json, LoRA folder, ...). */
+  static open(spec: { dir: string; seed: number; dtype?: DType; device?: string; threads?: number }): Promise<RdtChunkPolicy> {
+    const worker = new Worker(new URL('./policy_worker.js', import.meta.url), { workerData: spec });
+    return new Promise((done, reject) => {
+      worker.once('message', (m: WorkerReply) => {
+        // The absolute path names the policy in results, so `dir` and `./dir/` resume the same evaluation.
+        if (m.type === 'ready') done(new RdtChunkPolicy(worker, resolve(spec.dir), m.adapter!, m.chunkSize!, m.historySize!, m.step ?? null));
+        else reject(m.name === 'PolicyError' || m.name === 'ModelError' ? new EvalError(m.message!) : new EvalError(`loading ${spec.dir} failed: ${m.name}: ${m.message}`));
+      });
+      worker.once('error', (e) => reject(new EvalError(`loading ${spec.dir} failed: ${e.message}`)));
+    });
+  }
+
+  private die(e: Error): void {
+    if (this.dead) return;
+    this.dead = e;
+    for (const p of this.pending.values()) p.reject(e);
+    this.pending.clear();
+  }
+
+  private chunks(raw: Float64Array, T: number, n: number): ActionChunk[] {
+    const adapter = this.adapter;
+    return Array.from({ length: n }, (_, b) => ({
+      length: T,
+      action: (k: number, measured: RobotObs) => decodeAction(adapter, raw, (b * T + k) * STATE_VEC_LEN, measured),
+    }));
+  }
+
+  predictChunks(inputs: readonly PolicyInput[]): Promise<ActionChunk[]> {
+    if (this.dead) return Promise.reject(this.dead);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, n: inputs.length });
+      this.worker.postMessage({ type: 'predict', id, inputs });
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.dead) return;
+    const gone = new Promise<void>((res) => this.worker.once('exit', () => res()));
+    this.worker.postMessage({ type: 'close' });
+    await gone;
+  }
+}
+
+interface WorkerReply {
+  type: 'ready' | 'chunks' | 'error';
+  id?: number | null;
+  adapter?: AdapterConfig;
+  chunkSize?: number;
+  historySize?: number;
+  step?: number | null;
+  raw?: Float64Array;
+  chunk?: number;
+  name?: string;
+  message?: string;
+}
+
+export interface PolicySpec {
+  /** A policy folder, ws://host:port, or a built-in scripted policy name (test back-end only). */
+  policy: string;
+  seed: number;
+  dtype?: DType;
+  device?: string;
+  /** libtorch intra-op threads of the policy's thread (default: libtorch's choice). */
+  threads?: number;
+}
+
+/** `--policy` -> a ChunkPolicy. */
+export async function openPolicy(spec: PolicySpec): Promise<ChunkPolicy> {
+  if (/^wss?:\/\//.test(spec.policy))
+    throw new UsageError(`--policy ${spec.policy}: remote policies over the openpi websocket protocol are not yet available in rdt-libero eval ` +
+      '(the client, src/serve/client.ts, is being written); pass a policy folder (checkpoint-N/, checkpoint-N/ema/, final/)');
+  if (spec.policy.startsWith('scripted:')) {
+    const { scriptedPolicy } = await import('./scripted_policy.js');
+    return scriptedPolicy(spec.policy.slice('scripted:'.length));
+  }
+  return RdtChunkPolicy.open({ dir: spec.policy, seed: spec.seed, dtype: spec.dtype, device: spec.device, threads: spec.threads });
+}

@@ -1,0 +1,121 @@
+// One episode in one simulator worker: reset to the fixed initial state, the protocol's wait steps, then
+// receding-horizon execution: ask for a chunk, execute `execHorizon` of its steps (each decoded against the pose
+// measured just before it), observe, ask again; or, with temporal ensembling, ask at every step and average the
+// overlapping chunks' actions (ACT: weights exp(-k i), i = 0 for the oldest). Success = the env's done flag at
+// any policy step. Observations reach the policy through the data layer (obsFrameFromEnv + ObservationHistory,
+// then buildObservation inside the policy), exactly as in training; the wait steps' frames are not part of the
+// history, which starts empty at the first policy step like a training episode.
+import { type ObsFrame, ObservationHistory, obsFrameFromEnv } from '../data/adapter.js';
+import { EvalError } from './errors.js';
+import type { ChunkBatcher } from './batcher.js';
+import type { EvalProtocol } from './protocol.js';
+import type { ActionChunk, ChunkPolicy } from './policy_source.js';
+import type { SidecarWorker, SimObs } from './sidecar.js';
+
+export interface EpisodeSpec {
+  suite: string;
+  task: number;
+  /** Episode number within the task (0-based). */
+  episode: number;
+  init: number;
+  seed: number;
+}
+
+export interface RolloutOptions {
+  protocol: EvalProtocol;
+  maxSteps: number;
+  execHorizon: number;
+  /** ACT temporal-ensembling coefficient k; null = receding horizon. */
+  temporalEnsemble: number | null;
+  language: string;
+}
+
+export interface EpisodeOutcome {
+  success: boolean;
+  /** Policy steps executed (wait steps not counted). */
+  steps: number;
+  envSteps: number;
+  modelCalls: number;
+  /** Policy steps at which a chunk was requested. */
+  replans: number[];
+}
+
+/** Called with every observation (reset, wait steps, policy steps), for videos. */
+export type FrameSink = (o: SimObs, policyStep: number | null) => void;
+
+export async function runEpisode(
+  worker: SidecarWorker, batcher: ChunkBatcher, env: number, policy: ChunkPolicy, spec: EpisodeSpec, opts: RolloutOptions, onFrame?: FrameSink,
+): Promise<EpisodeOutcome> {
+  const replans: number[] = [];
+  const live: { chunk: ActionChunk; start: number }[] = [];
+  let success = false;
+  let steps = 0;
+  let o: SimObs;
+  /** One env step, timed for the batcher's gather rule; policyStep null for wait steps. */
+  const stepEnv = async (action: ArrayLike<number>, policyStep: number | null) => {
+    const t0 = performance.now();
+    o = await worker.step(action);
+    batcher.noteStep((performance.now() - t0) / 1000);
+    onFrame?.(o, policyStep);
+  };
+  try {
+    batcher.setDue(env, Infinity);
+    o = await worker.reset({ initIndex: spec.init, seed: spec.seed });
+    onFrame?.(o, null);
+    const { waitSteps, waitAction } = opts.protocol;
+    for (let i = 0; i < waitSteps; i++) {
+      batcher.setDue(env, waitSteps - i);
+      await stepEnv(waitAction, null);
+    }
+    const history = new ObservationHistory(policy.historySize);
+    let frame: ObsFrame = obsFrameFromEnv(o.obs);
+    history.push(frame);
+    const ask = async (at: number): Promise<ActionChunk> => {
+      replans.push(at);
+      const chunk = await batcher.request(env, { history: [...history.current], instruction: opts.language });
+      if (chunk.length < (opts.temporalEnsemble === null ? opts.execHorizon : 1))
+        throw new EvalError(`the policy returned a ${chunk.length}-step chunk; exec_horizon is ${opts.execHorizon}`);
+      return chunk;
+    };
+    for (let t = 0; t < opts.maxSteps; t++) {
+      let action: Float64Array;
+      if (opts.temporalEnsemble === null) {
+        const cur = live[0];
+        if (!cur || t - cur.start >= opts.execHorizon) live.splice(0, live.length, { chunk: await ask(t), start: t });
+        const { chunk, start } = live[0];
+        batcher.setDue(env, start + opts.execHorizon - t - 1);
+        action = chunk.action(t - start, frame.robot);
+      } else {
+        live.push({ chunk: await ask(t), start: t });
+        while (live.length && t - live[0].start >= live[0].chunk.length) live.shift();
+        batcher.setDue(env, 1);
+        action = ensemble(live, t, frame, opts.temporalEnsemble);
+      }
+      await stepEnv(action, t + 1);
+      steps = t + 1;
+      frame = obsFrameFromEnv(o.obs);
+      history.push(frame);
+      if (o.done) {
+        success = true;
+        break;
+      }
+    }
+  } finally {
+    batcher.leave(env);
+  }
+  return { success, steps, envSteps: o!.t, modelCalls: replans.length, replans };
+}
+
+/** ACT's temporal ensemble: every live chunk's action for this step, weighted exp(-k i) with i = 0 the oldest. */
+function ensemble(live: readonly { chunk: ActionChunk; start: number }[], step: number, frame: ObsFrame, k: number): Float64Array {
+  const out = new Float64Array(7);
+  let wsum = 0;
+  live.forEach(({ chunk, start }, i) => {
+    const w = Math.exp(-k * i);
+    const a = chunk.action(step - start, frame.robot);
+    for (let d = 0; d < 7; d++) out[d] += w * a[d];
+    wsum += w;
+  });
+  for (let d = 0; d < 7; d++) out[d] /= wsum;
+  return out;
+}

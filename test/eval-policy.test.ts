@@ -1,0 +1,122 @@
+// The real rdt-libero policy (a tiny trained checkpoint) in the evaluation loop on the test back-end: the
+// conventions (render size, history) come from its policy.json; the first executed actions equal the policy's
+// own predict on the observation the simulator gave, step 0 decoded against the pose measured then and step 1
+// against the pose measured after step 0 (Policy.predict's `poses`), so observation -> model input and chunk ->
+// action go through exactly the data layer and decoder of training. Two workers share batched model calls.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { repoRoot } from './helpers/fixtures.js';
+import { obsFrameFromEnv } from '../src/data/adapter.js';
+import { openPolicy, RdtChunkPolicy } from '../src/eval/policy_source.js';
+import { PROTOCOLS } from '../src/eval/protocol.js';
+import { runEval } from '../src/eval/run.js';
+import { readRecords } from '../src/eval/results.js';
+import { watchRun } from '../src/eval/watch.js';
+import { SidecarWorker } from '../src/eval/sidecar.js';
+import { loadPolicy } from '../src/policy/policy.js';
+import { actionLog, testEvalOptions } from './helpers/eval.js';
+import { tempDir } from './helpers/python.js';
+import { makeTinyPolicy } from './helpers/tiny-policy.js';
+
+const { dir: work, cleanup } = tempDir('eval-policy');
+after(cleanup);
+let policyDir = '';
+let runDir = '';
+
+before(async () => {
+  ({ policy: policyDir, run: runDir } = await makeTinyPolicy(work, { size: 32 }));
+});
+
+test('the tiny policy through the loop: conventions from policy.json, first actions = Policy.predict on the same observation', async () => {
+  const log = join(work, 'actions.log');
+  const chunkPolicy = await openPolicy({ policy: policyDir, seed: 11 });
+  assert.ok(chunkPolicy instanceof RdtChunkPolicy);
+  assert.equal(chunkPolicy.resolution, 32);
+  assert.equal(chunkPolicy.historySize, 2);
+  assert.equal(chunkPolicy.checkpointStep, 2);
+  const out = join(work, 'one');
+  try {
+    await runEval(chunkPolicy, testEvalOptions(out, { tasks: [1], episodesPerTask: 1, maxSteps: 20, execHorizon: 8, seed: 11 }, { RDT_TEST_ENV_ACTION_LOG: log }));
+  } finally {
+    await chunkPolicy.close();
+  }
+  const [rec] = readRecords(join(out, 'episodes.jsonl'));
+  assert.equal(rec.checkpoint_step, 2);
+  if (!rec.success) assert.deepEqual(rec.replans, [0, 8, 16]);
+  const [ep] = actionLog(log);
+
+  // Independently: the same episode start in a fresh sidecar, then the policy's own predict.
+  const sim = await SidecarWorker.start({ backend: 'test' });
+  const policy = loadPolicy(policyDir);
+  try {
+    const info = await sim.open({ suite: 'libero_goal', task: 1, resolution: 32, seed: 11, horizon: 100 });
+    let o = await sim.reset({ initIndex: 0, seed: 11 });
+    for (let i = 0; i < 10; i++) o = await sim.step(PROTOCOLS.openpi.waitAction);
+    const f0 = obsFrameFromEnv(o.obs);
+    const input = { history: [null, f0], instruction: info.language };
+    const a0 = policy.predict(input, { seed: 11 }).actions.slice(0, 7);
+    assert.deepEqual(ep[10].action, Array.from(a0), 'policy step 0');
+    const o1 = await sim.step(a0);
+    const f1 = obsFrameFromEnv(o1.obs);
+    const a1 = policy.predict(input, { seed: 11, poses: [[undefined, f1.robot]] }).actions.slice(7, 14);
+    assert.deepEqual(ep[11].action, Array.from(a1), 'policy step 1, decoded against the pose measured after step 0');
+  } finally {
+    policy.dispose();
+    await sim.close();
+  }
+});
+
+test('a folder that is not a policy is refused when the eval opens it, with the loader\'s message', async () => {
+  await assert.rejects(openPolicy({ policy: join(work, 'nope'), seed: 0 }), /policy folder .*nope does not exist/);
+  await assert.rejects(openPolicy({ policy: join(work, 'data'), seed: 0 }), /EvalError|no policy.json|config/);
+});
+
+test('two workers: every episode recorded with its budget; the model calls are shared (fewer calls than chunk requests)', async () => {
+  const p = await openPolicy({ policy: policyDir, seed: 3 });
+  try {
+    const r = await runEval(p, testEvalOptions(join(work, 'two'), { tasks: [0], episodesPerTask: 4, maxSteps: 16, execHorizon: 4, workers: 2, maxBatch: 2 }));
+    const recs = readRecords(join(work, 'two', 'episodes.jsonl'));
+    assert.equal(recs.length, 4);
+    const requests = recs.reduce((s, x) => s + x.model_calls, 0);
+    for (const x of recs) if (!x.success) assert.deepEqual([x.steps, x.model_calls], [16, 4]);
+    assert.equal(r.batchSizes.reduce((a, b) => a + b, 0), requests);
+    assert.ok(r.modelCalls < requests, `${r.modelCalls} model calls for ${requests} chunk requests`);
+  } finally {
+    await p.close();
+  }
+});
+
+test('eval --watch: each checkpoint of a run is evaluated once; success rate vs step in RUN_DIR/eval/metrics.jsonl and TensorBoard', async () => {
+  const { out: _unused, ...opts } = testEvalOptions('', { tasks: [0], episodesPerTask: 2, maxSteps: 8, execHorizon: 8 });
+  const lines: string[] = [];
+  const watch = { ...opts, log: (l: string) => lines.push(l), policyOpts: { dtype: 'float32' as const, device: 'cpu' }, pollS: 1, once: true };
+  await watchRun(runDir, watch);
+  const metrics = readFileSync(join(runDir, 'eval', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(metrics.map((m) => m.step), [2]);
+  const recs = readRecords(join(runDir, 'eval', 'checkpoint-2', 'episodes.jsonl'));
+  assert.equal(recs.length, 2);
+  assert.equal(metrics[0]['eval/success_rate'], recs.filter((r) => r.success).length / 2);
+  assert.equal(metrics[0]['eval/libero_goal/success_rate'], metrics[0]['eval/success_rate']);
+  assert.equal(metrics[0]['eval/episodes'], 2);
+  assert.ok(readdirSync(join(runDir, 'tensorboard', 'eval')).some((f) => f.startsWith('events.out.tfevents.')));
+  // Again: nothing new to evaluate.
+  await watchRun(runDir, watch);
+  assert.equal(readFileSync(join(runDir, 'eval', 'metrics.jsonl'), 'utf8').trim().split('\n').length, 1);
+  assert.ok(existsSync(join(runDir, 'eval', 'checkpoint-2', 'summary.md')));
+  assert.equal(lines.filter((l) => l.includes('eval --watch: checkpoint 2')).length, 1);
+});
+
+test('rdt-libero eval with the policy folder: its render size and history from policy.json, --threads, the checkpoint step in the report', () => {
+  const out = join(work, 'cli');
+  const r = spawnSync(process.execPath, [join(repoRoot(), 'dist', 'src', 'cli', 'main.js'), 'eval', '--policy', policyDir, '--sim', 'test', '--suite', 'libero_goal',
+    '--tasks', '1', '--episodes', '1', '--max-steps', '8', '--exec-horizon', '4', '--threads', '1', '--videos', 'all', '--out', out], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /sim test at 32px/);
+  assert.match(r.stdout, /checkpoint step: 2; protocol: openpi; exec_horizon: 4/);
+  const [rec] = readRecords(join(out, 'episodes.jsonl'));
+  if (!rec.success) assert.deepEqual(rec.replans, [0, 4]);
+  assert.ok(rec.video && existsSync(join(out, rec.video)));
+});

@@ -1,0 +1,95 @@
+// The sidecar protocol and its test back-end, request by request: the geometry (0.05 m per unit action, clipping,
+// world-frame axis-angle rotation by 0.5 rad per unit, the gripper's 0.25-per-step command and finger joints),
+// observations in robosuite's keys and units that the data layer's obsFrameFromEnv consumes, renders upside down,
+// error replies that keep the sidecar serving, and a killed sidecar seen as a crash.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { gripperOpenFraction, obsFrameFromEnv } from '../src/data/adapter.js';
+import { SidecarCrash } from '../src/eval/errors.js';
+import { SidecarWorker } from '../src/eval/sidecar.js';
+
+const workers: SidecarWorker[] = [];
+after(async () => {
+  for (const w of workers) await w.close();
+});
+async function start(): Promise<SidecarWorker> {
+  const w = await SidecarWorker.start({ backend: 'test' });
+  workers.push(w);
+  return w;
+}
+const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-12) =>
+  assert.ok(Array.from(a).every((x, i) => Math.abs(x - b[i]) <= tol), `[${Array.from(a)}] vs [${Array.from(b)}]`);
+
+/** Hamilton product of quaternions in (x, y, z, w) order. */
+function qmul(a: number[], b: number[]): number[] {
+  const [ax, ay, az, aw] = a;
+  const [bx, by, bz, bw] = b;
+  return [aw * bx + ax * bw + ay * bz - az * by, aw * by - ax * bz + ay * bw + az * bx, aw * bz + ax * by - ay * bx + az * bw, aw * bw - ax * bx - ay * by - az * bz];
+}
+
+test('geometry: moves, clipping, world-frame rotation, gripper, in robosuite units', async () => {
+  const s = await start();
+  const info = await s.open({ suite: 'libero_10', task: 9, resolution: 40, seed: 1, horizon: 100 });
+  assert.equal(info.num_init_states, 50);
+  assert.match(info.language, /reach the red target/);
+  // state: eef xyz, target xyz, gripper command
+  let o = await s.reset({ state: [0.1, -0.05, 1.1, -0.2, 0.15, 0.92, -1], seed: 3 });
+  close(o.obs.robot0_eef_pos as number[], [0.1, -0.05, 1.1]);
+  close(o.obs.robot0_eef_quat as number[], [1, 0, 0, 0]); // pointing down
+  close(o.obs.robot0_gripper_qpos as number[], [0.0387, -0.0387]);
+  assert.equal((o.obs.robot0_joint_pos as number[]).length, 7);
+  const f = obsFrameFromEnv(o.obs);
+  assert.equal(gripperOpenFraction(f.robot.gripperQpos), 1);
+  o = await s.step([1, -0.5, 3, 0, 0, 0, 0]); // z clipped to 1: +0.05 m
+  close(o.obs.robot0_eef_pos as number[], [0.15, -0.075, 1.15], 1e-12);
+  // rx = 1: 0.5 rad about world x, applied on the left: q = q(0.5 rad, x) * q_down
+  o = await s.step([0, 0, 0, 1, 0, 0, 0]);
+  close(o.obs.robot0_eef_quat as number[], qmul([Math.sin(0.25), 0, 0, Math.cos(0.25)], [1, 0, 0, 0]).map((x, _, q) => (q[3] < 0 ? -x : x)), 1e-12);
+  // gripper: +1 for 4 steps = half closed; 0 holds; 4 more closes it
+  for (let i = 0; i < 4; i++) o = await s.step([0, 0, 0, 0, 0, 0, 1]);
+  close(o.obs.robot0_gripper_qpos as number[], [0.0387 * 0.5, -0.0387 * 0.5], 1e-12);
+  o = await s.step([0, 0, 0, 0, 0, 0, 0]);
+  close(o.obs.robot0_gripper_qpos as number[], [0.0387 * 0.5, -0.0387 * 0.5], 1e-12);
+  for (let i = 0; i < 4; i++) o = await s.step([0, 0, 0, 0, 0, 0, 1]);
+  close(o.obs.robot0_gripper_qpos as number[], [0, 0], 1e-12);
+  assert.equal(o.t, 11);
+  assert.equal(o.done, false); // closed, but far from the target
+});
+
+test('renders: upside down like robosuite, the target where the documented camera puts it; done when closed on it', async () => {
+  const s = await start();
+  await s.open({ suite: 'libero_goal', task: 0, resolution: 60, seed: 1, horizon: 100 });
+  const target = [0.12, 0.21, 0.92];
+  let o = await s.reset({ state: [target[0], target[1], 0.935, ...target, -1], seed: 0 });
+  const img = o.obs.agentview_image as Uint8Array;
+  assert.equal(img.length, 60 * 60 * 3);
+  // Upright row r sees y = 0.3 - (r + 0.5) 0.6 / 60; stored upside down, so stored row = 59 - r.
+  const col = Math.floor((target[0] + 0.3) / 0.01);
+  const uprightRow = Math.floor((0.3 - target[1]) / 0.01);
+  const px = (r: number, c: number) => Array.from(img.subarray((r * 60 + c) * 3, (r * 60 + c) * 3 + 3));
+  assert.deepEqual(px(59 - uprightRow, col), [220, 30, 30]);
+  assert.notDeepEqual(px(uprightRow, col), [220, 30, 30]);
+  for (let i = 0; i < 6; i++) o = await s.step([0, 0, 0, 0, 0, 0, 1]);
+  assert.equal(o.done, false); // command 0.5 < 0.75
+  o = await s.step([0, 0, 0, 0, 0, 0, 1]);
+  assert.equal(o.done, true);
+  assert.equal(o.reward, 1);
+});
+
+test('bad requests get one error reply naming the field, and the sidecar keeps serving; a killed sidecar is a crash', async () => {
+  const s = await start();
+  await assert.rejects(s.open({ suite: 'libero_100', task: 0, resolution: 32, seed: 0, horizon: 10 }), /sidecar open failed \(request\): field 'suite': unknown suite 'libero_100'/);
+  await assert.rejects(s.open({ suite: 'libero_goal', task: 10, resolution: 32, seed: 0, horizon: 10 }), /field 'task': libero_goal has tasks 0..9, got 10/);
+  await s.open({ suite: 'libero_goal', task: 1, resolution: 32, seed: 0, horizon: 2 });
+  await assert.rejects(s.reset({ initIndex: 50, seed: 0 }), /field 'init_index' must be 0..49, got 50/);
+  await s.reset({ initIndex: 49, seed: 0 });
+  await assert.rejects(s.step([0, 0, 0, 0, 0, 0, NaN]), /non-finite value at index 6/);
+  await s.step([0, 0, 0, 0, 0, 0, -1]);
+  await s.step([0, 0, 0, 0, 0, 0, -1]);
+  await assert.rejects(s.step([0, 0, 0, 0, 0, 0, -1]), /executing action in terminated episode/);
+  const o = await s.reset({ initIndex: 3, seed: 0 });
+  assert.equal(o.t, 0);
+  process.kill(s.pid, 'SIGKILL');
+  await assert.rejects(s.step([0, 0, 0, 0, 0, 0, -1]), (e) => e instanceof SidecarCrash && /exited by signal SIGKILL|is not running/.test(e.message));
+  assert.equal(s.alive, false);
+});
