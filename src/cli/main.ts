@@ -15,6 +15,7 @@ commands:
   predict     run predictAction on encoded conditions from a safetensors file
   encode      run the official T5 / SigLIP encoders on texts or images
   data        inspect LIBERO data, write statistics, generate synthetic suites
+  serve       serve a policy folder over openpi's websocket protocol: rdt-libero serve --checkpoint DIR
 
 exit codes: 0 done, 1 runtime error (data, model, training, engine), 2 usage or config error
 set RDT_DEBUG=1 for the stack trace of a failure
@@ -29,6 +30,7 @@ const commands: Record<string, (args: string[]) => Promise<number> | number> = {
   data: async (args) => (await import('./data.js')).data(args),
   predict: async (args) => (await import('./predict.js')).predict(args),
   encode: async (args) => (await import('./encode.js')).encode(args),
+  serve: async (args) => (await import('./serve.js')).serve(args),
 };
 
 async function main(argv: string[]): Promise<number> {
