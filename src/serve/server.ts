@@ -61,10 +61,11 @@ const SEED_MAX = 2 ** 31 - 1;
 const MAX_UNREAD_BYTES = 4 << 20;
 
 /** ws closes a connection itself when a frame is over maxPayload (code 1009); say why first, as a named error frame. */
-function socketClass(maxFrameBytes: number): typeof WebSocket {
+function socketClass(maxFrameBytes: number, onRefused: () => void): typeof WebSocket {
   return class ServerSocket extends WebSocket {
     override close(code?: number, data?: string | Buffer): void {
       if (code === 1009 && this.readyState === WebSocket.OPEN) {
+        onRefused();
         this.send(new ServeError('FrameTooLarge', `a frame over ${maxFrameBytes} bytes (--max-frame-bytes) was refused unread`).frameText);
         super.close(1011, 'FrameTooLarge');
         return;
@@ -90,8 +91,6 @@ export class PolicyServer {
   readonly metadata: Record<string, unknown>;
   readonly horizon: number;
   private closing = false;
-  /** Failed requests by kind, for the log and tests. */
-  readonly errors: Record<string, number> = {};
 
   private constructor(
     private readonly opts: ServeOptions,
@@ -99,6 +98,8 @@ export class PolicyServer {
     private readonly batcher: Batcher,
     private readonly http: Server,
     private readonly wss: WebSocketServer,
+    /** Failed requests by kind, for the log and tests. */
+    readonly errors: Record<string, number>,
     private readonly log: (line: string) => void,
   ) {
     const info = worker.info;
@@ -137,8 +138,10 @@ export class PolicyServer {
         throw new ServeError('ServerConfig', `--action-horizon ${opts.actionHorizon} is longer than the policy's chunk of ${worker.info.chunkSize} actions`);
       const batcher = new Batcher((inputs, seeds) => worker.predict(inputs, seeds), { maxBatch: opts.maxBatch, maxQueue: opts.maxQueue, chunk: worker.info.chunkSize });
       const http = createServer();
-      const wss = new WebSocketServer({ server: http, maxPayload: opts.maxFrameBytes, perMessageDeflate: false, WebSocket: socketClass(opts.maxFrameBytes) });
-      const server = new PolicyServer(opts, worker, batcher, http, wss, log);
+      const errors: Record<string, number> = {};
+      const refused = () => void (errors.FrameTooLarge = (errors.FrameTooLarge ?? 0) + 1);
+      const wss = new WebSocketServer({ server: http, maxPayload: opts.maxFrameBytes, perMessageDeflate: false, WebSocket: socketClass(opts.maxFrameBytes, refused) });
+      const server = new PolicyServer(opts, worker, batcher, http, wss, errors, log);
       await new Promise<void>((res, rej) => {
         http.once('error', rej);
         http.listen(opts.port, opts.host, () => {
@@ -215,8 +218,8 @@ export class PolicyServer {
       c.cancel = job.cancel;
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => {
-          job.cancel();
           reject(new ServeError('Timeout', `no reply within ${this.opts.requestTimeoutMs} ms (--request-timeout-ms); the server is overloaded or the model too slow`));
+          job.cancel(); // after: the race has already taken the Timeout
         }, this.opts.requestTimeoutMs);
       });
       const r = await Promise.race([job.result, timeout]);
