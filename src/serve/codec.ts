@@ -73,7 +73,7 @@ function keyText(k: unknown): string | null {
 }
 
 function fromWire(v: unknown, where: string, depth: number): unknown {
-  if (depth > MAX_DEPTH) throw new ServeError('MalformedMsgpack', `nesting deeper than ${MAX_DEPTH} levels at ${where}`);
+  if (depth > MAX_DEPTH) throw new ServeError('MalformedMsgpack', `nesting deeper than ${MAX_DEPTH} levels at ${where || 'the top level'}`);
   if (v instanceof Map) {
     if (field(v, '__ndarray__') === true) return ndarrayFromWire(v, where);
     if (field(v, '__npgeneric__') === true) {
@@ -85,7 +85,7 @@ function fromWire(v: unknown, where: string, depth: number): unknown {
     const entries: [string, unknown][] = [];
     for (const [k, x] of v) {
       const key = keyText(k);
-      if (key === null) throw new ServeError('MalformedMsgpack', `a map key at ${where} is a ${typeof k}, not a string`);
+      if (key === null) throw new ServeError('MalformedMsgpack', `a map key at ${where || 'the top level'} is a ${typeof k}, not a string`);
       entries.push([key, fromWire(x, `${where}/${key}`, depth + 1)]);
     }
     return Object.fromEntries(entries); // own properties only: a "__proto__" key cannot reach the prototype
@@ -93,7 +93,7 @@ function fromWire(v: unknown, where: string, depth: number): unknown {
   if (Array.isArray(v)) return v.map((x, i) => fromWire(x, `${where}[${i}]`, depth + 1));
   if (v instanceof Uint8Array) return new Uint8Array(v); // bytes: our own copy, not a view of the frame
   if (v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return v;
-  throw new ServeError('MalformedMsgpack', `unsupported msgpack value at ${where} (${Object.prototype.toString.call(v)})`);
+  throw new ServeError('MalformedMsgpack', `unsupported msgpack value at ${where || 'the top level'}`);
 }
 
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: false, int64AsType: 'number' });
