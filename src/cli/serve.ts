@@ -27,6 +27,7 @@ options:
   --max-connections N       clients at once (default ${D.maxConnections}; more get TooManyConnections)
   --max-frame-bytes N       largest request frame (default ${D.maxFrameBytes}; larger get FrameTooLarge)
   --request-timeout-ms N    a request not answered in this time gets Timeout (default ${D.requestTimeoutMs})
+  --max-unread-bytes N      a client leaving more reply bytes unread is dropped (default ${D.maxUnreadBytes})
   --device D                cpu (default), cuda, cuda:N
   --dtype D                 float32 (default) or bfloat16
   --verify LEVEL            weights checksum check: quick (default), full, none
@@ -43,7 +44,7 @@ export async function serve(args: string[]): Promise<number> {
       format: { type: 'string', default: D.format }, 'action-horizon': { type: 'string' }, seed: { type: 'string' },
       'max-batch': { type: 'string', default: String(D.maxBatch) }, 'max-queue': { type: 'string', default: String(D.maxQueue) },
       'max-connections': { type: 'string', default: String(D.maxConnections) }, 'max-frame-bytes': { type: 'string', default: String(D.maxFrameBytes) },
-      'request-timeout-ms': { type: 'string', default: String(D.requestTimeoutMs) },
+      'request-timeout-ms': { type: 'string', default: String(D.requestTimeoutMs) }, 'max-unread-bytes': { type: 'string', default: String(D.maxUnreadBytes) },
       device: { type: 'string', default: 'cpu' }, dtype: { type: 'string', default: 'float32' }, verify: { type: 'string', default: 'quick' },
     },
   }, args);
@@ -64,6 +65,7 @@ export async function serve(args: string[]): Promise<number> {
     actionHorizon: v['action-horizon'] !== undefined ? int('action-horizon', v['action-horizon']) : undefined, seed,
     maxBatch: int('max-batch', v['max-batch']), maxQueue: int('max-queue', v['max-queue']), maxConnections: int('max-connections', v['max-connections']),
     maxFrameBytes: int('max-frame-bytes', v['max-frame-bytes']), requestTimeoutMs: int('request-timeout-ms', v['request-timeout-ms']),
+    maxUnreadBytes: int('max-unread-bytes', v['max-unread-bytes']),
     load: { dtype, device: v.device as never, verify },
   });
   const m = server.metadata;

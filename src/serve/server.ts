@@ -49,16 +49,16 @@ export interface ServeOptions {
   maxConnections: number;
   maxFrameBytes: number;
   requestTimeoutMs: number;
+  /** Reply bytes a connection may leave unread before it is dropped (ClientNotReading). */
+  maxUnreadBytes: number;
   load?: Pick<LoadPolicyOptions, 'dtype' | 'device' | 'verify'>;
   /** Server log lines (default: stderr). */
   log?: (line: string) => void;
 }
 
-export const SERVE_DEFAULTS = { host: '127.0.0.1', port: 8000, format: 'libero' as FormatName, maxBatch: 64, maxQueue: 256, maxConnections: 256, maxFrameBytes: 16 << 20, requestTimeoutMs: 30_000 };
+export const SERVE_DEFAULTS = { host: '127.0.0.1', port: 8000, format: 'libero' as FormatName, maxBatch: 64, maxQueue: 256, maxConnections: 256, maxFrameBytes: 16 << 20, requestTimeoutMs: 30_000, maxUnreadBytes: 4 << 20 };
 
 const SEED_MAX = 2 ** 31 - 1;
-/** Unsent reply bytes a connection may hold before it counts as not reading: a few replies' worth. */
-const MAX_UNREAD_BYTES = 4 << 20;
 
 /** ws closes a connection itself when a frame is over maxPayload (code 1009); say why first, as a named error frame. */
 function socketClass(maxFrameBytes: number, onRefused: () => void): typeof WebSocket {
@@ -194,7 +194,7 @@ export class PolicyServer {
   private async onFrame(c: Connection, data: RawData, isBinary: boolean): Promise<void> {
     const start = performance.now();
     if (c.ws.readyState !== WebSocket.OPEN) return;
-    if (c.ws.bufferedAmount > MAX_UNREAD_BYTES) {
+    if (c.ws.bufferedAmount > this.opts.maxUnreadBytes) {
       // It does not read what we send: an error frame would pile up too. Drop it and free its buffers.
       this.count('ClientNotReading');
       this.log(`dropped a client with ${c.ws.bufferedAmount} unread reply bytes (ClientNotReading)`);
