@@ -123,6 +123,7 @@ export class PolicyServer {
       reset: 'history restarts on a new connection, a new prompt, or {"__ctrl__": "episode_start"}',
     };
     http.on('request', (req, res) => this.onHttp(req, res));
+    wss.on('error', (e) => log(`server: ${e.message}`));
     wss.on('connection', (ws) => this.onConnection(ws));
   }
 
@@ -187,7 +188,7 @@ export class PolicyServer {
       this.conns.delete(c);
       c.cancel?.(); // a request in flight for a client that left: dropped from the queue or its result discarded
     });
-    ws.on('message', (data, isBinary) => void this.onFrame(c, data, isBinary));
+    ws.on('message', (data, isBinary) => this.onFrame(c, data, isBinary).catch((e) => this.log(`connection handler failed: ${(e as Error)?.stack ?? e}`)));
     ws.send(encode(this.metadata));
   }
 
@@ -262,11 +263,11 @@ export class PolicyServer {
 
   /** A failed request: one named error frame, then close 1011. Anything not ours is logged, never sent. */
   private fail(c: Connection, e: unknown): void {
+    c.busy = false;
+    if (c.ws.readyState !== WebSocket.OPEN) return; // the client left (its request was cancelled): nothing to tell
     const err = e instanceof ServeError ? e : new ServeError('InferenceFailed', 'internal server error (details in the server log)');
     if (!(e instanceof ServeError)) this.log(`request failed: ${(e as Error)?.stack ?? String(e)}`);
     this.count(err.kind);
-    c.busy = false;
-    if (c.ws.readyState !== WebSocket.OPEN) return;
     c.ws.send(err.frameText);
     c.ws.close(1011, err.kind);
   }
