@@ -190,19 +190,31 @@ test('the TypeScript client: metadata, replies as NdArray, server errors as Serv
   await c.close();
 });
 
-test('limits: a connection over --max-connections and a request over --request-timeout-ms get named errors', async () => {
-  const limited = await start({ maxConnections: 1, requestTimeoutMs: 1 });
+test('limits: --max-connections, --max-queue and --request-timeout-ms each get their named error', async () => {
+  const limited = await start({ maxConnections: 3, maxQueue: 1, maxBatch: 1 });
   try {
-    const a = await OpenpiClient.connect(limited.url);
-    await assert.rejects(OpenpiClient.connect(limited.url), (e: unknown) => e instanceof ServeError && e.kind === 'TooManyConnections');
-    await assert.rejects(a.infer(liberoObs(1)), (e: unknown) => e instanceof ServeError && e.kind === 'Timeout' && /--request-timeout-ms/.test(e.message));
-    await a.close();
-    assert.equal(limited.errors.Timeout, 1);
+    const clients = await Promise.all([0, 1, 2].map(() => OpenpiClient.connect(limited.url)));
+    await assert.rejects(OpenpiClient.connect(limited.url), (e: unknown) => e instanceof ServeError && e.kind === 'TooManyConnections' && /--max-connections 3/.test(e.message));
+    // Three at once, one model call at a time and room for one waiting: the third is refused.
+    const results = await Promise.allSettled(clients.map((c, i) => c.infer(liberoObs(300 + i))));
+    const kinds = results.map((r) => (r.status === 'fulfilled' ? 'ok' : (r.reason as ServeError).kind)).sort();
+    assert.deepEqual(kinds, ['ServerBusy', 'ok', 'ok']);
+    assert.equal(limited.errors.ServerBusy, 1);
     assert.equal(limited.errors.TooManyConnections, 1);
-    const h = await fetch(limited.url.replace('ws:', 'http:') + '/healthz');
-    assert.equal(h.status, 200);
+    await Promise.all(clients.map((c) => c.close()));
   } finally {
     await limited.close();
+  }
+  const slow = await start({ requestTimeoutMs: 1 });
+  try {
+    const a = await OpenpiClient.connect(slow.url);
+    await assert.rejects(a.infer(liberoObs(1)), (e: unknown) => e instanceof ServeError && e.kind === 'Timeout' && /--request-timeout-ms/.test(e.message));
+    await a.close();
+    assert.equal(slow.errors.Timeout, 1);
+    const h = await fetch(slow.url.replace('ws:', 'http:') + '/healthz');
+    assert.equal(h.status, 200);
+  } finally {
+    await slow.close();
   }
 });
 
@@ -239,9 +251,10 @@ test('the native format: the simulator\'s own keys at the checkpoint resolution,
   }
 });
 
-test('rdt-libero serve: prints its address, answers /healthz, stops on SIGTERM; bad flags exit 2', async () => {
+test('rdt-libero serve: prints its address, answers /healthz, serves, writes --metrics JSONL, stops on SIGTERM; bad flags exit 2', async () => {
   const main = join(repoRoot(), 'dist', 'src', 'cli', 'main.js');
-  const child = spawn(process.execPath, [main, 'serve', '--checkpoint', policyDir, '--port', '0', '--max-batch', '4'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const metrics = join(work, 'serve-metrics.jsonl');
+  const child = spawn(process.execPath, [main, 'serve', '--checkpoint', policyDir, '--port', '0', '--max-batch', '4', '--metrics', metrics], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   const url = await new Promise<string>((resolve, reject) => {
     child.stdout.on('data', (d) => {
@@ -253,9 +266,20 @@ test('rdt-libero serve: prints its address, answers /healthz, stops on SIGTERM; 
   });
   const h = await fetch(url.replace('ws:', 'http:') + '/healthz');
   assert.equal(h.status, 200);
+  const c = await OpenpiClient.connect(url);
+  await c.infer(liberoObs(9));
+  await assert.rejects(c.infer({ prompt: 'x' }), (e: unknown) => e instanceof ServeError && e.kind === 'BadRequest');
   const exit = new Promise<number | null>((resolve) => child.once('exit', resolve));
   child.kill('SIGTERM');
   assert.equal(await exit, 0);
+  // The last report is written at shutdown: one request, one model call, one BadRequest.
+  const records = readFileSync(metrics, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const total = (k: string) => records.reduce((a, r) => a + r[k], 0);
+  assert.equal(total('requests'), 1);
+  assert.equal(total('model_calls'), 1);
+  assert.equal(total('errors'), 1);
+  assert.equal(records.at(-1).errors_total_BadRequest, 1);
+  assert.ok(records.every((r) => r.p50_ms >= 0 && r.rss_mib > 0 && typeof r.time === 'string'));
 
   const bad = await new Promise<{ code: number | null; err: string }>((resolve) => {
     const p = spawn(process.execPath, [main, 'serve', '--checkpoint', policyDir, '--format', 'openpi'], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -28,6 +28,8 @@ options:
   --max-frame-bytes N       largest request frame (default ${D.maxFrameBytes}; larger get FrameTooLarge)
   --request-timeout-ms N    a request not answered in this time gets Timeout (default ${D.requestTimeoutMs})
   --max-unread-bytes N      a client leaving more reply bytes unread is dropped (default ${D.maxUnreadBytes})
+  --metrics FILE            append one JSON line of traffic metrics every 10 s with traffic (requests/s, batch,
+                            p50/p99 latency, errors, RSS); the same line goes to stderr either way
   --device D                cpu (default), cuda, cuda:N
   --dtype D                 float32 (default) or bfloat16
   --verify LEVEL            weights checksum check: quick (default), full, none
@@ -45,7 +47,7 @@ export async function serve(args: string[]): Promise<number> {
       'max-batch': { type: 'string', default: String(D.maxBatch) }, 'max-queue': { type: 'string', default: String(D.maxQueue) },
       'max-connections': { type: 'string', default: String(D.maxConnections) }, 'max-frame-bytes': { type: 'string', default: String(D.maxFrameBytes) },
       'request-timeout-ms': { type: 'string', default: String(D.requestTimeoutMs) }, 'max-unread-bytes': { type: 'string', default: String(D.maxUnreadBytes) },
-      device: { type: 'string', default: 'cpu' }, dtype: { type: 'string', default: 'float32' }, verify: { type: 'string', default: 'quick' },
+      metrics: { type: 'string' }, device: { type: 'string', default: 'cpu' }, dtype: { type: 'string', default: 'float32' }, verify: { type: 'string', default: 'quick' },
     },
   }, args);
   if (!parsed) return 0;
@@ -66,7 +68,7 @@ export async function serve(args: string[]): Promise<number> {
     maxBatch: int('max-batch', v['max-batch']), maxQueue: int('max-queue', v['max-queue']), maxConnections: int('max-connections', v['max-connections']),
     maxFrameBytes: int('max-frame-bytes', v['max-frame-bytes']), requestTimeoutMs: int('request-timeout-ms', v['request-timeout-ms']),
     maxUnreadBytes: int('max-unread-bytes', v['max-unread-bytes']),
-    load: { dtype, device: v.device as never, verify },
+    load: { dtype, device: v.device as never, verify }, metricsPath: v.metrics,
   });
   const m = server.metadata;
   process.stdout.write(`serving ${v.checkpoint} on ${server.url} (format ${m.format}, action horizon ${m.action_horizon}, history ${m.history}); GET /healthz; Ctrl-C stops\n`);
