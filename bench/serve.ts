@@ -53,7 +53,9 @@ function memKb(pid: number): { rss: number; peak: number } {
 }
 
 async function startServer(dir: string, extra: string[]): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [MAIN, 'serve', '--checkpoint', dir, '--port', '0', '--seed', '1', '--max-connections', String(C + 8), '--request-timeout-ms', '3600000', ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [MAIN, 'serve', '--checkpoint', dir, '--port', '0', '--seed', '1', '--max-connections', String(C + 8), '--request-timeout-ms', '3600000', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // The server's own progress lines are not the bench's; anything else it says (an error) is shown.
+  child.stderr!.on('data', (d: Buffer) => d.toString().split('\n').filter((l) => l && !l.startsWith('serve: ')).forEach((l) => process.stderr.write(`server: ${l}\n`)));
   let out = '';
   const url = await new Promise<string>((resolve, reject) => {
     child.stdout!.on('data', (d) => {

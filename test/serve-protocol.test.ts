@@ -185,6 +185,7 @@ test('the TypeScript client: metadata, replies as NdArray, server errors as Serv
   assert.deepEqual([a.dtype, a.shape], ['<f8', [64, 7]]);
   assert.ok(a.data instanceof Float64Array);
   assert.equal(r.seed, 7);
+  assert.deepEqual(await c.episodeStart(), { __ack__: 'episode_start' });
   await assert.rejects(c.infer({ ...liberoObs(), prompt: 42 }), (e: unknown) => e instanceof ServeError && e.kind === 'BadRequest' && /'prompt'/.test(e.message));
   await assert.rejects(c.infer(liberoObs()), (e: unknown) => e instanceof ServeError && /closed \(code 1011/.test(e.message));
   await c.close();

@@ -5,7 +5,7 @@
 // Requests go strictly one at a time, as the protocol wants: a second infer() waits for the first. A text frame
 // from the server (its error) rejects with a ServeError of the kind it names; so does a close or a timeout.
 import { WebSocket } from 'ws';
-import { type NdArray, decode, encode } from './codec.js';
+import { decode, encode } from './codec.js';
 import { ServeError, type ServeErrorKind } from './errors.js';
 
 export type { NdArray } from './codec.js';
@@ -113,7 +113,3 @@ export class OpenpiClient {
   }
 }
 
-/** Shorthand for building request arrays. */
-export function ndarray(dtype: string, shape: number[], data: ArrayBufferView): NdArray {
-  return { dtype, shape, data };
-}

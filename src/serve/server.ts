@@ -153,15 +153,11 @@ export class PolicyServer {
       const errors: Record<string, number> = {};
       const refused = () => void (errors.FrameTooLarge = (errors.FrameTooLarge ?? 0) + 1);
       const wss = new WebSocketServer({ server: http, maxPayload: opts.maxFrameBytes, perMessageDeflate: false, WebSocket: socketClass(opts.maxFrameBytes, refused) });
-      const server = new PolicyServer(opts, worker, batcher, http, wss, errors, log);
       await new Promise<void>((res, rej) => {
-        http.once('error', rej);
-        http.listen(opts.port, opts.host, () => {
-          http.off('error', rej);
-          res();
-        });
+        http.once('error', (e: NodeJS.ErrnoException) => rej(new ServeError('ServerConfig', `cannot listen on ${opts.host}:${opts.port} (${e.code ?? e.message}); pick another --port or --host`)));
+        http.listen(opts.port, opts.host, () => res());
       });
-      return server;
+      return new PolicyServer(opts, worker, batcher, http, wss, errors, log);
     } catch (e) {
       await worker.close();
       throw e;
