@@ -252,7 +252,7 @@ test('the native format: the simulator\'s own keys at the checkpoint resolution,
   }
 });
 
-test('rdt-libero serve: prints its address, answers /healthz, serves, writes --metrics JSONL, stops on SIGTERM; bad flags exit 2', async () => {
+test('rdt-libero serve: prints its address, answers /healthz, serves, writes --metrics JSONL, stops on SIGTERM; bad flags exit 2, a taken port 1', async () => {
   const main = join(repoRoot(), 'dist', 'src', 'cli', 'main.js');
   const metrics = join(work, 'serve-metrics.jsonl');
   const child = spawn(process.execPath, [main, 'serve', '--checkpoint', policyDir, '--port', '0', '--max-batch', '4', '--metrics', metrics], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -290,4 +290,14 @@ test('rdt-libero serve: prints its address, answers /healthz, serves, writes --m
   });
   assert.equal(bad.code, 2);
   assert.match(bad.err, /--format must be one of libero, native, got 'openpi'/);
+
+  const port = new URL(server.url).port; // taken by this file's server
+  const busy = await new Promise<{ code: number | null; err: string }>((resolve) => {
+    const p = spawn(process.execPath, [main, 'serve', '--checkpoint', policyDir, '--port', port], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d) => (err += d));
+    p.once('exit', (code) => resolve({ code, err }));
+  });
+  assert.equal(busy.code, 1);
+  assert.equal(busy.err.trim(), `rdt-libero serve: cannot listen on 127.0.0.1:${port} (EADDRINUSE); pick another --port or --host`);
 });

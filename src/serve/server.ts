@@ -152,11 +152,12 @@ export class PolicyServer {
       const http = createServer();
       const errors: Record<string, number> = {};
       const refused = () => void (errors.FrameTooLarge = (errors.FrameTooLarge ?? 0) + 1);
-      const wss = new WebSocketServer({ server: http, maxPayload: opts.maxFrameBytes, perMessageDeflate: false, WebSocket: socketClass(opts.maxFrameBytes, refused) });
       await new Promise<void>((res, rej) => {
         http.once('error', (e: NodeJS.ErrnoException) => rej(new ServeError('ServerConfig', `cannot listen on ${opts.host}:${opts.port} (${e.code ?? e.message}); pick another --port or --host`)));
         http.listen(opts.port, opts.host, () => res());
       });
+      // Made once listening (it re-emits the HTTP server's errors, a listen failure included).
+      const wss = new WebSocketServer({ server: http, maxPayload: opts.maxFrameBytes, perMessageDeflate: false, WebSocket: socketClass(opts.maxFrameBytes, refused) });
       return new PolicyServer(opts, worker, batcher, http, wss, errors, log);
     } catch (e) {
       await worker.close();
