@@ -31,7 +31,7 @@ import { decode, encode } from './codec.js';
 import { ServeError } from './errors.js';
 import { type FormatName, checkFormat, formatKeys, parseRequest } from './formats.js';
 import { InferenceWorker } from './inference.js';
-import { JsonlSink } from '../train/metrics.js';
+import { TrafficReport } from './traffic_report.js';
 
 export interface ServeOptions {
   checkpoint: string;
@@ -53,7 +53,7 @@ export interface ServeOptions {
   /** Reply bytes a connection may leave unread before it is dropped (ClientNotReading). */
   maxUnreadBytes: number;
   load?: Pick<LoadPolicyOptions, 'dtype' | 'device' | 'verify'>;
-  /** Append one JSON line of traffic metrics per report here (see report()). */
+  /** Append one JSON line of traffic metrics per report here (traffic_report.ts). */
   metricsPath?: string;
   /** Report interval, ms (default 10 s); a report is written only when something happened. */
   reportEveryMs?: number;
@@ -97,9 +97,7 @@ export class PolicyServer {
   readonly horizon: number;
   private closing = false;
   private reportTimer: NodeJS.Timeout;
-  private reports = 0;
-  private window = { latencies: [] as number[], calls: 0, requests: 0, errors: 0, since: performance.now() };
-  private readonly sink: JsonlSink | null;
+  private readonly traffic: TrafficReport;
 
   private constructor(
     private readonly opts: ServeOptions,
@@ -131,7 +129,7 @@ export class PolicyServer {
       max_frame_bytes: opts.maxFrameBytes,
       reset: 'history restarts on a new connection, a new prompt, or {"__ctrl__": "episode_start"}',
     };
-    this.sink = opts.metricsPath ? new JsonlSink(opts.metricsPath) : null;
+    this.traffic = new TrafficReport(opts.metricsPath, log);
     this.reportTimer = setInterval(() => this.report(), opts.reportEveryMs ?? 10_000).unref();
     http.on('request', (req, res) => this.onHttp(req, res));
     wss.on('error', (e) => log(`server: ${e.message}`));
@@ -247,7 +245,7 @@ export class PolicyServer {
       c.busy = false;
       c.ws.send(encode(reply), () => {
         c.prevTotalMs = performance.now() - start;
-        this.window.latencies.push(c.prevTotalMs);
+        this.traffic.replied(c.prevTotalMs);
       });
     } catch (e) {
       this.fail(c, e);
@@ -285,30 +283,8 @@ export class PolicyServer {
     this.errors[kind] = (this.errors[kind] ?? 0) + 1;
   }
 
-  /**
-   * One progress line (stderr) and one JSONL record for the last interval, when anything happened: connections,
-   * queue, requests/s, model calls and mean batch, p50/p99 latency (frame in -> reply written), errors, RSS.
-   */
   private report(): void {
-    const w = this.window;
-    const counts = this.batcher.counts;
-    const errors = Object.values(this.errors).reduce((a, b) => a + b, 0);
-    const requests = counts.requests - w.requests, calls = counts.calls - w.calls, newErrors = errors - w.errors;
-    const seconds = (performance.now() - w.since) / 1000;
-    if (requests > 0 || newErrors > 0) {
-      const lat = [...w.latencies].sort((a, b) => a - b);
-      const at = (p: number) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] : 0);
-      const rec: Record<string, number | string> = {
-        connections: this.conns.size, queued: this.batcher.queued, requests, requests_per_s: requests / seconds,
-        model_calls: calls, mean_batch: calls ? requests / calls : 0, p50_ms: at(0.5), p99_ms: at(0.99),
-        errors: newErrors, rss_mib: process.memoryUsage.rss() / 2 ** 20,
-      };
-      for (const [k, v] of Object.entries(this.errors)) rec[`errors_total_${k}`] = v;
-      this.log(`serve: ${rec.connections} clients, ${(rec.requests_per_s as number).toFixed(2)} requests/s, mean batch ${(rec.mean_batch as number).toFixed(1)}, ` +
-        `p50 ${(rec.p50_ms as number).toFixed(0)} ms, p99 ${(rec.p99_ms as number).toFixed(0)} ms, ${newErrors} errors, RSS ${(rec.rss_mib as number).toFixed(0)} MiB`);
-      this.sink?.log(++this.reports, rec);
-    }
-    this.window = { latencies: [], calls: counts.calls, requests: counts.requests, errors, since: performance.now() };
+    this.traffic.tick({ connections: this.conns.size, queued: this.batcher.queued, ...this.batcher.counts, errors: this.errors });
   }
 
   /** Stop listening, close every connection (1001), stop the inference thread. */
