@@ -73,6 +73,7 @@ test('a Python openpi client: metadata, LIBERO requests, replies equal to in-pro
   assert.equal(m.history, 2);
   assert.deepEqual(m.image, { height: SIZE, width: SIZE, orientation: 'flip_v' });
   assert.deepEqual(r.ack, { __ack__: 'episode_start' });
+  assert.deepEqual(r.end_ack, { __ack__: 'episode_end' });
 
   // The server's frames: openpi's 224 images, un-padded, rotated back and resampled (reference: PIL, in Python).
   const frameOf = (k: number): ObsFrame => ({

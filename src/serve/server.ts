@@ -10,8 +10,8 @@
 // History (policies that look at 2 frames): each connection keeps its last frames. It restarts (the older frames
 // are "before the episode start", as in training) on a new connection, when the prompt changes, and on
 // {"__ctrl__": "episode_start"} (openpi_client's episode_start(); answered {"__ack__": "episode_start"}).
-// openpi's stock LIBERO client sends neither between two episodes of one task, so their first step sees the last
-// frame of the episode before: use a new connection or episode_start per episode with a history-2 policy.
+// openpi's current LIBERO example calls episode_start() per episode; its older versions send nothing between two
+// episodes of one task, so there an episode's first step sees the last frame of the one before.
 //
 // Seeds: a request's noise comes from its own seed (row drawn alone, see inference_worker.ts), so its actions do not
 // depend on batching: the request's `seed` key, else the next of the server's sequence (--seed, else random).

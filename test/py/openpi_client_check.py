@@ -108,8 +108,8 @@ def good(url, inp, out_path):
     # 0 and 1 on one episode (history grows), then episode_start, then 2 (history restarts). Seeds: np.int64 and int.
     seeds = [np.int64(11), 12, 13]
     for k, req in enumerate(reqs):
-        if k == 2:
-            ws.send(packb({"__ctrl__": "episode_start"}))
+        if k == 2:  # what openpi_client's episode_start() sends (its LIBERO example calls it per episode)
+            ws.send(packb({"__ctrl__": "episode_start", "__experiment__": "libero_goal", "__task__": prompt, "__episode_id__": 1}))
             out["ack"] = unpackb(ws.recv())
         r = send_recv(ws, {**req, "seed": seeds[k]})
         a = r["actions"]
@@ -122,6 +122,8 @@ def good(url, inp, out_path):
             "agentview": recovered(req["observation/image"], H, W).ravel().tolist(),
             "wrist": recovered(req["observation/wrist_image"], H, W).ravel().tolist(),
         })
+    ws.send(packb({"__ctrl__": "episode_end", "__success__": False}))  # episode_end(success=False)
+    out["end_ack"] = unpackb(ws.recv())
     ws.close()
     with open(out_path, "w") as f:
         json.dump(out, f)
