@@ -75,12 +75,24 @@ async function stopServer(child: ChildProcess): Promise<void> {
 }
 
 /** C clients, R requests each, all at once; latencies in ms and wall time. */
-async function load(url: string): Promise<{ lat: number[]; wallS: number; batches: number[] }> {
+async function load(url: string): Promise<{ lat: number[]; wallS: number; batches: number[]; healthz: number[] }> {
   const clients = await Promise.all(Array.from({ length: C }, () => OpenpiClient.connect(url, { timeoutMs: 600_000 })));
   const requests = clients.map((_, i) => obs(1000 + i));
   const lat: number[] = [];
   const batches: number[] = [];
   const t0 = performance.now();
+  let running = true;
+  // GET /healthz every 200 ms meanwhile: its latency shows whether the server's event loop stays free.
+  const healthz: number[] = [];
+  const probe = (async () => {
+    const hz = url.replace('ws:', 'http:') + '/healthz';
+    while (running) {
+      const t = performance.now();
+      await fetch(hz).then((r) => r.text());
+      healthz.push(performance.now() - t);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  })();
   await Promise.all(clients.map(async (c, i) => {
     for (let k = 0; k < R; k++) {
       const t = performance.now();
@@ -90,8 +102,10 @@ async function load(url: string): Promise<{ lat: number[]; wallS: number; batche
     }
   }));
   const wallS = (performance.now() - t0) / 1000;
+  running = false;
+  await probe;
   await Promise.all(clients.map((c) => c.close()));
-  return { lat, wallS, batches };
+  return { lat, wallS, batches, healthz: healthz.slice(1) }; // the first includes the HTTP client's start-up
 }
 
 /** Clients that read nothing after the metadata and send a request every `everyMs`, `rounds` times: the server's RSS. */
@@ -183,7 +197,8 @@ try {
     const rps = (C * R) / r.wallS;
     rows.push({ mode, rps });
     console.log(`${mode.padEnd(12)} ${C} clients x ${R} requests: ${rps.toFixed(2)} requests/s, p50 ${pct(r.lat, 50).toFixed(0)} ms, p99 ${pct(r.lat, 99).toFixed(0)} ms, ` +
-      `mean batch ${(r.batches.reduce((a, b) => a + b, 0) / r.batches.length).toFixed(1)}, server peak RSS ${mib(mem.peak)} MiB`);
+      `mean batch ${(r.batches.reduce((a, b) => a + b, 0) / r.batches.length).toFixed(1)}, server peak RSS ${mib(mem.peak)} MiB, ` +
+      `/healthz meanwhile p50 ${pct(r.healthz, 50).toFixed(0)} ms, max ${Math.max(...r.healthz).toFixed(0)} ms (${r.healthz.length} probes)`);
     if (mode === 'batching on') {
       // 3. Clients that stop reading, on the same server.
       // One request per client per 1.5 x the p99 above, so each is answered (unread) before the next comes.
