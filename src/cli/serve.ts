@@ -68,7 +68,7 @@ export async function serve(args: string[]): Promise<number> {
     maxBatch: int('max-batch', v['max-batch']), maxQueue: int('max-queue', v['max-queue']), maxConnections: int('max-connections', v['max-connections']),
     maxFrameBytes: int('max-frame-bytes', v['max-frame-bytes']), requestTimeoutMs: int('request-timeout-ms', v['request-timeout-ms']),
     maxUnreadBytes: int('max-unread-bytes', v['max-unread-bytes']),
-    load: { dtype, device: v.device as never, verify }, metricsPath: v.metrics,
+    load: { dtype, device: v.device, verify }, metricsPath: v.metrics,
   });
   const m = server.metadata;
   process.stdout.write(`serving ${v.checkpoint} on ${server.url} (format ${m.format}, action horizon ${m.action_horizon}, history ${m.history}); GET /healthz; Ctrl-C stops\n`);
