@@ -14,7 +14,8 @@
 // episodes of one task, so there an episode's first step sees the last frame of the one before.
 //
 // Seeds: a request's noise comes from its own seed (row drawn alone, see inference_worker.ts), so its actions do not
-// depend on batching: the request's `seed` key, else the next of the server's sequence (--seed, else random).
+// depend on what it is batched with (beyond float32 rounding): the request's `seed` key, else the next of the
+// server's sequence (--seed, else random).
 //
 // Inference runs in a worker thread (inference.ts) behind a bounded batching queue (batcher.ts); the event loop
 // only decodes, validates and converts frames, so /healthz and other connections stay responsive.
