@@ -101,7 +101,11 @@ test('a Python openpi client: metadata, LIBERO requests, replies equal to in-pro
 test('bad input gets a named one-line error frame and close 1011; the server keeps serving', async () => {
   const out = join(work, 'bad-out.json');
   const before = { ...server.errors };
+  const bystander = await OpenpiClient.connect(server.url); // connected throughout, served before and after
+  assert.deepEqual((await bystander.infer(liberoObs(400))).seed, 400);
   await python(CLIENT, 'bad', server.url, out);
+  assert.deepEqual(((await bystander.infer(liberoObs(401))).actions as NdArray).shape, [64, 7]);
+  await bystander.close();
   const r = JSON.parse(readFileSync(out, 'utf8'));
   const want: Record<string, [string, RegExp]> = {
     malformed: ['MalformedMsgpack', /not valid msgpack/],
