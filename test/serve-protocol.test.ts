@@ -15,6 +15,7 @@ import { Rng } from '../src/data/rng.js';
 import { PolicyServer, SERVE_DEFAULTS, type ServeOptions } from '../src/serve/server.js';
 import { OpenpiClient, type NdArray } from '../src/serve/client.js';
 import { ServeError } from '../src/serve/errors.js';
+import { RdtError } from '../src/util/errors.js';
 import { tempDir } from './helpers/python.js';
 import { repoRoot } from './helpers/fixtures.js';
 import { makeServePolicy } from './helpers/serve-policy.js';
@@ -196,7 +197,7 @@ test('the TypeScript client: metadata, replies as NdArray, server errors as Serv
   await c.close();
 });
 
-test('limits: --max-connections, --max-queue and --request-timeout-ms each get their named error', async () => {
+test('limits: --max-connections, --max-queue and --request-timeout-ms each get their named error; a load failure is the policy\'s error', async () => {
   const limited = await start({ maxConnections: 3, maxQueue: 1, maxBatch: 1 });
   try {
     const clients = await Promise.all([0, 1, 2].map(() => OpenpiClient.connect(limited.url)));
@@ -211,6 +212,8 @@ test('limits: --max-connections, --max-queue and --request-timeout-ms each get t
   } finally {
     await limited.close();
   }
+  // A folder the inference thread cannot load: its error, as the policy layer words it, from start().
+  await assert.rejects(start({ checkpoint: join(work, 'missing') }), (e: unknown) => e instanceof RdtError && /policy folder .*missing does not exist/.test((e as Error).message));
   const slow = await start({ requestTimeoutMs: 1 });
   try {
     const a = await OpenpiClient.connect(slow.url);
