@@ -20,10 +20,11 @@ fi
 PY="${PYTHON:-python3}"
 # torch provides libtorch for the addon and the reference values for the tests; h5py writes
 # LIBERO-format files the way the real ones were written; safetensors/numpy check our IO;
-# tensorboard reads back the event files the trainer writes.
-if ! "$PY" -c "import torch, h5py, safetensors, numpy, tensorboard" 2>/dev/null; then
-  echo "setup: pip install torch h5py safetensors numpy tensorboard"
-  "$PY" -m pip install -q torch h5py safetensors numpy tensorboard
+# tensorboard reads back the event files the trainer writes; websockets + msgpack + pillow make the Python
+# openpi client (with openpi's image resizing) that talks to `rdt-libero serve` in its tests.
+if ! "$PY" -c "import torch, h5py, safetensors, numpy, tensorboard, websockets, msgpack, PIL" 2>/dev/null; then
+  echo "setup: pip install torch h5py safetensors numpy tensorboard websockets msgpack pillow"
+  "$PY" -m pip install -q torch h5py safetensors numpy tensorboard websockets msgpack pillow
 fi
 
 npm ci --no-audit --no-fund

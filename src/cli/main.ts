@@ -16,6 +16,7 @@ commands:
   encode      run the official T5 / SigLIP encoders on texts or images
   data        inspect LIBERO data, write statistics, generate synthetic suites
   eval        success rates in the LIBERO simulator: rdt-libero eval --policy DIR --suite S --out DIR
+  serve       serve a policy folder over openpi's websocket protocol: rdt-libero serve --checkpoint DIR
 
 exit codes: 0 done, 1 runtime error (data, model, training, engine), 2 usage or config error
 set RDT_DEBUG=1 for the stack trace of a failure
@@ -31,6 +32,7 @@ const commands: Record<string, (args: string[]) => Promise<number> | number> = {
   predict: async (args) => (await import('./predict.js')).predict(args),
   encode: async (args) => (await import('./encode.js')).encode(args),
   eval: async (args) => (await import('./eval.js')).evalCommand(args),
+  serve: async (args) => (await import('./serve.js')).serve(args),
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -1,0 +1,158 @@
+// The observation formats the server accepts, each turned into the data layer's ObsFrame (src/data/adapter.ts), so
+// the model sees exactly what training and evaluation build: the state through RobotObs -> encodeState, the images
+// through buildObservation's orientFrame with the checkpoint's cameras.orientation. Nothing here is a flag: sizes
+// and conventions come from the checkpoint (policy.json).
+//
+//   libero: openpi's LIBERO example client as it is (examples/libero/main.py, libero-facts.md 4.4):
+//     observation/image, observation/wrist_image  (h, w, 3) uint8: the render rotated 180 degrees ([::-1, ::-1])
+//                                                 and resized with zero padding to 224 (PIL bilinear)
+//     observation/state  (8,) float: [eef_pos (3) m, axis-angle (3) rad, gripper_qpos (2) m]
+//     prompt             str
+//   native: the LIBERO simulator's own observation keys (robosuite OffScreenRenderEnv), frames as rendered at the
+//     checkpoint's resolution; converted by obsFrameFromEnv, the function evaluation uses:
+//     agentview_image, robot0_eye_in_hand_image (H, W, 3) uint8; robot0_eef_pos (3,), robot0_eef_quat (4,) xyzw,
+//     robot0_gripper_qpos (2,), robot0_joint_pos (7,) (required when the checkpoint's state uses joints); prompt
+// Both take an optional integer `seed` (0 .. 2^31-1): the sampling noise of that request (see server.ts).
+import { type AdapterConfig, type ObsFrame, obsFrameFromEnv } from '../data/adapter.js';
+import { orientFrame } from '../data/images.js';
+// The one PIL-exact resampler in the project (tested against Pillow); the data layer has no resize of its own.
+import { resizeBicubicPil } from '../encoders/image_preprocess.js';
+import { type NdArray, isNdArray, ndNumbers } from './codec.js';
+import { ServeError } from './errors.js';
+
+export const FORMATS = ['libero', 'native'] as const;
+export type FormatName = (typeof FORMATS)[number];
+
+export interface ParsedRequest {
+  frame: ObsFrame;
+  prompt: string;
+  /** The request's own sampling seed, when it gave one. */
+  seed: number | null;
+}
+
+interface FormatSpec {
+  required: readonly string[];
+  optional: readonly string[];
+  parse(o: Record<string, unknown>, cfg: AdapterConfig): ObsFrame;
+}
+
+const MAX_SIDE = 4096;
+const MAX_PROMPT = 4096;
+const SEED_MAX = 2 ** 31 - 1;
+
+function bad(key: string, what: string): ServeError {
+  return new ServeError('BadRequest', `'${key}' ${what}`);
+}
+
+function image(o: Record<string, unknown>, key: string): { a: NdArray; h: number; w: number } {
+  const a = o[key];
+  if (!isNdArray(a)) throw bad(key, 'must be a numpy array (h, w, 3) uint8');
+  const [h, w, c] = a.shape;
+  if (a.dtype !== '|u1' || a.shape.length !== 3 || c !== 3 || h < 1 || w < 1 || h > MAX_SIDE || w > MAX_SIDE)
+    throw bad(key, `must be (h, w, 3) uint8 with sides up to ${MAX_SIDE}, got ${a.dtype} [${a.shape.join(', ')}]`);
+  return { a, h, w };
+}
+
+function floats(o: Record<string, unknown>, key: string, n: number): Float64Array {
+  const a = o[key];
+  if (!isNdArray(a) || (a.dtype !== '<f4' && a.dtype !== '<f8') || a.shape.length !== 1 || a.shape[0] !== n)
+    throw bad(key, `must be a float32 or float64 array of shape (${n},)${isNdArray(a) ? `, got ${a.dtype} [${a.shape.join(', ')}]` : ''}`);
+  const v = Float64Array.from(ndNumbers(a));
+  if (!v.every(Number.isFinite)) throw bad(key, 'holds NaN or infinity');
+  return v;
+}
+
+/**
+ * Undo openpi's client-side preprocessing of one camera: crop the zero padding of resize_with_pad (the render is
+ * assumed to have the checkpoint's aspect ratio, as LIBERO's square renders do), rotate 180 degrees back to the
+ * orientation the simulator renders in (what ObsFrame holds), and resample to the checkpoint's H x W.
+ */
+export function fromOpenpiImage(src: Uint8Array, h: number, w: number, H: number, W: number): Uint8Array {
+  // resize_with_pad: ratio = max(W/w, H/h); content int(H/ratio) x int(W/ratio), pasted at int((h - rh) / 2), int((w - rw) / 2).
+  const ratio = Math.max(W / w, H / h);
+  const rh = Math.max(1, Math.trunc(H / ratio)), rw = Math.max(1, Math.trunc(W / ratio));
+  const y0 = Math.max(0, Math.trunc((h - rh) / 2)), x0 = Math.max(0, Math.trunc((w - rw) / 2));
+  let content = src;
+  if (rh !== h || rw !== w) {
+    content = new Uint8Array(rh * rw * 3);
+    for (let y = 0; y < rh; y++) content.set(src.subarray(((y0 + y) * w + x0) * 3, ((y0 + y) * w + x0 + rw) * 3), y * rw * 3);
+  }
+  const upright = new Uint8Array(rh * rw * 3);
+  orientFrame(content, 0, rh, rw, 'rot180', upright, 0); // rot180 is its own inverse
+  return rh === H && rw === W ? upright : resizeBicubicPil(upright, rh, rw, H, W);
+}
+
+const SPECS: Record<FormatName, FormatSpec> = {
+  libero: {
+    required: ['observation/image', 'observation/wrist_image', 'observation/state', 'prompt'],
+    optional: ['seed'],
+    parse(o, cfg) {
+      const imgs = ['observation/image', 'observation/wrist_image'].map((k) => {
+        const { a, h, w } = image(o, k);
+        return fromOpenpiImage(a.data as Uint8Array, h, w, cfg.imageHeight, cfg.imageWidth);
+      });
+      const s = floats(o, 'observation/state', 8);
+      // The 8-D state carries no joint angles, velocities or the quaternion sign: only pose and fingers. A checkpoint
+      // whose state uses joints is refused at start-up (checkFormat), never served with zeros for them.
+      return {
+        robot: { eefPos: s.subarray(0, 3), eefAxisAngle: s.subarray(3, 6), gripperQpos: s.subarray(6, 8), jointPos: null },
+        images: { agentview: imgs[0], eyeInHand: imgs[1] },
+      };
+    },
+  },
+  native: {
+    required: ['agentview_image', 'robot0_eye_in_hand_image', 'robot0_eef_pos', 'robot0_eef_quat', 'robot0_gripper_qpos', 'prompt'],
+    optional: ['robot0_joint_pos', 'seed'],
+    parse(o, cfg) {
+      const env: Record<string, Uint8Array | Float64Array> = {};
+      for (const k of ['agentview_image', 'robot0_eye_in_hand_image']) {
+        const { a, h, w } = image(o, k);
+        if (h !== cfg.imageHeight || w !== cfg.imageWidth)
+          throw bad(k, `is ${h}x${w}; this checkpoint takes ${cfg.imageHeight}x${cfg.imageWidth} frames as the simulator renders them (policy.json cameras.height/width)`);
+        env[k] = a.data as Uint8Array;
+      }
+      env.robot0_eef_pos = floats(o, 'robot0_eef_pos', 3);
+      env.robot0_eef_quat = floats(o, 'robot0_eef_quat', 4);
+      env.robot0_gripper_qpos = floats(o, 'robot0_gripper_qpos', 2);
+      if (o.robot0_joint_pos !== undefined) env.robot0_joint_pos = floats(o, 'robot0_joint_pos', 7);
+      else if (cfg.useJoints) throw bad('robot0_joint_pos', 'is required: this checkpoint\'s state holds the 7 joint angles (policy.json state.use_joints)');
+      return obsFrameFromEnv(env);
+    },
+  },
+};
+
+/** Refuse, at start-up, a format that cannot carry what the checkpoint needs. */
+export function checkFormat(format: FormatName, cfg: AdapterConfig): void {
+  if (format === 'libero' && cfg.useJoints)
+    throw new ServeError('ServerConfig', "the libero format's 8-D state has no joint angles, but this checkpoint's state uses them (policy.json state.use_joints): serve it with --format native");
+}
+
+/** The keys of a format, for the metadata frame and messages. */
+export function formatKeys(format: FormatName): { required: readonly string[]; optional: readonly string[] } {
+  const s = SPECS[format];
+  return { required: s.required, optional: s.optional };
+}
+
+/** One decoded request -> the frame for the policy, its prompt and seed; a BadRequest names the key otherwise. */
+export function parseRequest(format: FormatName, value: unknown, cfg: AdapterConfig): ParsedRequest {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || isNdArray(value))
+    throw new ServeError('BadRequest', `a request must be a map of observation keys (format '${format}')`);
+  const o = value as Record<string, unknown>;
+  const spec = SPECS[format];
+  const known = new Set([...spec.required, ...spec.optional]);
+  const unknown = Object.keys(o).filter((k) => !known.has(k));
+  const missing = spec.required.filter((k) => o[k] === undefined);
+  if (unknown.length || missing.length)
+    throw new ServeError('BadRequest', [
+      unknown.length ? `unknown key${unknown.length > 1 ? 's' : ''} ${unknown.slice(0, 5).map((k) => `'${k.slice(0, 64)}'`).join(', ')}` : '',
+      missing.length ? `missing ${missing.map((k) => `'${k}'`).join(', ')}` : '',
+    ].filter(Boolean).join('; ') + `; the '${format}' format takes ${spec.required.join(', ')} (optional: ${spec.optional.join(', ')})`);
+  const prompt = o.prompt;
+  if (typeof prompt !== 'string' || prompt.length === 0 || prompt.length > MAX_PROMPT) throw bad('prompt', `must be a non-empty string of up to ${MAX_PROMPT} characters`);
+  let seed: number | null = null;
+  if (o.seed !== undefined) {
+    if (typeof o.seed !== 'number' || !Number.isSafeInteger(o.seed) || o.seed < 0 || o.seed > SEED_MAX) throw bad('seed', `must be an integer in 0..${SEED_MAX}`);
+    seed = o.seed;
+  }
+  return { frame: spec.parse(o, cfg), prompt, seed };
+}

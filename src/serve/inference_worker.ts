@@ -1,0 +1,58 @@
+// The inference thread: loads the policy and runs Policy.predict for the batches the server sends, so the
+// synchronous libtorch calls never block the server's event loop. The addon is a Node-API module without per-env
+// state (native/addon.cc: NAPI_MODULE, only static type tags), so it loads in a worker_thread; only this thread
+// loads it. Messages: in {id, inputs, seeds}; out {type: 'ready' | 'failed' | 'result' | 'error'}.
+import { parentPort, workerData } from 'node:worker_threads';
+import * as torch from '../engine/index.js';
+import { STATE_VEC_LEN } from '../data/state_vec.js';
+import { type Policy, type PolicyInput, loadPolicy } from '../policy/index.js';
+import { RdtError } from '../util/errors.js';
+import type { WorkerInit, WorkerRequest, WorkerReply, WorkerError } from './inference.js';
+
+const port = parentPort!;
+
+/** What the client may see: our errors' own one-line message; anything else is only named (the log has the rest). */
+function errorOf(e: unknown): WorkerError {
+  const err = e instanceof Error ? e : new Error(String(e));
+  return { name: err.name, message: err.message.split('\n')[0], ours: err instanceof RdtError, stack: err.stack ?? '' };
+}
+
+/**
+ * x_T for the batch: row b drawn alone from a generator seeded with seeds[b], exactly as predict(input, { seed })
+ * draws it for a batch of one. A request's actions thus depend on its seed, never on what it was batched with.
+ */
+function noiseFor(policy: Policy, seeds: readonly number[]): torch.Tensor {
+  const r = policy.runner;
+  return torch.scope(() => torch.cat(seeds.map((s) =>
+    torch.randn([1, policy.chunkSize, STATE_VEC_LEN], { dtype: r.dtype, device: r.device, generator: new torch.Generator(s) })), 0));
+}
+
+function serve(policy: Policy): void {
+  port.on('message', (m: WorkerRequest) => {
+    const t0 = performance.now();
+    let reply: WorkerReply;
+    try {
+      const noise = noiseFor(policy, m.seeds);
+      try {
+        const out = policy.predict(m.inputs as PolicyInput[], { noise });
+        reply = { type: 'result', id: m.id, actions: out.actions, inferMs: performance.now() - t0 };
+      } finally {
+        noise.dispose();
+      }
+    } catch (e) {
+      reply = { type: 'error', id: m.id, error: errorOf(e) };
+    }
+    port.postMessage(reply, reply.type === 'result' ? [reply.actions.buffer as ArrayBuffer] : []);
+  });
+}
+
+try {
+  const init = workerData as WorkerInit;
+  const policy = loadPolicy(init.dir, init.load);
+  serve(policy);
+  const reply: WorkerReply = { type: 'ready', info: { chunkSize: policy.chunkSize, historySize: policy.historySize, adapter: policy.adapter } };
+  port.postMessage(reply);
+} catch (e) {
+  const reply: WorkerReply = { type: 'failed', error: errorOf(e) };
+  port.postMessage(reply);
+}
