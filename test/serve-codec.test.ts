@@ -6,23 +6,12 @@ import assert from 'node:assert/strict';
 import { decode, encode, type NdArray } from '../src/serve/codec.js';
 import { ServeError } from '../src/serve/errors.js';
 import { runPythonJson } from './helpers/python.js';
+import { fileURLToPath } from 'node:url';
 
+// openpi's pack/unpack rules live once, in the Python client the protocol tests use.
 const PRELUDE = `import msgpack, numpy as np
-def pack_array(obj):
-    if isinstance(obj, (np.ndarray, np.generic)) and obj.dtype.kind in ("V", "O", "c"):
-        raise ValueError(obj.dtype)
-    if isinstance(obj, np.ndarray):
-        return {b"__ndarray__": True, b"data": obj.tobytes(), b"dtype": obj.dtype.str, b"shape": obj.shape}
-    if isinstance(obj, np.generic):
-        return {b"__npgeneric__": True, b"data": obj.item(), b"dtype": obj.dtype.str}
-    return obj
-def unpack_array(obj):
-    if b"__ndarray__" in obj:
-        return np.ndarray(buffer=obj[b"data"], dtype=np.dtype(obj[b"dtype"]), shape=obj[b"shape"])
-    if b"__npgeneric__" in obj:
-        return np.dtype(obj[b"dtype"]).type(obj[b"data"])
-    return obj
-packb = lambda x: msgpack.Packer(default=pack_array).pack(x)
+sys.path.insert(0, ${JSON.stringify(fileURLToPath(new URL('../../test/py', import.meta.url)))})
+from openpi_client_check import pack_array, unpack_array, packb
 `;
 
 test('what openpi\'s Python packer writes decodes to the same arrays, scalars and plain values', () => {
