@@ -1,7 +1,7 @@
 // Hands loaded checkpoint tensors to the modules that own them, as frozen parameters, so the weights
 // are held once (no second copy as loadStateDict would make). Every missing, mis-shaped and
 // unexpected key is collected and reported at the end in one line naming the folder.
-import { nn, zeros, type DType, type Device, type Tensor } from '../engine/index.js';
+import { cpuMemory, nn, zeros, type DType, type Device, type Tensor } from '../engine/index.js';
 import { EncoderError } from './errors.js';
 
 export class WeightSource {
@@ -41,6 +41,8 @@ export class WeightSource {
     const unexpected = [...this.#left.keys()];
     for (const t of this.#left.values()) t.dispose();
     this.#left.clear();
+    // Loading freed its read and conversion buffers; their blocks fit nothing the encoder runs later.
+    cpuMemory.emptyCache();
     const parts: string[] = [];
     const list = (what: string, xs: string[]) => {
       if (xs.length) parts.push(`${xs.length} ${what} (${xs.slice(0, 3).join('; ')}${xs.length > 3 ? '; ...' : ''})`);

@@ -179,6 +179,8 @@ export function loadRdtCheckpoint(path: string, opts: LoadCheckpointOptions = {}
       const state = readStateDict(w.file, w.kind);
       loadRunnerState(runner, state, { source: w.file, configPath, strict: opts.strict });
     });
+    // The file's tensors were freed above; their blocks fit nothing the model runs later, so give them back.
+    torch.cpuMemory.emptyCache();
   } catch (e) {
     runner.dispose();
     throw e;
