@@ -6,7 +6,7 @@
 // minus RSS before it, in a fresh process), against the file size (target <= 0.30).
 // SigLIP runs at the real so400m-patch14-384 architecture (random weights, batch 6); T5 at a reduced width.
 // Env: BENCH_DEVICE (cpu), BENCH_DTYPE (float32 on cpu, bfloat16 on cuda), BENCH_ITERS (5 rounds), BENCH_WARMUP (1),
-// BENCH_SMALL=1 (tiny sizes, a smoke run), BENCH_PARTS (speed,mem), BENCH_BIN_LAYERS (24), PYTHON.
+// BENCH_SMALL=1 (tiny sizes, a smoke run), BENCH_PARTS (speed,mem), BENCH_MODELS (t5,siglip), BENCH_BIN_LAYERS (24), PYTHON.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -36,6 +36,7 @@ const IMAGES = 6;
 // ~3.1 GB float32 file at full size (24 layers); BENCH_BIN_LAYERS sets another depth.
 const BIN = { ...T5, num_layers: Number(process.env.BENCH_BIN_LAYERS ?? (SMALL ? 2 : 24)) };
 const PARTS = new Set((process.env.BENCH_PARTS ?? 'speed,mem').split(','));
+const MODELS = (process.env.BENCH_MODELS ?? 't5,siglip').split(',');
 
 const root = (() => {
   let d = dirname(fileURLToPath(import.meta.url));
@@ -167,7 +168,7 @@ async function speed(): Promise<Record<string, unknown>> {
     threads: torch.getNumThreads() });
   // Interleaved rounds, the order swapped every round, so a machine that gets busier slows both engines alike.
   const ms: Record<string, { ours: number[]; ref: number[] }> = { t5: { ours: [], ref: [] }, siglip: { ours: [], ref: [] } };
-  for (const which of ['t5', 'siglip']) {
+  for (const which of MODELS) {
     for (let r = 0; r < WARMUP + ITERS; r++) {
       const pair: number[] = [];
       const refFirst = r % 2 === 1 && 'time' in ref;
@@ -188,8 +189,9 @@ async function speed(): Promise<Record<string, unknown>> {
     transformers_ms: round(median(ms[w].ref), 1), ratio_per_round: ratios(w).map((x) => round(x)),
     ratio_min: round(Math.min(...ratios(w))), ratio_median: round(median(ratios(w))) } : {}) });
   const result: Record<string, unknown> = {
-    t5: { ...T5, batch: b, length: l, ...summary('t5') },
-    siglip: { ...SIGLIP, images: IMAGES, attention: 'sdpa', images_per_s: round((IMAGES * 1000) / median(ms.siglip.ours), 2), ...summary('siglip') },
+    ...(MODELS.includes('t5') ? { t5: { ...T5, batch: b, length: l, ...summary('t5') } } : {}),
+    ...(MODELS.includes('siglip') ? { siglip: { ...SIGLIP, images: IMAGES, attention: 'sdpa',
+      images_per_s: round((IMAGES * 1000) / median(ms.siglip.ours), 2), ...summary('siglip') } } : {}),
     transformers: 'skipped' in ref ? ref : ref.ready,
     rounds: ITERS,
     ratio: 'transformers time / ours, per interleaved round: >= 1.0 means at least as fast (target)',
