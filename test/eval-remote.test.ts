@@ -53,7 +53,7 @@ after(() => {
 
 /** `rdt-libero serve` on the tiny policy at a free port; resolves with its address once it listens. */
 function serve(): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [MAIN, 'serve', '--checkpoint', policyDir, '--port', '0'], { env: ENV, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [MAIN, 'serve', '--checkpoint', policyDir, '--port', '0', '--threads', '1'], { env: ENV, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   let out = '';
   return new Promise((resolve, reject) => {
@@ -194,7 +194,7 @@ test('a server killed mid-run: a clear error after 3 counted reconnect attempts,
 });
 
 test('in process: a dropped connection is reconnected and counted; a server error frame is an EvalError; the native format', async () => {
-  const opts = { ...SERVE_DEFAULTS, checkpoint: policyDir, port: 0, log: () => {} };
+  const opts = { ...SERVE_DEFAULTS, checkpoint: policyDir, port: 0, threads: 1, log: () => {} };
   let server = await PolicyServer.start(opts);
   const lines: string[] = [];
   const remote = await openPolicy({ policy: server.url, seed: 5, log: (l) => lines.push(l) }) as WsChunkPolicy;

@@ -48,6 +48,7 @@ function serve(policy: Policy): void {
 
 try {
   const init = workerData as WorkerInit;
+  if (init.threads) torch.setNumThreads(init.threads);
   const policy = loadPolicy(init.dir, init.load);
   serve(policy);
   const reply: WorkerReply = { type: 'ready', info: { chunkSize: policy.chunkSize, historySize: policy.historySize, adapter: policy.adapter } };
