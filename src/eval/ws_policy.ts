@@ -46,9 +46,6 @@ export interface WsPolicyOptions {
   /** --seed: the base of the per-request seeds. */
   seed: number;
   log?: (line: string) => void;
-  /** Tests: shorter pauses and timeouts. */
-  backoffMs?: readonly number[];
-  timeoutMs?: number;
 }
 
 export class WsChunkPolicy implements ChunkPolicy {
@@ -87,7 +84,7 @@ export class WsChunkPolicy implements ChunkPolicy {
   static async open(url: string, opts: WsPolicyOptions): Promise<WsChunkPolicy> {
     let client: OpenpiClient;
     try {
-      client = await OpenpiClient.connect(url, { timeoutMs: opts.timeoutMs ?? REQUEST_TIMEOUT_MS });
+      client = await OpenpiClient.connect(url, { timeoutMs: REQUEST_TIMEOUT_MS });
     } catch (e) {
       throw new EvalError(`--policy ${url}: ${(e as Error).message}; start the policy server (e.g. rdt-libero serve --checkpoint DIR --port N) or fix the address`);
     }
@@ -163,7 +160,6 @@ export class WsChunkPolicy implements ChunkPolicy {
   /** One request on the env's connection, reconnecting (bounded, counted) when the connection is the problem. */
   private async exchange(env: number, call: (c: OpenpiClient) => Promise<Record<string, unknown>>): Promise<Record<string, unknown>> {
     const s = this.env(env);
-    const backoff = this.opts.backoffMs ?? BACKOFF_MS;
     for (let attempt = 0; ; attempt++) {
       if (this.closed) throw new EvalError(`${this.url}: the remote policy was closed`);
       try {
@@ -183,14 +179,14 @@ export class WsChunkPolicy implements ChunkPolicy {
             'the episodes already recorded are kept: restart the server and re-run the same command to resume');
         this.reconnects++;
         this.opts.log?.(`eval: remote policy ${this.url}: ${why} (${e.kind}); reconnecting (attempt ${attempt + 1} of ${MAX_RECONNECTS})`);
-        await new Promise((r) => setTimeout(r, backoff[Math.min(attempt, backoff.length - 1)]));
+        await new Promise((r) => setTimeout(r, BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)]));
       }
     }
   }
 
   /** A new connection whose metadata must still describe the same policy. */
   private async reconnect(): Promise<OpenpiClient> {
-    const c = await OpenpiClient.connect(this.url, { timeoutMs: this.opts.timeoutMs ?? REQUEST_TIMEOUT_MS });
+    const c = await OpenpiClient.connect(this.url, { timeoutMs: REQUEST_TIMEOUT_MS });
     const m = c.metadata;
     const h = typeof m.action_horizon === 'number' ? m.action_horizon : null;
     if ((m.format === 'native' ? 'native' : 'libero') !== this.format || h !== this.metaHorizon) {
