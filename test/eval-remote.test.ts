@@ -120,12 +120,12 @@ out = {'image': req['observation/image'].ravel().tolist(), 'wrist': req['observa
   assert.deepEqual(Array.from(resizeWithPad(odd, 40, 64, 224, 224)), ref.odd, 'a non-square frame: resized to fit, zero padding centred');
 });
 
-test('rdt-libero serve + rdt-libero eval --policy ws://: the executed actions are the in-process policy\'s for the same observation and seed', async () => {
+test('rdt-libero serve + rdt-libero eval --policy ws:// with 2 workers: each episode executes the in-process policy\'s actions for its observation and seed', async () => {
   const { child, url } = await serve();
   const log = join(work, 'actions.log');
   const out = join(work, 'remote');
   const r = await cli(['eval', '--policy', url, '--sim', 'test', '--suite', 'libero_goal', '--tasks', '1', '--episodes', '2', '--max-steps', '8',
-    '--exec-horizon', '4', '--seed', '11', '--videos', 'none', '--out', out], { RDT_TEST_ENV_ACTION_LOG: log }).done;
+    '--exec-horizon', '4', '--seed', '11', '--workers', '2', '--videos', 'none', '--out', out], { RDT_TEST_ENV_ACTION_LOG: log }).done;
   child.kill('SIGTERM');
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /openpi remote rdt-libero policy 'final' \(format libero, action horizon 64, seeded requests\).*sim test at 256px/);
@@ -133,35 +133,39 @@ test('rdt-libero serve + rdt-libero eval --policy ws://: the executed actions ar
   const recs = readRecords(join(out, 'episodes.jsonl'));
   assert.equal(recs.length, 2);
   for (const x of recs) if (!x.success) assert.deepEqual(x.replans, [0, 4]);
-  const [ep] = actionLog(log);
+  const episodes = actionLog(log);
+  assert.deepEqual(episodes.map((ep) => ep[0].init).sort(), [0, 1]);
 
-  // Independently: the same episode start in a fresh sidecar at openpi's 256 px, the request and the server's
-  // documented inverse (crop, rotate back, PIL bicubic to the checkpoint's 32 px) in Python, then predict().
-  const sim = await SidecarWorker.start({ backend: 'test' });
-  let o;
-  try {
-    await sim.open({ suite: 'libero_goal', task: 1, resolution: 256, seed: 11, horizon: 100 });
-    o = await sim.reset({ initIndex: 0, seed: 11 });
-    for (let i = 0; i < 10; i++) o = await sim.step(PROTOCOLS.openpi.waitAction);
-  } finally {
-    await sim.close();
-  }
-  const f = obsFrameFromEnv(o.obs);
-  const ref = runPythonJson<{ agent: number[]; wrist: number[]; state: number[] }>(PY_PRELUDE, `
+  // Independently, per episode: the same episode start in a fresh sidecar at openpi's 256 px, the request and the
+  // server's documented inverse (crop, rotate back, PIL bicubic to the checkpoint's 32 px) in Python, predict().
+  // Both episodes' first requests are request 0 (seed 11) on a fresh server-side history: had the two workers
+  // shared a connection, one would have seen the other's frame as its previous one.
+  for (const ep of episodes) {
+    const init = ep[0].init;
+    const sim = await SidecarWorker.start({ backend: 'test' });
+    let o;
+    try {
+      await sim.open({ suite: 'libero_goal', task: 1, resolution: 256, seed: 11, horizon: 100 });
+      o = await sim.reset({ initIndex: init, seed: 11 });
+      for (let i = 0; i < 10; i++) o = await sim.step(PROTOCOLS.openpi.waitAction);
+    } finally {
+      await sim.close();
+    }
+    const f = obsFrameFromEnv(o.obs);
+    const ref = runPythonJson<{ agent: number[]; wrist: number[]; state: number[] }>(PY_PRELUDE, `
 a = np.array(inp['agent'], np.uint8).reshape(256, 256, 3); w = np.array(inp['wrist'], np.uint8).reshape(256, 256, 3)
 state = np.concatenate((inp['pos'], quat2axisangle(inp['quat']), inp['qpos']))
 req = libero_request(a, w, state, 'p')
 out = {'agent': recovered(req['observation/image'], 32, 32).ravel().tolist(), 'wrist': recovered(req['observation/wrist_image'], 32, 32).ravel().tolist(), 'state': state.tolist()}
 `, { agent: Array.from(f.images.agentview!), wrist: Array.from(f.images.eyeInHand!), pos: Array.from(f.robot.eefPos), quat: Array.from(f.robot.eefQuat!), qpos: Array.from(f.robot.gripperQpos) });
-  const frame = {
-    robot: { eefPos: ref.state.slice(0, 3), eefAxisAngle: ref.state.slice(3, 6), gripperQpos: ref.state.slice(6, 8) },
-    images: { agentview: Uint8Array.from(ref.agent), eyeInHand: Uint8Array.from(ref.wrist) },
-  };
-  const task = JSON.parse(readFileSync(log, 'utf8').split('\n')[0]);
-  assert.equal(task.t, 0);
-  const want = policy.predict({ history: [null, frame], instruction: recs[0].language }, { seed: 11 }).actions;
-  // Steps 0-3 execute rows 0-3 of the first reply as sent (decoded by the server against the request's pose).
-  for (let k = 0; k < 4; k++) assert.deepEqual(ep[10 + k].action, Array.from(want.subarray(k * 7, k * 7 + 7)), `policy step ${k}`);
+    const frame = {
+      robot: { eefPos: ref.state.slice(0, 3), eefAxisAngle: ref.state.slice(3, 6), gripperQpos: ref.state.slice(6, 8) },
+      images: { agentview: Uint8Array.from(ref.agent), eyeInHand: Uint8Array.from(ref.wrist) },
+    };
+    const want = policy.predict({ history: [null, frame], instruction: recs[0].language }, { seed: 11 }).actions;
+    // Steps 0-3 execute rows 0-3 of the first reply as sent (decoded by the server against the request's pose).
+    for (let k = 0; k < 4; k++) assert.deepEqual(ep[10 + k].action, Array.from(want.subarray(k * 7, k * 7 + 7)), `init ${init}, policy step ${k}`);
+  }
 });
 
 test('a server killed mid-run: a clear error after 3 counted reconnect attempts, the finished episodes kept, the same command resumes', async () => {
