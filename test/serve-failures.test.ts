@@ -79,7 +79,7 @@ function rssMiB(pid: number): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
-test('a client that never reads: dropped with ClientNotReading at --max-unread-bytes; memory stays flat; another client keeps being served', async () => {
+test('a client that never reads: dropped with ClientNotReading at --max-unread-bytes; memory stays flat; another client keeps being served', async (t) => {
   const CAP = 65536;
   const child = spawn(process.execPath, [MAIN, 'serve', '--checkpoint', policyDir, '--port', '0', '--threads', '1', '--max-unread-bytes', String(CAP)], {
     env: { ...process.env, OMP_NUM_THREADS: '1' }, stdio: ['ignore', 'pipe', 'pipe'],
@@ -127,12 +127,13 @@ test('a client that never reads: dropped with ClientNotReading at --max-unread-b
   let dropped = false;
   sock.on('error', () => (dropped = true));
   sock.on('close', () => (dropped = true));
-  let sent = 0, served = 0, peak = baseline;
+  let sent = 0, served = 0, servedDuring = 0, peak = baseline;
   const t0 = Date.now();
   const serving = (async () => {
     while (!dropped && Date.now() - t0 < 60_000) {
       await bystander.infer(liberoObs(2 + served));
       served++;
+      if (!dropped) servedDuring++;
     }
   })();
   while (!dropped && Date.now() - t0 < 60_000) {
@@ -159,10 +160,13 @@ test('a client that never reads: dropped with ClientNotReading at --max-unread-b
   assert.ok(m, stderr);
   // Checked before each request is handled, one request at a time: at most the cap plus one reply is ever held.
   const held = Number(m[1]);
+  t.diagnostic(`dropped after ${Date.now() - t0} ms and ${(sent / 2 ** 20).toFixed(1)} MiB of requests; ${held} reply bytes held; RSS ${baseline.toFixed(0)} -> peak ${peak.toFixed(0)} MiB; ${servedDuring} bystander replies during the flood`);
   assert.ok(held > CAP && held <= CAP + payload.length + 16, `held ${held} bytes`);
-  assert.ok(peak - baseline < 64, `RSS grew from ${baseline.toFixed(0)} to ${peak.toFixed(0)} MiB while ${(sent / 2 ** 20).toFixed(1)} MiB of requests came in`);
+  // RSS: a sanity bound against runaway growth (measured: +37 MiB, the garbage of ~360k handled messages); the
+  // bound on what an unread client costs is the held-bytes check above.
+  assert.ok(peak - baseline < 128, `RSS grew from ${baseline.toFixed(0)} to ${peak.toFixed(0)} MiB while ${(sent / 2 ** 20).toFixed(1)} MiB of requests came in`);
   // The bystander was served while it happened, and still is.
-  assert.ok(served >= 1, 'the other client got no reply during the flood');
+  assert.ok(servedDuring >= 1, 'the other client got no reply while the flood went on');
   assert.deepEqual(((await bystander.infer(liberoObs(99))).actions as NdArray).shape, [64, 7]);
   await bystander.close();
   const exit = new Promise<number | null>((r) => child.once('exit', r));
