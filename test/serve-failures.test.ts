@@ -1,6 +1,6 @@
 // The server's two failure bounds that need a whole process or a misbehaving socket to show:
 //  - the inference thread dies while a request waits on it: that request gets InferenceFailed, /healthz answers
-//    503, later requests get InferenceFailed, and `failed` resolves (rdt-libero serve then exits 1, server.ts);
+//    503, later requests get InferenceFailed, `failed` resolves, and rdt-libero serve closes and exits 1 (server.ts);
 //  - a client that sends requests and never reads its replies: `rdt-libero serve --max-unread-bytes` drops it
 //    (ClientNotReading) with at most the cap plus one reply held unread, the server's memory stays flat, and a
 //    client connected meanwhile keeps being served.
@@ -16,6 +16,7 @@ import { OpenpiClient, type NdArray } from '../src/serve/client.js';
 import { encode } from '../src/serve/codec.js';
 import { ServeError } from '../src/serve/errors.js';
 import { PolicyServer, SERVE_DEFAULTS } from '../src/serve/server.js';
+import { serveUntilStopped } from '../src/cli/serve.js';
 import { repoRoot } from './helpers/fixtures.js';
 import { tempDir } from './helpers/python.js';
 import { makeServePolicy } from './helpers/serve-policy.js';
@@ -68,6 +69,11 @@ test('the inference thread dies mid-request: InferenceFailed to the waiting clie
     await c.close();
     assert.ok(logged.some((l) => /^inference thread died: the inference thread stopped \(exit code 1\)/.test(l)), logged.join('\n'));
     assert.ok((server.errors.InferenceFailed ?? 0) >= 2);
+    // What `rdt-libero serve` does then: close the server and fail with one line (exit 1 for a supervisor).
+    const url = server.url;
+    await assert.rejects(serveUntilStopped(server), (e: unknown) => e instanceof ServeError && e.exitCode === 1 &&
+      /^the inference thread stopped \(exit code 1\); the server stopped: start it again \(or let a supervisor restart it\)/.test((e as Error).message));
+    await assert.rejects(healthz(url), /fetch failed/, 'the server no longer listens');
   } finally {
     await server.close();
   }

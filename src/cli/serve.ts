@@ -78,17 +78,23 @@ export async function serve(args: string[]): Promise<number> {
   });
   const m = server.metadata;
   process.stdout.write(`serving ${v.checkpoint} on ${server.url} (format ${m.format}, action horizon ${m.action_horizon}, history ${m.history}); GET /healthz; Ctrl-C stops\n`);
-  const died = await Promise.race([
-    new Promise<null>((resolve) => {
-      const stop = () => resolve(null);
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-    }),
-    server.failed,
-  ]);
+  await serveUntilStopped(server);
+  return 0;
+}
+
+/**
+ * Serve until SIGINT/SIGTERM, then close. If the inference thread dies first, close and throw: the server is not
+ * restarted in place (src/serve/server.ts says why); exit 1 lets a supervisor restart it.
+ */
+export async function serveUntilStopped(server: PolicyServer): Promise<void> {
+  let stop!: () => void;
+  const signalled = new Promise<null>((resolve) => (stop = () => resolve(null)));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  const died = await Promise.race([signalled, server.failed]);
+  process.off('SIGINT', stop);
+  process.off('SIGTERM', stop);
   process.stdout.write(`stopping: ${JSON.stringify(server.stats)}\n`);
   await server.close();
-  // Not restarted in place (src/serve/server.ts says why): exit 1 for a supervisor to restart the server.
   if (died) throw new ServeError('InferenceFailed', `${died.message}; the server stopped: start it again (or let a supervisor restart it), and report the log above if it recurs`);
-  return 0;
 }
