@@ -21,7 +21,8 @@ import { EvalError } from '../src/eval/errors.js';
 import { liberoRequest, resizeWithPad } from '../src/eval/openpi_request.js';
 import { WsChunkPolicy } from '../src/eval/ws_policy.js';
 import { openPolicy } from '../src/eval/policy_source.js';
-import type { NdArray } from '../src/serve/codec.js';
+import { type NdArray, decode, encode } from '../src/serve/codec.js';
+import { WebSocketServer } from 'ws';
 import { PolicyServer, SERVE_DEFAULTS } from '../src/serve/server.js';
 import { loadPolicy, type Policy } from '../src/policy/index.js';
 import { repoRoot } from './helpers/fixtures.js';
@@ -249,4 +250,54 @@ test('in process: a dropped connection is reconnected and counted; a server erro
     await native.close();
     await sim2.close();
   }
+});
+
+test('an openpi-like server (empty metadata, 10-action float32 replies, no seed key): horizon from the reply, openpi\'s keys only, bad replies refused', async () => {
+  // A stand-in for openpi's serve_policy.py as libero-facts.md 4.4 describes it: metadata {} on connect, one
+  // reply per request, episode_start acknowledged; its replies are scripted per test step below.
+  const seen: Record<string, unknown>[] = [];
+  let reply: (req: Record<string, unknown>) => unknown = () => ({ actions: { dtype: '<f4', shape: [10, 7], data: Float32Array.from({ length: 70 }, (_, i) => i / 100) } });
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise((r) => wss.once('listening', r));
+  wss.on('connection', (ws) => {
+    ws.send(encode({}));
+    ws.on('message', (data) => {
+      const req = decode(data as Buffer) as Record<string, unknown>;
+      seen.push(req);
+      ws.send(encode(req.__ctrl__ ? {} : reply(req)));
+    });
+  });
+  const url = `ws://127.0.0.1:${(wss.address() as { port: number }).port}`;
+  const remote = await WsChunkPolicy.open(url, { seed: 1 });
+  try {
+    assert.equal(remote.resolution, 256);
+    assert.equal(remote.chunkSize, Number.POSITIVE_INFINITY, 'unknown until the first reply');
+    assert.match(remote.describe, /^openpi remote ws:\/\/127\.0\.0\.1:\d+ \(format libero, action horizon per reply\)$/);
+    const side = 256;
+    const frame = { robot: { eefPos: [0, 0, 1], eefQuat: [1, 0, 0, 0], gripperQpos: [0.04, -0.04] }, images: { agentview: new Uint8Array(side * side * 3), eyeInHand: new Uint8Array(side * side * 3) } };
+    await remote.startEpisode(0, { seed: 1 });
+    const [c] = await remote.predictChunks([{ history: [frame], instruction: 'pick up the bowl' }], [0]);
+    assert.equal(c.length, 10);
+    assert.equal(remote.chunkSize, 10);
+    assert.deepEqual(Array.from(c.action(9, frame.robot)), Array.from(Float32Array.from([63, 64, 65, 66, 67, 68, 69].map((i) => i / 100))));
+    assert.deepEqual(seen[0], { __ctrl__: 'episode_start' });
+    assert.deepEqual(Object.keys(seen[1]).sort(), ['observation/image', 'observation/state', 'observation/wrist_image', 'prompt'], 'no seed key for a server that does not list it');
+    // Replies that are not (H, 7) float actions end the evaluation with an EvalError saying what came back.
+    const bad: [unknown, RegExp][] = [
+      [{ action: 1 }, /the reply's 'actions' is missing \(reply keys: action\)/],
+      [{ actions: { dtype: '<f8', shape: [10, 8], data: new Float64Array(80) } }, /is <f8 \[10, 8\]/],
+      [{ actions: { dtype: '<f8', shape: [2, 7], data: Float64Array.from({ length: 14 }, () => NaN) } }, /holds NaN/],
+    ];
+    for (const [r, re] of bad) {
+      reply = () => r;
+      await assert.rejects(remote.predictChunks([{ history: [frame], instruction: 'x' }], [0]), (e: unknown) => e instanceof EvalError && re.test((e as Error).message));
+    }
+  } finally {
+    await remote.close();
+  }
+  // A server announcing a format rdt-libero cannot build is refused when the eval opens it.
+  wss.removeAllListeners('connection');
+  wss.on('connection', (ws) => ws.send(encode({ format: 'droid' })));
+  await assert.rejects(WsChunkPolicy.open(url, { seed: 1 }), /takes observations in format "droid"; rdt-libero eval sends 'libero'/);
+  await new Promise((r) => wss.close(r));
 });

@@ -64,6 +64,8 @@ export class WsChunkPolicy implements ChunkPolicy {
 
   private constructor(readonly url: string, private spare: OpenpiClient | null, private readonly opts: WsPolicyOptions) {
     const m = spare!.metadata;
+    if (m.format !== undefined && m.format !== 'libero' && m.format !== 'native')
+      throw new EvalError(`${url}: the server takes observations in format ${JSON.stringify(m.format).slice(0, 80)}; rdt-libero eval sends 'libero' (openpi's LIBERO client) or 'native' (rdt-libero serve --format native)`);
     this.format = m.format === 'native' ? 'native' : 'libero';
     const h = m.action_horizon;
     this.metaHorizon = typeof h === 'number' && Number.isInteger(h) && h >= 1 ? h : null;
