@@ -134,6 +134,7 @@ test('rdt-libero serve + rdt-libero eval --policy ws:// with 2 workers: each epi
   const recs = readRecords(join(out, 'episodes.jsonl'));
   assert.equal(recs.length, 2);
   for (const x of recs) if (!x.success) assert.deepEqual(x.replans, [0, 4]);
+  assert.deepEqual(recs.map((x) => x.checkpoint_step), [2, 2], 'the served folder\'s training step, from the metadata');
   const episodes = actionLog(log);
   assert.deepEqual(episodes.map((ep) => ep[0].init).sort(), [0, 1]);
 

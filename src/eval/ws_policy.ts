@@ -52,7 +52,8 @@ export class WsChunkPolicy implements ChunkPolicy {
   readonly describe: string;
   readonly historySize = 1;
   readonly resolution: number;
-  readonly checkpointStep = null;
+  /** The training step the server's metadata names (rdt-libero serve: `checkpoint_step`), for the reports. */
+  readonly checkpointStep: number | null;
   /** Connections re-opened after a drop, a timeout or a busy server. */
   reconnects = 0;
   private readonly format: 'libero' | 'native';
@@ -69,6 +70,7 @@ export class WsChunkPolicy implements ChunkPolicy {
     this.format = m.format === 'native' ? 'native' : 'libero';
     const h = m.action_horizon;
     this.metaHorizon = typeof h === 'number' && Number.isInteger(h) && h >= 1 ? h : null;
+    this.checkpointStep = typeof m.checkpoint_step === 'number' && Number.isInteger(m.checkpoint_step) ? m.checkpoint_step : null;
     const keys = m.observation_keys as { optional?: unknown } | undefined;
     this.takesSeed = Array.isArray(keys?.optional) && keys.optional.includes('seed');
     if (this.format === 'native') {

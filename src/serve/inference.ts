@@ -30,6 +30,8 @@ export interface PolicyInfo {
   chunkSize: number;
   historySize: number;
   adapter: AdapterConfig;
+  /** Training step of the folder (policy.json origin.step), when recorded. */
+  step: number | null;
 }
 export type WorkerReply =
   | { type: 'ready'; info: PolicyInfo }

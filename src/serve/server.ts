@@ -128,6 +128,7 @@ export class PolicyServer {
     this.metadata = {
       server: 'rdt-libero',
       policy: basename(resolve(opts.checkpoint)),
+      checkpoint_step: info.step,
       format: opts.format,
       observation_keys: formatKeys(opts.format),
       action_horizon: this.horizon,
