@@ -29,7 +29,7 @@ function cli(args: string[], env: Record<string, string> = {}): { code: number; 
 const lines = (s: string) => s.trimEnd().split('\n');
 
 // Every command and subcommand, as typed.
-const COMMANDS = ['demo', 'train', 'lora-merge', 'doctor', 'predict', 'data', 'data inspect', 'data stats', 'data synth'];
+const COMMANDS = ['demo', 'train', 'lora-merge', 'doctor', 'predict', 'data', 'data inspect', 'data stats', 'data synth', 'eval', 'eval merge', 'serve'];
 
 test('--help and -h print the usage of that command and exit 0, whatever else is on the line', () => {
   for (const cmd of COMMANDS) {
@@ -46,7 +46,7 @@ test('--help and -h print the usage of that command and exit 0, whatever else is
   // The top level lists every command.
   const top = cli(['--help']);
   assert.equal(top.code, 0);
-  for (const cmd of ['demo', 'train', 'lora-merge', 'doctor', 'predict', 'data']) assert.match(top.stdout, new RegExp(`^  ${cmd}\\s`, 'm'));
+  for (const cmd of ['demo', 'train', 'lora-merge', 'doctor', 'predict', 'data', 'eval', 'serve']) assert.match(top.stdout, new RegExp(`^  ${cmd}\\s`, 'm'));
 });
 
 test('an unknown flag exits 2 with one line naming it, a suggestion when close, and a pointer to --help', () => {
@@ -62,6 +62,9 @@ test('an unknown flag exits 2 with one line naming it, a suggestion when close, 
     // train takes free-form overrides: an unknown one is a config error naming the key.
     [['train', 'model=tiny', '--lerning_rate', '1e-3'], /unknown key 'lerning_rate' \(did you mean 'learning_rate'\?\).*train --help/],
     [['traim'], /unknown command 'traim' \(did you mean 'train'\?\); rdt-libero --help/],
+    [['eval', '--suite', 'libero_goal', '--polcy', 'p'], /^rdt-libero eval: unknown option '--polcy' \(did you mean '--policy'\?\); rdt-libero eval --help lists the options\n$/],
+    [['eval', 'merge', '--out', join(tmp, 'm'), '--inn', tmp], /unknown option '--inn' \(did you mean '--in'\?\); rdt-libero eval merge --help/],
+    [['serve', '--checkpoint', tmp, '--max-batchh', '2'], /^rdt-libero serve: unknown option '--max-batchh' \(did you mean '--max-batch'\?\); rdt-libero serve --help lists the options\n$/],
   ];
   for (const [args, want] of cases) {
     const r = cli(args);
@@ -88,6 +91,12 @@ test('missing required flags, missing values, stray arguments and bad values exi
     [['data', 'inspect', tmp, '--suites', 'libero_gaol'], /--suites must be one of .*got 'libero_gaol' \(did you mean 'libero_goal'\?\)/],
     [['data', 'synth', join(tmp, 's'), '--layout', 'flat'], /--layout must be one of original, regenerated/],
     [['predict', '--checkpoint', 'x', '--inputs', 'y', '--out', 'z', '--dtype', 'f32'], /--dtype must be float32 or bfloat16/],
+    [['eval'], /--suite is required; rdt-libero eval --help/],
+    [['eval', 'merge', '--in', tmp], /--out is required; rdt-libero eval merge --help/],
+    [['eval', 'merge', '--out', join(tmp, 'm')], /--in RESULTS_DIR is required \(once per folder to merge\); rdt-libero eval merge --help/],
+    [['serve'], /--checkpoint is required; rdt-libero serve --help/],
+    [['serve', '--checkpoint', tmp, '--port', '70000'], /--port must be an integer in 0\.\.65535, got '70000'/],
+    [['serve', '--checkpoint', tmp, '--threads', '0'], /--threads must be a positive integer, got '0'/],
   ];
   for (const [args, want] of cases) {
     const r = cli(args);

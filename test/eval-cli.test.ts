@@ -1,6 +1,6 @@
 // `rdt-libero eval` as a user runs it: kill -9 in the middle, re-run the same command, and every episode is
 // recorded exactly once; videos named by suite/task/init/outcome, never overwritten; usage errors; the
-// websocket policy refusal; `doctor --sim` end to end on the test back-end and its message for a missing LIBERO.
+// websocket policy's flag and address errors; `doctor --sim` end to end on the test back-end and its message for a missing LIBERO.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -75,7 +75,7 @@ test('eval --shard 0/2 and 1/2, then eval merge: the summary of one unsharded ru
   assert.match(again.stderr, /exists; merge into an empty folder/);
 });
 
-test('usage errors are one line with exit 2; a websocket policy is refused as not yet available', () => {
+test('usage errors are one line with exit 2; a websocket policy that cannot be reached is one line with exit 1', () => {
   const bad: [string[], RegExp][] = [
     [['--policy', 'p', '--suite', 'libero_gaol', '--out', 'o'], /--suite must be one of .* got 'libero_gaol' \(did you mean 'libero_goal'\?\)/],
     [['--policy', 'p', '--suite', 'libero_goal', '--out', 'o', '--shard', '2/2'], /--shard must be I\/N with 0 <= I < N/],
@@ -83,7 +83,7 @@ test('usage errors are one line with exit 2; a websocket policy is refused as no
     [['--policy', 'p', '--suite', 'libero_goal', '--out', 'o', '--episodes', '51'], /the openpi protocol has 50 fixed initial states/],
     [['--policy', 'p', '--suite', 'libero_goal', '--out', 'o', '--temporal-ensemble', '0.01', '--exec-horizon', '8'], /exclude each other/],
     [['--policy', 'scripted:reach', '--suite', 'libero_goal', '--out', 'o'], /solves only the test back-end; add --sim test/],
-    [['--policy', 'ws://127.0.0.1:8000', '--suite', 'libero_goal', '--out', 'o'], /remote policies over the openpi websocket protocol are not yet available/],
+    [['--policy', 'ws://127.0.0.1:8000', '--suite', 'libero_goal', '--out', 'o', '--threads', '1'], /--threads places an rdt-libero policy folder's model; a remote policy \(--policy ws:\/\/127\.0\.0\.1:8000\) runs where its server runs: drop --threads/],
     [['--suite', 'libero_goal', '--out', 'o'], /--policy is required \(or --watch RUN_DIR\)/],
     [['--policy', 'p', '--suite', 'libero_goal', '--out', 'o', '--videos', 'some'], /--videos must be one of none, failures, all/],
   ];
@@ -93,6 +93,11 @@ test('usage errors are one line with exit 2; a websocket policy is refused as no
     assert.match(r.stderr, re);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   }
+  // Port 1 on localhost: nothing listens there.
+  const r = cli('eval', '--policy', 'ws://127.0.0.1:1', '--sim', 'test', '--suite', 'libero_goal', '--out', join(work, 'unreachable'));
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /--policy ws:\/\/127\.0\.0\.1:1: cannot connect to ws:\/\/127\.0\.0\.1:1: .*; start the policy server \(e\.g\. rdt-libero serve --checkpoint DIR --port N\) or fix the address/);
+  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
 });
 
 test('doctor --sim checks import, reset, step and render through the sidecar; a missing LIBERO is one message with the fix', () => {

@@ -17,7 +17,11 @@ statistics, encoders) is read from the policy folder's policy.json, never from f
 
 policy and suites:
   --policy P           a policy folder (checkpoint-N/, checkpoint-N/ema/ for the EMA weights, final/, a
-                       lora-merge output); ws://HOST:PORT (openpi websocket policy: not yet available);
+                       lora-merge output); ws://HOST:PORT, a policy server speaking openpi's websocket protocol
+                       (rdt-libero serve, openpi's serve_policy.py): observations go in the format its metadata
+                       names (openpi's LIBERO client format unless it says native), one connection per worker,
+                       episode_start before each episode, actions executed as the server sends them; a dropped
+                       connection is retried 3 times (counted), then the run stops keeping finished episodes;
                        scripted:reach | scripted:reach-unflipped (experts for --sim test only)
   --suite S[,S...]     ${Object.keys(SUITES).join(', ')}
   --tasks I[,I...]     task indices (default: every task of the suite)
@@ -132,9 +136,12 @@ export async function evalCommand(args: string[]): Promise<number> {
   }
   for (const f of ['once'] as const) if (v[f]) throw new UsageError(`--${f} applies only with --watch`);
   if (v.policy === undefined || v.out === undefined) throw new UsageError(`--${v.policy === undefined ? 'policy' : 'out'} is required (or --watch RUN_DIR); ${helpPointer(C)}`);
+  if (/^wss?:\/\//.test(v.policy))
+    for (const f of ['device', 'dtype', 'threads'])
+      if (args.some((a) => a === `--${f}` || a.startsWith(`--${f}=`))) throw new UsageError(`--${f} places an rdt-libero policy folder's model; a remote policy (--policy ${v.policy}) runs where its server runs: drop --${f}`);
   const { openPolicy } = await import('../eval/policy_source.js');
   const { runEval } = await import('../eval/run.js');
-  const policy = await openPolicy({ policy: v.policy, seed: opts.seed, ...policyOpts });
+  const policy = await openPolicy({ policy: v.policy, seed: opts.seed, ...policyOpts, log: opts.log });
   try {
     opts.log(`eval: ${policy.describe}; ${suites.join(', ')}; protocol ${protocol.name}, ${opts.episodesPerTask} episode(s) per task, ` +
       `${temporalEnsemble === null ? `exec_horizon ${opts.execHorizon}` : `temporal ensembling k=${temporalEnsemble}`}, ${workers} worker(s), sim ${sim} at ${policy.resolution}px`);
@@ -142,7 +149,8 @@ export async function evalCommand(args: string[]): Promise<number> {
     const mean = r.batchSizes.length ? r.batchSizes.reduce((a, b) => a + b, 0) / r.batchSizes.length : 0;
     process.stdout.write(r.summaryText);
     opts.log(`eval: ${r.ran} episode(s) run, ${r.skipped} resumed, ${r.crashRetries} crash retr${r.crashRetries === 1 ? 'y' : 'ies'}, ` +
-      `${r.modelCalls} model call(s) (mean batch ${mean.toFixed(2)}), ${r.wallS.toFixed(1)} s -> ${v.out}/summary.md`);
+      `${r.modelCalls} model call(s) (mean batch ${mean.toFixed(2)}), ${policy.reconnects !== undefined ? `${policy.reconnects} reconnect(s) to the remote policy, ` : ''}` +
+      `${r.wallS.toFixed(1)} s -> ${v.out}/summary.md`);
   } finally {
     await policy.close();
   }

@@ -1,5 +1,6 @@
 // `rdt-libero serve`: serve a policy folder over openpi's websocket protocol. Parses flags and starts
 // src/serve/server.ts; runs until SIGINT/SIGTERM.
+import { ServeError } from '../serve/errors.js';
 import { FORMATS } from '../serve/formats.js';
 import { PolicyServer, SERVE_DEFAULTS } from '../serve/server.js';
 import { VERIFY_LEVELS, type VerifyLevel } from '../util/checksums.js';
@@ -32,7 +33,12 @@ options:
                             p50/p99 latency, errors, RSS); the same line goes to stderr either way
   --device D                cpu (default), cuda, cuda:N
   --dtype D                 float32 (default) or bfloat16
+  --threads N               libtorch intra-op threads for the model (default: libtorch's choice); on a CPU shared
+                            with other work, 1 is often fastest
   --verify LEVEL            weights checksum check: quick (default), full, none
+
+If the inference thread dies, the requests in flight get InferenceFailed, /healthz answers 503 and the server
+stops with exit code 1 (it is not restarted in place): run it under a supervisor that restarts it.
 
 History: a policy that looks at 2 frames keeps them per connection; they restart on a new connection, a new
 prompt, or a {"__ctrl__": "episode_start"} message (openpi_client's episode_start()).
@@ -47,7 +53,7 @@ export async function serve(args: string[]): Promise<number> {
       'max-batch': { type: 'string', default: String(D.maxBatch) }, 'max-queue': { type: 'string', default: String(D.maxQueue) },
       'max-connections': { type: 'string', default: String(D.maxConnections) }, 'max-frame-bytes': { type: 'string', default: String(D.maxFrameBytes) },
       'request-timeout-ms': { type: 'string', default: String(D.requestTimeoutMs) }, 'max-unread-bytes': { type: 'string', default: String(D.maxUnreadBytes) },
-      metrics: { type: 'string' }, device: { type: 'string', default: 'cpu' }, dtype: { type: 'string', default: 'float32' }, verify: { type: 'string', default: 'quick' },
+      metrics: { type: 'string' }, device: { type: 'string', default: 'cpu' }, dtype: { type: 'string', default: 'float32' }, threads: { type: 'string' }, verify: { type: 'string', default: 'quick' },
     },
   }, args);
   if (!parsed) return 0;
@@ -68,16 +74,27 @@ export async function serve(args: string[]): Promise<number> {
     maxBatch: int('max-batch', v['max-batch']), maxQueue: int('max-queue', v['max-queue']), maxConnections: int('max-connections', v['max-connections']),
     maxFrameBytes: int('max-frame-bytes', v['max-frame-bytes']), requestTimeoutMs: int('request-timeout-ms', v['request-timeout-ms']),
     maxUnreadBytes: int('max-unread-bytes', v['max-unread-bytes']),
-    load: { dtype, device: v.device, verify }, metricsPath: v.metrics,
+    load: { dtype, device: v.device, verify }, metricsPath: v.metrics, threads: v.threads === undefined ? undefined : int('threads', v.threads),
   });
   const m = server.metadata;
   process.stdout.write(`serving ${v.checkpoint} on ${server.url} (format ${m.format}, action horizon ${m.action_horizon}, history ${m.history}); GET /healthz; Ctrl-C stops\n`);
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
+  await serveUntilStopped(server);
+  return 0;
+}
+
+/**
+ * Serve until SIGINT/SIGTERM, then close. If the inference thread dies first, close and throw: the server is not
+ * restarted in place (src/serve/server.ts says why); exit 1 lets a supervisor restart it.
+ */
+export async function serveUntilStopped(server: PolicyServer): Promise<void> {
+  let stop!: () => void;
+  const signalled = new Promise<null>((resolve) => (stop = () => resolve(null)));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  const died = await Promise.race([signalled, server.failed]);
+  process.off('SIGINT', stop);
+  process.off('SIGTERM', stop);
   process.stdout.write(`stopping: ${JSON.stringify(server.stats)}\n`);
   await server.close();
-  return 0;
+  if (died) throw new ServeError('InferenceFailed', `${died.message}; the server stopped: start it again (or let a supervisor restart it), and report the log above if it recurs`);
 }

@@ -87,7 +87,7 @@ export class ChunkBatcher {
     this.batchSizes.push(batch.length);
     const t0 = performance.now();
     try {
-      const chunks = await this.policy.predictChunks(batch.map((r) => r.input));
+      const chunks = await this.policy.predictChunks(batch.map((r) => r.input), batch.map((r) => r.env));
       if (chunks.length !== batch.length) throw new Error(`policy returned ${chunks.length} chunks for ${batch.length} observations`);
       batch.forEach((r, i) => r.resolve(chunks[i]));
     } catch (e) {

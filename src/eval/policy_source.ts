@@ -1,5 +1,5 @@
-// Policies behind one interface, so the same harness evaluates an rdt-libero checkpoint or, later, a remote
-// policy speaking the openpi websocket protocol. A policy says what it needs from the simulator (render size,
+// Policies behind one interface, so the same harness evaluates an rdt-libero checkpoint or a remote policy
+// speaking the openpi websocket protocol (ws_policy.ts). A policy says what it needs from the simulator (render size,
 // history) and turns a batch of observation histories into action chunks; each chunk step is decoded into
 // LIBERO's 7-D command when it is executed, against the pose measured then (what training encoded against).
 import { resolve } from 'node:path';
@@ -8,7 +8,6 @@ import type { DType } from '../engine/index.js';
 import { type AdapterConfig, type RobotObs, decodeAction } from '../data/adapter.js';
 import { STATE_VEC_LEN } from '../data/state_vec.js';
 import type { PolicyInput } from '../policy/policy.js';
-import { UsageError } from '../util/errors.js';
 import { EvalError } from './errors.js';
 
 export interface ActionChunk {
@@ -28,8 +27,15 @@ export interface ChunkPolicy {
   readonly resolution: number;
   /** Training step of the checkpoint, when known. */
   readonly checkpointStep: number | null;
-  /** One call for the whole batch; rejects (never resolves with garbage) when the policy fails. */
-  predictChunks(inputs: readonly PolicyInput[]): Promise<ActionChunk[]>;
+  /**
+   * One call for the whole batch; rejects (never resolves with garbage) when the policy fails. `envs` names the
+   * simulator worker of each input (a remote policy keeps one connection, and so one server-side history, per env).
+   */
+  predictChunks(inputs: readonly PolicyInput[], envs?: readonly number[]): Promise<ActionChunk[]>;
+  /** Called before each episode's reset on that env (a remote policy sends openpi's episode_start). */
+  startEpisode?(env: number, spec: { seed: number }): Promise<void>;
+  /** Connections re-opened during the run (remote policies), for the report. */
+  readonly reconnects?: number;
   close(): Promise<void>;
 }
 
@@ -136,13 +142,16 @@ export interface PolicySpec {
   device?: string;
   /** libtorch intra-op threads of the policy's thread (default: libtorch's choice). */
   threads?: number;
+  /** Progress lines (a remote policy's reconnects). */
+  log?: (line: string) => void;
 }
 
 /** `--policy` -> a ChunkPolicy. */
 export async function openPolicy(spec: PolicySpec): Promise<ChunkPolicy> {
-  if (/^wss?:\/\//.test(spec.policy))
-    throw new UsageError(`--policy ${spec.policy}: remote policies over the openpi websocket protocol are not yet available in rdt-libero eval ` +
-      '(the client, src/serve/client.ts, is being written); pass a policy folder (checkpoint-N/, checkpoint-N/ema/, final/)');
+  if (/^wss?:\/\//.test(spec.policy)) {
+    const { WsChunkPolicy } = await import('./ws_policy.js');
+    return WsChunkPolicy.open(spec.policy, { seed: spec.seed, log: spec.log });
+  }
   if (spec.policy.startsWith('scripted:')) {
     const { scriptedPolicy } = await import('./scripted_policy.js');
     return scriptedPolicy(spec.policy.slice('scripted:'.length));

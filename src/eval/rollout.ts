@@ -60,6 +60,7 @@ export async function runEpisode(
   };
   try {
     batcher.setDue(env, Infinity);
+    await policy.startEpisode?.(env, spec);
     o = await worker.reset({ initIndex: spec.init, seed: spec.seed });
     onFrame?.(o, null);
     const { waitSteps, waitAction } = opts.protocol;

@@ -1,6 +1,7 @@
 // The server's handle on the inference thread (inference_worker.ts): start it (it loads the policy), send it
-// batches, get decoded actions back. If the thread dies, every pending and later call fails with InferenceFailed
-// and `alive` turns false (the server's /healthz then answers 503).
+// batches, get decoded actions back. If the thread dies, every pending and later call fails with InferenceFailed,
+// `alive` turns false (the server's /healthz then answers 503) and `died` resolves with the reason (the server
+// then stops: see server.ts).
 import { Worker } from 'node:worker_threads';
 import type { AdapterConfig } from '../data/adapter.js';
 import type { LoadPolicyOptions, PolicyInput } from '../policy/index.js';
@@ -10,6 +11,8 @@ import { ServeError } from './errors.js';
 export interface WorkerInit {
   dir: string;
   load: Pick<LoadPolicyOptions, 'dtype' | 'device' | 'verify'>;
+  /** libtorch intra-op threads of the inference thread (default: libtorch's choice). */
+  threads?: number;
 }
 export interface WorkerRequest {
   id: number;
@@ -27,6 +30,8 @@ export interface PolicyInfo {
   chunkSize: number;
   historySize: number;
   adapter: AdapterConfig;
+  /** Training step of the folder (policy.json origin.step), when recorded. */
+  step: number | null;
 }
 export type WorkerReply =
   | { type: 'ready'; info: PolicyInfo }
@@ -52,6 +57,9 @@ export class InferenceWorker {
   private nextId = 1;
   private pending = new Map<number, { resolve: (r: BatchResult) => void; reject: (e: Error) => void }>();
   private dead: Error | null = null;
+  private onDeath!: (e: ServeError) => void;
+  /** Resolves when the thread dies on its own (never after close()). */
+  readonly died = new Promise<ServeError>((resolve) => (this.onDeath = resolve));
 
   private constructor(private readonly worker: Worker, readonly info: PolicyInfo, private readonly log: (line: string) => void) {
     worker.on('message', (m: WorkerReply) => {
@@ -105,9 +113,11 @@ export class InferenceWorker {
   private fail(why: string, e?: Error): void {
     if (this.dead) return;
     if (e) this.log(`inference thread: ${e.stack ?? e.message}`);
-    this.dead = new ServeError('InferenceFailed', why);
-    for (const p of this.pending.values()) p.reject(this.dead);
+    const dead = new ServeError('InferenceFailed', why);
+    this.dead = dead;
+    for (const p of this.pending.values()) p.reject(dead);
     this.pending.clear();
+    this.onDeath(dead);
   }
 
   async close(): Promise<void> {

@@ -48,9 +48,10 @@ function serve(policy: Policy): void {
 
 try {
   const init = workerData as WorkerInit;
+  if (init.threads) torch.setNumThreads(init.threads);
   const policy = loadPolicy(init.dir, init.load);
   serve(policy);
-  const reply: WorkerReply = { type: 'ready', info: { chunkSize: policy.chunkSize, historySize: policy.historySize, adapter: policy.adapter } };
+  const reply: WorkerReply = { type: 'ready', info: { chunkSize: policy.chunkSize, historySize: policy.historySize, adapter: policy.adapter, step: policy.conventions.origin?.step ?? null } };
   port.postMessage(reply);
 } catch (e) {
   const reply: WorkerReply = { type: 'failed', error: errorOf(e) };

@@ -4,6 +4,12 @@
 //   - a failed request gets one TEXT frame "Kind: message" (a short named error, never a stack trace), then close
 //     1011 (openpi sends its traceback there; its client raises on any text frame);
 //   - GET /healthz answers 200 "OK\n" (503 once the inference thread is gone).
+//
+// If the inference thread dies (it catches every model error itself, so this means a bug or the thread being
+// killed), the requests waiting for it get InferenceFailed, /healthz answers 503, and `failed` resolves: the
+// server is not restarted in place (the same fault would likely recur, and a half-working server hides it);
+// `rdt-libero serve` stops with exit code 1 and one line saying why, for a supervisor (systemd, Kubernetes, a
+// shell loop) to restart it and for /healthz-based health checks to notice.
 // The reply holds `actions` (H, 7) float64 in LIBERO's action space, `policy_timing` {infer_ms} and `server_timing`
 // {infer_ms, prev_total_ms from the 2nd request on, queue_ms, batch_size}, and `seed`, the sampling seed used.
 //
@@ -54,6 +60,8 @@ export interface ServeOptions {
   /** Reply bytes a connection may leave unread before it is dropped (ClientNotReading). */
   maxUnreadBytes: number;
   load?: Pick<LoadPolicyOptions, 'dtype' | 'device' | 'verify'>;
+  /** libtorch intra-op threads for the model (default: libtorch's choice). */
+  threads?: number;
   /** Append one JSON line of traffic metrics per report here (traffic_report.ts). */
   metricsPath?: string;
   /** Report interval, ms (default 10 s); a report is written only when something happened. */
@@ -99,6 +107,8 @@ export class PolicyServer {
   private closing = false;
   private reportTimer: NodeJS.Timeout;
   private readonly traffic: TrafficReport;
+  /** Resolves with the reason if the inference thread dies; the server then only refuses (see the top). */
+  readonly failed: Promise<ServeError>;
 
   private constructor(
     private readonly opts: ServeOptions,
@@ -118,6 +128,7 @@ export class PolicyServer {
     this.metadata = {
       server: 'rdt-libero',
       policy: basename(resolve(opts.checkpoint)),
+      checkpoint_step: info.step,
       format: opts.format,
       observation_keys: formatKeys(opts.format),
       action_horizon: this.horizon,
@@ -130,6 +141,10 @@ export class PolicyServer {
       max_frame_bytes: opts.maxFrameBytes,
       reset: 'history restarts on a new connection, a new prompt, or {"__ctrl__": "episode_start"}',
     };
+    this.failed = worker.died.then((e) => {
+      this.log(`inference thread died: ${e.message}; requests in flight got InferenceFailed, /healthz answers 503`);
+      return e;
+    });
     this.traffic = new TrafficReport(opts.metricsPath, log);
     this.reportTimer = setInterval(() => this.report(), opts.reportEveryMs ?? 10_000).unref();
     http.on('request', (req, res) => this.onHttp(req, res));
@@ -142,7 +157,7 @@ export class PolicyServer {
     const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
     if (opts.actionHorizon !== undefined && !(Number.isInteger(opts.actionHorizon) && opts.actionHorizon >= 1))
       throw new ServeError('ServerConfig', `action horizon ${opts.actionHorizon} is not a positive integer`);
-    const worker = await InferenceWorker.start({ dir: opts.checkpoint, load: opts.load ?? {} }, log);
+    const worker = await InferenceWorker.start({ dir: opts.checkpoint, load: opts.load ?? {}, threads: opts.threads }, log);
     try {
       checkFormat(opts.format, worker.info.adapter);
       if (opts.actionHorizon !== undefined && opts.actionHorizon > worker.info.chunkSize)
