@@ -4,24 +4,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { envFromTorchrun, availableBackends, DistributedError } from '../src/engine/distributed.js';
+import { freePort } from './helpers/ports.js';
 
 const worker = join(dirname(fileURLToPath(import.meta.url)), 'helpers', 'dist-worker.js');
-
-/** A TCP port nobody is listening on right now. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 interface Done {
   code: number | null;
