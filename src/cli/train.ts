@@ -25,6 +25,8 @@ Several processes (data-parallel; train_batch_size is per process, the global ba
   --nnodes M           nodes in the job (default 1); --node_rank K this node (0..M-1)
   --master_addr HOST   host of rank 0 (default 127.0.0.1); --master_port P its port (default 29500)
   --dist_timeout_s S   a collective that waits longer than this fails the job (default 1800)
+  --dry-run            run nothing: print each process's memory for weights, gradients, master weights
+                       and optimizer state at this config and --nproc_per_node x --nnodes
 Under torchrun (torchrun --no-python --nproc_per_node N rdt-libero train ...) or SLURM-made torchrun
 variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), each process joins as its rank.
 Backend: NCCL when device is cuda (each process takes cuda:LOCAL_RANK), Gloo on cpu.
@@ -39,7 +41,7 @@ function usage(): string {
 const LAUNCH_FLAGS = ['nproc_per_node', 'nnodes', 'node_rank', 'master_addr', 'master_port', 'dist_timeout_s'] as const;
 const TRAIN_ARGS = {
   command: 'train', usage,
-  options: { config: { type: 'string', short: 'c' }, ...Object.fromEntries(LAUNCH_FLAGS.map((f) => [f, { type: 'string' }])) as Record<(typeof LAUNCH_FLAGS)[number], { type: 'string' }> },
+  options: { config: { type: 'string', short: 'c' }, 'dry-run': { type: 'boolean' }, ...Object.fromEntries(LAUNCH_FLAGS.map((f) => [f, { type: 'string' }])) as Record<(typeof LAUNCH_FLAGS)[number], { type: 'string' }> },
 } as const;
 
 /**
@@ -53,7 +55,7 @@ export function splitTrainArgs(args: readonly string[]): { own: string[]; overri
     const a = args[i];
     const flag = /^--(\w+)/.exec(a)?.[1];
     const launch = (LAUNCH_FLAGS as readonly string[]).includes(flag ?? '');
-    if (a === '-h' || a === '--help' || a.startsWith('--config=') || (launch && a.includes('='))) own.push(a);
+    if (a === '-h' || a === '--help' || a === '--dry-run' || a.startsWith('--config=') || (launch && a.includes('='))) own.push(a);
     else if (a === '--config' || a === '-c' || launch) own.push(a, ...(i + 1 < args.length ? [args[++i]] : []));
     else overrides.push(a);
   }
@@ -108,6 +110,15 @@ export async function trainCommand(args: string[]): Promise<number> {
   const cfg = loadConfig({ file, overrides: parseOverrides(overrides) });
   // Loads the native addon: imported here, so `train --help` and config errors need no libtorch.
   const { envFromTorchrun, initProcessGroup } = await import('../engine/distributed.js');
+
+  if (v['dry-run']) {
+    // Nothing runs: the per-rank memory of the model state at this config and world size.
+    const world = v.nproc_per_node !== undefined ? intFlag('nproc_per_node', v.nproc_per_node, 1) * intFlag('nnodes', v.nnodes, 1) : envFromTorchrun()?.worldSize ?? 1;
+    if (world < 1) throw new UsageError('--nproc_per_node and --nnodes must be >= 1');
+    const { memoryPlan, formatMemoryPlan } = await import('../train/memory_plan.js');
+    process.stdout.write(formatMemoryPlan(memoryPlan(cfg, world), cfg.pretrained_model_name_or_path ?? cfg.model));
+    return 0;
+  }
 
   if (v.nproc_per_node !== undefined) {
     // The launcher: start this node's workers with the same command line, minus the launcher flags.

@@ -67,6 +67,23 @@ function adoptTrainerEma(config: RdtConfig, ema: EmaConfig, source: string | nul
   return source && diff.length ? `EMA: the trainer's ema: settings replace the ema section of ${source} (${diff.join(', ')})` : null;
 }
 
+/**
+ * The run's model with no memory behind it (libtorch's meta device): the architecture of `model` or of the
+ * pretrained checkpoint's config.json, with LoRA injected and the trainable parameters marked as buildParts
+ * does. For counting parameters (train --dry-run); dispose it after.
+ */
+export function buildMetaRunner(cfg: TrainConfig): RDTRunner {
+  const config = cfg.pretrained_model_name_or_path
+    ? readCheckpointConfig(cfg.pretrained_model_name_or_path).config
+    : modelConfig(cfg.model === 'auto' ? 'rdt-1b' : cfg.model);
+  const runner = new RDTRunner(config, { dtype: 'float32', device: 'meta' });
+  if (cfg.lora.enabled) {
+    injectLora(runner.model, { rank: cfg.lora.rank, alpha: cfg.lora.alpha, targets: cfg.lora.targets });
+    markOnlyLoraTrainable(runner, cfg.lora.train_adaptors ? ADAPTOR_PREFIXES : []);
+  }
+  return runner;
+}
+
 export class TrainParts {
   /** The parameters AdamW updates: the trained ones, or their float32 masters under bf16. */
   readonly optimized: nn.Parameter[];
