@@ -20,6 +20,7 @@ import { listCheckpoints } from '../src/train/checkpoint_dir.js';
 import { rdtPreset, toHubJson } from '../src/model/config.js';
 import { verifyFolder } from '../src/util/checksums.js';
 import { maxAbsDiff } from './helpers/assert-close.js';
+import { fixture } from './helpers/fixtures.js';
 import { freePort } from './helpers/ports.js';
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
@@ -193,6 +194,45 @@ test('killing one rank ends the job with a message naming it; the last complete 
   verifyFolder(last.path, 'full');
   const r = await trainHere(out, { train_batch_size: 8, resume_from_checkpoint: 'latest', max_train_steps: last.step + 1 });
   assert.equal(r.steps, last.step + 1);
+});
+
+test('LoRA: 2 processes train the adapters of 1 process with the same global batch', async () => {
+  const lora = { model: 'auto', pretrained_model_name_or_path: fixture('rdt', 'tiny_a.hub-bf16'), 'lora.enabled': 'true', 'lora.rank': 4, max_train_steps: 2 };
+  const one = join(work, 'lora-1');
+  await trainHere(one, { ...lora, train_batch_size: 8 });
+  const two = join(work, 'lora-2');
+  const d = await launch2(two, lora);
+  assert.equal(d.code, 0, d.err);
+  const a = torch.loadSafetensors(join(one, 'checkpoint-2', 'adapter_model.safetensors')).tensors;
+  const b = torch.loadSafetensors(join(two, 'checkpoint-2', 'adapter_model.safetensors')).tensors;
+  let m = 0;
+  let moved = 0;
+  for (const [k, t] of a) {
+    m = Math.max(m, maxAbsDiff(t.toFloat64(), b.get(k)!.toFloat64()));
+    if (k.endsWith('lora_B')) moved = Math.max(moved, Math.max(...Array.from(t.toFloat64(), Math.abs)));
+  }
+  assert.ok(moved > 0, 'the adapters trained (lora_B starts at zero)');
+  assert.ok(m <= TOL, `adapter max difference ${m}`);
+  assert.ok(weightDiff(join(one, 'final'), join(two, 'final')) <= TOL, 'and the adaptors / saved weights');
+});
+
+test('Ctrl-C to the launcher: every rank stops at the same step and rank 0 saves a checkpoint there', async () => {
+  const out = join(work, 'sigint');
+  let launcher = 0;
+  const t0 = Date.now();
+  const job = launch2(out, { max_train_steps: 100000, checkpointing_period: 100000 }, (pid) => (launcher = pid));
+  while (!existsSync(join(out, 'metrics.jsonl')) || losses(out).length < 2) {
+    assert.ok(Date.now() - t0 < 60_000, 'no training step within a minute');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  process.kill(launcher, 'SIGINT');
+  const d = await job;
+  assert.equal(d.code, 130, d.err);
+  assert.doesNotMatch(d.err, /the job stopped because/);
+  const cks = listCheckpoints(out);
+  assert.equal(cks.length, 1);
+  assert.equal(cks[0].step, losses(out).length, 'the checkpoint is at the last step every rank finished');
+  assert.match(d.err, new RegExp(`SIGINT: stopped after step ${cks[0].step}`));
 });
 
 test('a run under torchrun --no-python trains the same weights', async () => {

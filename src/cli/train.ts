@@ -141,6 +141,16 @@ export async function trainCommand(args: string[]): Promise<number> {
   if (v.dist_timeout_s !== undefined && !(env && env.worldSize > 1))
     throw new UsageError('--dist_timeout_s applies to a job of several processes: add --nproc_per_node N or run under torchrun');
   let group: ProcessGroup | undefined;
+  const launcher = Number(process.env.RDT_LAUNCHER_PID);
+  if (launcher > 0) {
+    // Started by --nproc_per_node: a worker whose launcher died (kill -9) has nobody to report to; it stops.
+    setInterval(() => {
+      if (process.ppid !== launcher) {
+        process.stderr.write(`the launcher (pid ${launcher}) is gone; stopping this worker\n`);
+        process.exit(1);
+      }
+    }, 1000).unref();
+  }
   if (env && env.worldSize > 1) {
     const cuda = cfg.device.startsWith('cuda');
     // One GPU per process: a plain 'cuda' means this process's local rank.

@@ -4,6 +4,8 @@
 // others' lines are prefixed with their rank; Ctrl-C / SIGTERM are forwarded to every worker (each finishes
 // its step, rank 0 saves a checkpoint); and the first worker to fail stops the job: the others are
 // terminated (then killed after a grace period) and the error names that rank and its last words.
+// Workers run in their own process group, so a terminal's Ctrl-C reaches them once, through the launcher (a
+// second SIGINT means "stop at once"); each watches the launcher (RDT_LAUNCHER_PID) and exits if it dies.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { TrainError } from './errors.js';
 
@@ -98,18 +100,23 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   };
   const onInt = forward('SIGINT');
   const onTerm = forward('SIGTERM');
+  // Workers have their own process group: if the launcher itself ends, they must not outlive it.
+  const onExit = () => {
+    for (const w of workers) if (!w.exit) w.proc.kill('SIGKILL');
+  };
   process.on('SIGINT', onInt);
   process.on('SIGTERM', onTerm);
+  process.on('exit', onExit);
 
   try {
     const done = Array.from({ length: o.nprocPerNode }, (_, local) => {
       const rank = o.nodeRank * o.nprocPerNode + local;
       const env: NodeJS.ProcessEnv = {
         ...process.env, RANK: String(rank), LOCAL_RANK: String(local), WORLD_SIZE: String(world), LOCAL_WORLD_SIZE: String(o.nprocPerNode),
-        GROUP_RANK: String(o.nodeRank), MASTER_ADDR: o.masterAddr, MASTER_PORT: String(o.masterPort),
+        GROUP_RANK: String(o.nodeRank), MASTER_ADDR: o.masterAddr, MASTER_PORT: String(o.masterPort), RDT_LAUNCHER_PID: String(process.pid),
       };
       delete env.TORCHELASTIC_USE_AGENT_STORE; // rank 0 hosts the store here
-      const proc = spawn(o.command, o.args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const proc = spawn(o.command, o.args, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
       const w: Worker = { rank, proc, tail: [], exit: null };
       workers.push(w);
       const prefix = rank === 0 ? '' : `[rank ${rank}] `;
@@ -137,6 +144,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   } finally {
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);
+    process.off('exit', onExit);
     if (killTimer) clearTimeout(killTimer);
   }
   const failed = firstFailure as Worker | null;
