@@ -211,9 +211,12 @@ test('LoRA: 2 processes train the adapters of 1 process with the same global bat
     m = Math.max(m, maxAbsDiff(t.toFloat64(), b.get(k)!.toFloat64()));
     if (k.endsWith('lora_B')) moved = Math.max(moved, Math.max(...Array.from(t.toFloat64(), Math.abs)));
   }
-  assert.ok(moved > 0, 'the adapters trained (lora_B starts at zero)');
-  assert.ok(m <= TOL, `adapter max difference ${m}`);
-  assert.ok(weightDiff(join(one, 'final'), join(two, 'final')) <= TOL, 'and the adaptors / saved weights');
+  // AdamW normalises each element's gradient, so float32 rounding in a near-zero gradient element can move
+  // that element by a small fraction of one step (lr 1e-3): 1e-5 is 1% of a step. Measured: 1.3e-6 here.
+  const LORA_TOL = 1e-5;
+  assert.ok(moved > 100 * LORA_TOL, `the adapters trained (lora_B starts at zero; now up to ${moved})`);
+  assert.ok(m <= LORA_TOL, `adapter max difference ${m}`);
+  assert.ok(weightDiff(join(one, 'final'), join(two, 'final')) <= LORA_TOL, 'and the adaptors / saved weights');
 });
 
 test('Ctrl-C to the launcher: every rank stops at the same step and rank 0 saves a checkpoint there', async () => {
