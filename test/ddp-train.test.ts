@@ -130,6 +130,31 @@ test('with gradient accumulation (2 micro-batches): 2 x 4 x 2 equals 1 x 8 x 2',
   assert.ok(weightDiff(join(ref, 'final'), join(two, 'final')) > 1e-4);
 });
 
+test('ZeRO-2 (zero_stage 2): the same weights, each rank keeping half the optimizer state; its checkpoint resumes unsharded in 1 process', async () => {
+  const two = join(work, 'zero2');
+  const d = await launch2(two, { zero_stage: 2, max_train_steps: 2 });
+  assert.equal(d.code, 0, d.err);
+  assert.match(d.err, /ZeRO-2: each process keeps the masters, AdamW state and gradients of its share/);
+  // Each rank keeps a disjoint share of the trained parameters, about half of the elements each.
+  const kept = [...d.err.matchAll(/ZeRO-2: rank (\d) keeps the optimizer state of (\d+) of (\d+) trained parameters \((\d+) of (\d+) elements\)/g)];
+  assert.deepEqual(kept.map((k) => k[1]).sort(), ['0', '1']);
+  const [p0, p1] = kept.map((k) => [Number(k[2]), Number(k[4])]);
+  assert.equal(p0[0] + p1[0], Number(kept[0][3]), 'every parameter has one owner');
+  assert.equal(p0[1] + p1[1], Number(kept[0][5]));
+  assert.ok(Math.abs(p0[1] - p1[1]) < 0.1 * Number(kept[0][5]), `balanced: ${p0[1]} vs ${p1[1]} elements`);
+  assert.ok(weightDiff(join(ref, 'checkpoint-2'), join(two, 'checkpoint-2')) <= TOL);
+  // The checkpoint holds the whole optimizer state, as an unsharded run writes it.
+  const state = (dir: string) => torch.loadSafetensors(join(dir, 'training_state.safetensors')).tensors;
+  const [a, b] = [state(join(ref, 'checkpoint-2')), state(join(two, 'checkpoint-2'))];
+  assert.deepEqual([...b.keys()].sort(), [...a.keys()].sort());
+  let m = 0;
+  for (const [k, t] of a) m = Math.max(m, maxAbsDiff(t.toFloat64(), b.get(k)!.toFloat64()));
+  assert.ok(m <= 1e-5, `AdamW state max difference ${m}`);
+  // Continue it in one process without sharding: the 1-process trajectory.
+  await trainHere(two, { train_batch_size: 8, resume_from_checkpoint: 'latest' });
+  assert.ok(weightDiff(join(ref, 'final'), join(two, 'final')) <= TOL);
+});
+
 test('the two ranks\' loaders see disjoint samples that together cover the epoch', async () => {
   const opts = (rank: number) => ({ dataset: { root }, batchSize: 5, workers: 0, sampler: { seed: 42, rank, worldSize: 2 } });
   const [r0, r1] = [await DataLoader.create(opts(0)), await DataLoader.create(opts(1))];

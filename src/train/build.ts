@@ -97,8 +97,10 @@ export class TrainParts {
     readonly optimizer: optim.AdamW,
     readonly ema: Ema | null,
     readonly lora: boolean,
+    /** The trained parameters whose optimizer state this process keeps (all, unless zero_stage 2). */
+    kept: nn.Parameter[] = trainable,
   ) {
-    this.optimized = masters ? masters.masters : trainable;
+    this.optimized = masters ? masters.masters : kept;
   }
 
   /** Free everything, in the reverse order of construction. */
@@ -107,8 +109,12 @@ export class TrainParts {
   }
 }
 
-/** Build the model, encoders, adapters, masters, optimizer and EMA of a run; on failure, what was built is freed. */
-export function buildParts(cfg: TrainConfig, encoderHook: EncoderFactory | null, say: (line: string) => void): TrainParts {
+/**
+ * Build the model, encoders, adapters, masters, optimizer and EMA of a run; on failure, what was built is freed.
+ * `shard` (zero_stage 2) picks, from the trained parameters, those whose masters and AdamW state this process keeps.
+ */
+export function buildParts(cfg: TrainConfig, encoderHook: EncoderFactory | null, say: (line: string) => void,
+  shard?: (trainable: nn.Parameter[]) => nn.Parameter[]): TrainParts {
   const owned: { dispose(): void }[] = [];
   try {
     const runner = buildRunner(cfg);
@@ -124,16 +130,17 @@ export function buildParts(cfg: TrainConfig, encoderHook: EncoderFactory | null,
       say(`LoRA: rank ${cfg.lora.rank}, alpha ${cfg.lora.alpha}, ${adapted.length} adapted linears`);
     }
     const trainable = runner.parameters().filter((p) => p.requiresGrad);
+    const kept = shard ? shard(trainable) : trainable;
     const bf16 = cfg.mixed_precision === 'bf16';
-    const masters = bf16 ? new MasterWeights(trainable) : null;
+    const masters = bf16 ? new MasterWeights(kept) : null;
     if (masters) owned.push(masters);
     if (bf16) runner.to({ dtype: 'bfloat16' });
-    const optimizer = new optim.AdamW(masters ? masters.masters : trainable, {
+    const optimizer = new optim.AdamW(masters ? masters.masters : kept, {
       lr: cfg.learning_rate, betas: [cfg.adam_beta1, cfg.adam_beta2], eps: cfg.adam_epsilon, weightDecay: cfg.adam_weight_decay,
     });
     owned.push(optimizer);
     const ema = cfg.ema.enabled ? new Ema(runner, cfg.ema) : null;
-    return new TrainParts(runner, enc, trainable, masters, optimizer, ema, cfg.lora.enabled);
+    return new TrainParts(runner, enc, trainable, masters, optimizer, ema, cfg.lora.enabled, kept);
   } catch (e) {
     for (const o of owned.reverse()) o.dispose();
     throw e;

@@ -9,10 +9,13 @@ import * as torch from '../engine/index.js';
 import type { nn, Tensor } from '../engine/index.js';
 import { DistributedError, type ProcessGroup } from '../engine/distributed.js';
 import type { GradientSync } from './hooks.js';
+import type { Zero2 } from './zero.js';
 
 export class DataParallel {
   readonly rank: number;
   readonly worldSize: number;
+  /** zero_stage 2: the sharding of the optimizer side (set once the model is built). */
+  zero: Zero2 | null = null;
   constructor(
     readonly group: ProcessGroup,
     /** Bytes of gradient per all-reduce: PyTorch DDP's default bucket_cap_mb of 25. */

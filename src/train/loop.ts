@@ -10,6 +10,7 @@ import { writeFileAtomic } from '../util/atomic.js';
 import { effectiveBatch, REPORT_SINKS, type TrainConfig } from './config.js';
 import { prepareInputs, type Augment } from './conditioning.js';
 import { SampleRng } from './sample_rng.js';
+import { disposeState } from './zero.js';
 import { RUN_CONFIG, saveCheckpoint, saveFinal } from './checkpoints.js';
 import type { Evaluator, ResolvedHooks, TrainContext } from './hooks.js';
 import { lrFactor } from './lr_schedule.js';
@@ -69,6 +70,7 @@ export function totalSteps(cfg: TrainConfig, datasetSteps: number, worldSize = 1
 export async function runLoop(ctx: TrainContext, state: RunState, hooks: ResolvedHooks, o: LoopOptions): Promise<LoopResult> {
   const { cfg, parts, data, say, dist } = ctx;
   const { runner, optimizer, masters, ema, trainable } = parts;
+  const zero = dist?.zero ?? null;
   const out = ctx.outputDir;
   // Rank 0 alone writes the output folder (config, metrics, TensorBoard, checkpoints) and runs the evaluators.
   const main = !dist || dist.isMain;
@@ -139,16 +141,18 @@ export async function runLoop(ctx: TrainContext, state: RunState, hooks: Resolve
           continue;
         }
         state.badInRow = 0;
+        zero?.dropForeignGrads();
         const lr = cfg.learning_rate * lrFactor(cfg.lr_scheduler, state.step, cfg.lr_warmup_steps, total);
         for (const g of optimizer.paramGroups) g.lr = lr;
         if (masters) masters.gradsToMasters();
-        const gradNorm = optim.clipGradNorm_(parts.optimized, cfg.max_grad_norm);
+        const gradNorm = zero ? zero.clipGradNorm(parts.optimized, cfg.max_grad_norm) : optim.clipGradNorm_(parts.optimized, cfg.max_grad_norm);
         optimizer.step();
         optimizer.zeroGrad(); // the trained parameters, or their float32 masters
         if (masters) {
           runner.zeroGrad(); // the bf16 gradients the masters were fed from
           masters.mastersToParams();
         }
+        zero?.broadcastParams(); // every parameter takes its owner's update
         ema?.update(runner);
         const step = ++state.step;
         losses.push(loss);
@@ -160,7 +164,16 @@ export async function runLoop(ctx: TrainContext, state: RunState, hooks: Resolve
           for (const ev of hooks.evaluators)
             if (ev.every > 0 && step % ev.every === 0 && !(ev.atEnd && step === total)) await evaluate(ev);
         // Rank 0 writes; the others confirm they finished the same step before it is marked complete.
-        const checkpoint = () => (main ? saveCheckpoint(ctx, state, hooks, o.onCheckpointWrite) : (dist!.agreeStep(step), null));
+        const checkpoint = () => {
+          // Sharded: rank 0 first collects the unsharded optimizer state (a collective of every rank).
+          if (zero) state.gathered = zero.gather(optimizer, masters?.masters ?? null);
+          try {
+            return main ? saveCheckpoint(ctx, state, hooks, o.onCheckpointWrite) : (dist!.agreeStep(step), null);
+          } finally {
+            if (state.gathered) disposeState(state.gathered);
+            state.gathered = null;
+          }
+        };
         const saved = step % cfg.checkpointing_period === 0 || step === total;
         if (saved) lastCheckpoint = checkpoint();
         // All ranks stop at the same step when any of them was asked to (the launcher forwards signals to all).

@@ -10,7 +10,8 @@
 //   optimizer state  AdamW exp_avg + exp_avg_sq: t x 8 (float32)
 //   EMA              all x 4 (float32 shadow), when ema.enabled
 //   all-reduce       data-parallel only: one flat float copy of the gradients per step (t x 2 or x 4)
-// ZeRO-2 (not implemented yet) would keep 1/W of the float32 gradients, masters and optimizer state.
+// ZeRO-2 (zero_stage: 2) keeps about 1/W of the float32 gradients, masters and optimizer state (whole parameters
+// per rank, balanced by size, so a rank's share is close to, not exactly, 1/W; the table shows 1/W).
 import type { TrainConfig } from './config.js';
 import { buildMetaRunner } from './build.js';
 
@@ -31,7 +32,7 @@ export interface MemoryPlan {
   precision: 'float32' | 'bf16';
   /** What each rank holds with plain data parallelism (every rank a full copy): what rdt-libero does. */
   dataParallel: MemoryRow;
-  /** The same with ZeRO-2 sharding of the float32 gradients, masters and optimizer state (not implemented yet). */
+  /** The same with ZeRO-2 sharding (zero_stage: 2) of the float32 gradients, masters and optimizer state. */
   zero2: MemoryRow;
 }
 
@@ -82,7 +83,7 @@ export function formatMemoryPlan(p: MemoryPlan, model: string): string {
     'per-rank memory of the model state (GiB; activations, encoders and data come on top):',
     `  ${'what'.padEnd(20)}${'data-parallel'.padStart(15)}${'ZeRO-2 *'.padStart(12)}`,
     ...cols.map(([label, k]) => `  ${label.padEnd(20)}${GiB(p.dataParallel[k]).padStart(15)}${GiB(p.zero2[k]).padStart(12)}`),
-    '  * ZeRO-2 (sharded float32 gradients, masters and AdamW state) is not implemented yet: what it would leave per rank',
+    '  * zero_stage: 2 (float32 gradients, masters and AdamW state sharded; whole parameters per rank, so about 1/W each)',
   ];
   return lines.join('\n') + '\n';
 }

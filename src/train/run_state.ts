@@ -6,11 +6,11 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as torch from '../engine/index.js';
-import type { Tensor } from '../engine/index.js';
 import type { TrainParts } from './build.js';
 import { TRAINER_STATE } from './checkpoint_dir.js';
 import { loadState, saveState } from './state_file.js';
 import { TrainError } from './errors.js';
+import type { FullState, Zero2 } from './zero.js';
 
 /** trainer_state.json: the counters (written last; its presence marks a checkpoint complete). */
 export interface RunProgress {
@@ -35,9 +35,13 @@ export class RunState {
   skipped = 0;
   badInRow = 0;
 
+  /** zero_stage 2: the unsharded state rank 0 collected for the checkpoint being written (Zero2.gather). */
+  gathered: FullState | null = null;
+
   constructor(
     readonly parts: TrainParts,
     readonly worldSize = 1,
+    readonly zero: Zero2 | null = null,
   ) {}
 
   /** The counters of a complete checkpoint (read before the loader is opened: it starts at `loader`). */
@@ -65,6 +69,12 @@ export class RunState {
   /** Write the AdamW state and the float32 masters into a checkpoint folder. */
   save(dir: string): void {
     const { optimizer, masters } = this.parts;
+    if (this.zero) {
+      // Sharded: what rank 0 collected, in the layout of an unsharded run.
+      if (!this.gathered) throw new Error('internal: a sharded checkpoint needs the gathered optimizer state');
+      saveState(join(dir, TRAINING_STATE), this.gathered);
+      return;
+    }
     torch.scope(() => saveState(join(dir, TRAINING_STATE), { optimizer: optimizer.stateDict(), masters: masters?.masters }));
   }
 
@@ -83,7 +93,9 @@ export class RunState {
     const base = join(dir, TRAINING_STATE);
     if (!existsSync(`${base}.json`)) throw new TrainError(`${dir}: ${TRAINING_STATE}.json is missing; the checkpoint cannot be resumed exactly`);
     // (Checkpoints written before draws were keyed per sample also hold a `generator`, no longer needed.)
-    const state = loadState(base) as { optimizer: unknown; masters?: Tensor[] };
+    const full = loadState(base) as FullState;
+    // Sharded: this rank's part of the (unsharded) saved state.
+    const state = this.zero ? this.zero.select(full) : full;
     optimizer.loadStateDict(state.optimizer as never);
     if (masters && state.masters) torch.noGrad(() => masters.masters.forEach((m, i) => m.copy_(state.masters![i])));
     this.step = p.global_step;

@@ -19,6 +19,7 @@ import { PolicyFolderWriter } from './policy_writer.js';
 import type { StopSignal } from './stop_signals.js';
 import { checkResumeConfig, claimRunFolder, ensureWritableDir, rewindJsonl } from './run_folder.js';
 import { DataParallel } from './ddp.js';
+import { Zero2 } from './zero.js';
 import type { ProcessGroup } from '../engine/distributed.js';
 
 export { TrainError } from './errors.js';
@@ -117,7 +118,20 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
     dist?.group.barrier();
     if (!main) data = await openTrainData(cfg, out, start, shard);
     if (!data) throw new Error('internal: no training data');
-    parts = buildParts(cfg, hooks.encoders, say);
+    if (cfg.zero_stage === 2 && !dist)
+      throw new TrainError('zero_stage: 2 shards the optimizer state across processes, and this run has one; ' +
+        'start it with --nproc_per_node N (or torchrun), or set zero_stage: 0');
+    let zero: Zero2 | null = null;
+    parts = buildParts(cfg, hooks.encoders, say, dist && cfg.zero_stage === 2 ? (trainable) => (zero = new Zero2(dist, trainable)).owned() : undefined);
+    if (dist) dist.zero = zero;
+    if (zero) {
+      // Each rank says what it keeps (the launcher prefixes the other ranks' lines), so sharding is visible.
+      const z = zero as Zero2;
+      const elems = (ps: { numel(): number }[]) => ps.reduce((a, p) => a + p.numel(), 0);
+      if (opts.verbose ?? true)
+        process.stderr.write(`ZeRO-2: rank ${z.dp.rank} keeps the optimizer state of ${z.mine.length} of ${z.params.length} trained parameters ` +
+          `(${elems(z.owned())} of ${elems([...z.params])} elements)\n`);
+    }
     const cached = parts.encoders.text;
     if (cached instanceof CachedTextEncoder) {
       // Every instruction of the data (training and held-out demos share their files' instructions) and dropout's "".
@@ -126,7 +140,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
     }
     const ctx: TrainContext = { cfg, outputDir: out, parts, data, say, dist };
     policy.prepare(ctx);
-    const state = new RunState(parts, dist?.worldSize ?? 1);
+    const state = new RunState(parts, dist?.worldSize ?? 1, zero);
     if (resume) {
       resumeFrom(ctx, state, resume.path);
       say(`resumed from ${resume.path} at step ${state.step}`);
@@ -134,7 +148,8 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
     if (dist) {
       // Every rank starts from rank 0's weights (and float32 masters), whatever it built or loaded.
       dist.broadcastFromMain([...parts.runner.parameters(), ...(parts.masters?.masters ?? [])]);
-      say(`data-parallel: ${dist.worldSize} processes (${opts.group!.backend}), gradients averaged in buckets of ${dist.bucketBytes / 2 ** 20} MB`);
+      say(`data-parallel: ${dist.worldSize} processes (${opts.group!.backend}), gradients averaged in buckets of ${dist.bucketBytes / 2 ** 20} MB` +
+        (zero ? '; ZeRO-2: each process keeps the masters, AdamW state and gradients of its share of the parameters' : ''));
     }
     const r = await runLoop(ctx, state, hooks, { haltAfterStep: opts.haltAfterStep, onCheckpointWrite: opts.onCheckpointWrite, verbose, resumedFrom: resume?.path ?? null });
     return {
