@@ -155,6 +155,30 @@ test('ZeRO-2 (zero_stage 2): the same weights, each rank keeping half the optimi
   assert.ok(weightDiff(join(ref, 'final'), join(two, 'final')) <= TOL);
 });
 
+test('ZeRO-2 under bf16: sharded float32 masters and AdamW state equal the unsharded run\'s, across a resume', async () => {
+  const bf16 = { mixed_precision: 'bf16', max_train_steps: 2 };
+  const plain = join(work, 'bf16-ddp');
+  const sharded = join(work, 'bf16-zero2');
+  for (const [dir, over] of [[plain, bf16], [sharded, { ...bf16, zero_stage: 2 }]] as const) {
+    const d = await launch2(dir, over);
+    assert.equal(d.code, 0, d.err);
+  }
+  // Both runs then continue to step 4 from their checkpoint-2, each as it started (the sharded one re-shards it).
+  for (const [dir, over] of [[plain, bf16], [sharded, { ...bf16, zero_stage: 2 }]] as const) {
+    const d = await launch2(dir, { ...over, max_train_steps: 4, resume_from_checkpoint: 'latest' });
+    assert.equal(d.code, 0, d.err);
+  }
+  for (const step of [2, 4]) {
+    const state = (dir: string) => torch.loadSafetensors(join(dir, `checkpoint-${step}`, 'training_state.safetensors')).tensors;
+    const [a, b] = [state(plain), state(sharded)];
+    assert.deepEqual([...b.keys()].sort(), [...a.keys()].sort());
+    assert.ok([...a.keys()].some((k) => k.startsWith('masters.')), 'float32 masters are saved');
+    let m = 0;
+    for (const [k, t] of a) m = Math.max(m, maxAbsDiff(t.toFloat64(), b.get(k)!.toFloat64()));
+    assert.ok(m <= 1e-5, `checkpoint-${step}: masters / AdamW state max difference ${m}`);
+  }
+});
+
 test('the two ranks\' loaders see disjoint samples that together cover the epoch', async () => {
   const opts = (rank: number) => ({ dataset: { root }, batchSize: 5, workers: 0, sampler: { seed: 42, rank, worldSize: 2 } });
   const [r0, r1] = [await DataLoader.create(opts(0)), await DataLoader.create(opts(1))];

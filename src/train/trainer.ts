@@ -146,8 +146,9 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
       say(`resumed from ${resume.path} at step ${state.step}`);
     }
     if (dist) {
-      // Every rank starts from rank 0's weights (and float32 masters), whatever it built or loaded.
-      dist.broadcastFromMain([...parts.runner.parameters(), ...(parts.masters?.masters ?? [])]);
+      // Every rank starts from rank 0's weights (and float32 masters), whatever it built or loaded. Sharded
+      // masters have a single owner each (built from the same seed or loaded from the same checkpoint).
+      dist.broadcastFromMain([...parts.runner.parameters(), ...(zero ? [] : parts.masters?.masters ?? [])]);
       say(`data-parallel: ${dist.worldSize} processes (${opts.group!.backend}), gradients averaged in buckets of ${dist.bucketBytes / 2 ** 20} MB` +
         (zero ? '; ZeRO-2: each process keeps the masters, AdamW state and gradients of its share of the parameters' : ''));
     }
