@@ -285,6 +285,7 @@ test('Ctrl-C to the launcher: every rank stops at the same step and rank 0 saves
   assert.equal(cks.length, 1);
   assert.equal(cks[0].step, losses(out).length, 'the checkpoint is at the last step every rank finished');
   assert.match(d.err, new RegExp(`SIGINT: stopped after step ${cks[0].step}`));
+  assert.match(d.err, /to continue: rdt-libero train --nproc_per_node 2 --master_port \d+ .* --resume_from_checkpoint latest/);
 });
 
 test('a run under torchrun --no-python trains the same weights', async () => {

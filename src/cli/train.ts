@@ -129,6 +129,8 @@ export async function trainCommand(args: string[]): Promise<number> {
     const r = await launch({
       nprocPerNode: intFlag('nproc_per_node', v.nproc_per_node, 1), nnodes: intFlag('nnodes', v.nnodes, 1), nodeRank: intFlag('node_rank', v.node_rank, 0),
       masterAddr: v.master_addr ?? '127.0.0.1', masterPort: intFlag('master_port', v.master_port, 29500), command: process.execPath, args: workerArgs,
+      // For rank 0's "to continue" line: the command the user typed, launcher flags included.
+      env: { RDT_TRAIN_COMMAND: JSON.stringify(args) },
     });
     return r.code;
   }
@@ -165,7 +167,8 @@ export async function trainCommand(args: string[]): Promise<number> {
     process.stdout.write(trainSummary(cfg, r, (performance.now() - t0) / 1000));
     if (r.stoppedBy) {
       // The same command continues the run (an earlier resume flag is replaced, not repeated).
-      const again = args.filter((a, i) => !/^(--)?resume_from_checkpoint(=|$)/.test(a) && !/^(--)?resume_from_checkpoint$/.test(args[i - 1] ?? ''));
+      const typed = process.env.RDT_TRAIN_COMMAND ? (JSON.parse(process.env.RDT_TRAIN_COMMAND) as string[]) : args;
+      const again = typed.filter((a, i, all) => !/^(--)?resume_from_checkpoint(=|$)/.test(a) && !/^(--)?resume_from_checkpoint$/.test(all[i - 1] ?? ''));
       const quote = (a: string) => (/^[\w./=:,@+-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
       process.stderr.write(`stopped by ${r.stoppedBy} after step ${r.steps}; to continue: rdt-libero train ${[...again, '--resume_from_checkpoint', 'latest'].map(quote).join(' ')}\n`);
       return StopSignals.exitCode(r.stoppedBy);

@@ -20,6 +20,8 @@ export interface LaunchOptions {
   args: string[];
   /** Seconds the other workers get to exit after one failed, before they are killed. */
   graceSeconds?: number;
+  /** Extra environment for every worker. */
+  env?: Record<string, string>;
 }
 
 export interface LaunchResult {
@@ -112,7 +114,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     const done = Array.from({ length: o.nprocPerNode }, (_, local) => {
       const rank = o.nodeRank * o.nprocPerNode + local;
       const env: NodeJS.ProcessEnv = {
-        ...process.env, RANK: String(rank), LOCAL_RANK: String(local), WORLD_SIZE: String(world), LOCAL_WORLD_SIZE: String(o.nprocPerNode),
+        ...process.env, ...o.env, RANK: String(rank), LOCAL_RANK: String(local), WORLD_SIZE: String(world), LOCAL_WORLD_SIZE: String(o.nprocPerNode),
         GROUP_RANK: String(o.nodeRank), MASTER_ADDR: o.masterAddr, MASTER_PORT: String(o.masterPort), RDT_LAUNCHER_PID: String(process.pid),
       };
       delete env.TORCHELASTIC_USE_AGENT_STORE; // rank 0 hosts the store here
