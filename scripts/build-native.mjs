@@ -28,13 +28,23 @@ function findLibtorch() {
         'Unset LIBTORCH to use the Python torch package, or point it at an unpacked libtorch zip.');
     const cuda = readdirSync(lib).some((f) => f.startsWith('libtorch_cuda'));
     // The standalone zip names its ABI in the folder (cxx11-abi); torch >= 2.6 only ships that ABI.
-    return { source: `LIBTORCH=${explicit}`, includes: [inc, join(inc, 'torch/csrc/api/include')], lib, abi: 1, cuda, version: 'libtorch' };
+    // c10d ships in every libtorch since 2.0; NCCL only in CUDA builds, with nccl.h beside the headers.
+    const gloo = existsSync(join(inc, 'torch/csrc/distributed/c10d/ProcessGroupGloo.hpp'));
+    const nccl = cuda && existsSync(join(inc, 'nccl.h')) ? inc : null;
+    return { source: `LIBTORCH=${explicit}`, includes: [inc, join(inc, 'torch/csrc/api/include')], lib, abi: 1, cuda, version: 'libtorch', gloo, nccl };
   }
   const py = process.env.PYTHON || 'python3';
   const script = [
-    'import json, torch, torch.utils.cpp_extension as c',
+    'import json, os, torch, torch.utils.cpp_extension as c, torch.distributed as d',
+    // NCCL's header comes with the nvidia-nccl pip package that CUDA wheels depend on.
+    'nccl = None',
+    'if d.is_available() and d.is_nccl_available():',
+    '    try:',
+    '        import nvidia.nccl as n; nccl = os.path.join(list(n.__path__)[0], "include")',
+    '    except ImportError: pass',
     'print(json.dumps({"includes": c.include_paths(), "lib": c.library_paths()[0],',
-    ' "abi": int(torch._C._GLIBCXX_USE_CXX11_ABI), "cuda": torch.version.cuda is not None, "version": torch.__version__}))',
+    ' "abi": int(torch._C._GLIBCXX_USE_CXX11_ABI), "cuda": torch.version.cuda is not None, "version": torch.__version__,',
+    ' "gloo": d.is_available() and d.is_gloo_available(), "nccl": nccl}))',
   ].join('\n');
   let info;
   try {
@@ -70,6 +80,15 @@ const flags = [
   ...(lt.cuda ? ['-DRDT_WITH_CUDA=1'] : []),
   `-I${nodeApiInclude()}`, ...lt.includes.map((i) => `-I${i}`),
 ];
+// Only the c10d file sees the backend defines: c10d's Gloo header needs USE_C10D_GLOO and a few Gloo names
+// the wheel lacks (native/gloo_decls); NCCL's needs nccl.h. They follow from the libtorch found, which the
+// include paths in `flags` already stamp.
+const fileFlags = {
+  'ops_distributed.cc': [
+    ...(lt.gloo ? ['-DRDT_WITH_GLOO=1', '-DUSE_C10D_GLOO=1', `-I${join(root, 'native', 'gloo_decls')}`] : []),
+    ...(lt.nccl ? ['-DRDT_WITH_NCCL=1', '-DUSE_C10D_NCCL=1', `-I${lt.nccl}`] : []),
+  ],
+};
 const stamp = JSON.stringify({ flags, cxx });
 mkdirSync(objDir, { recursive: true });
 const stampFile = join(objDir, 'flags.json');
@@ -87,7 +106,7 @@ const todo = sources.filter((s) => {
   return statSync(join(srcDir, s)).mtimeMs > ot || newestHeader > ot;
 });
 
-console.log(`native: libtorch from ${lt.source} (${lt.cuda ? 'CUDA' : 'CPU'}), compiling ${todo.length}/${sources.length} files`);
+console.log(`native: libtorch from ${lt.source} (${lt.cuda ? 'CUDA' : 'CPU'}${lt.gloo ? ', gloo' : ''}${lt.nccl ? ', nccl' : ''}), compiling ${todo.length}/${sources.length} files`);
 const jobs = Math.max(1, Number(process.env.JOBS) || cpus().length);
 const queue = [...todo];
 try {
@@ -95,7 +114,7 @@ try {
     while (queue.length) {
       const s = queue.shift();
       const o = join(objDir, s.replace(/\.cc$/, '.o'));
-      await run(cxx, [...flags, '-c', join(srcDir, s), '-o', o + '.tmp']);
+      await run(cxx, [...flags, ...(fileFlags[s] ?? []), '-c', join(srcDir, s), '-o', o + '.tmp']);
       renameSync(o + '.tmp', o);
     }
   }));

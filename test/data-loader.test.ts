@@ -46,16 +46,28 @@ test('resume from (epoch, position) continues the same stream', () => {
   assert.deepEqual([...first.indices, ...rest.indices], full.indices);
 });
 
-test('sharding: ranks partition the (padded) epoch with equal counts', () => {
+test('sharding: each rank takes one block of every global batch; together they are the one-process stream', () => {
+  // Written down independently of the sampler's code: the global stream is epoch 0's order, then epoch 1's.
+  const one = new EpochSampler(suites, { seed: 5 });
+  const stream = [...Array.from({ length: 100 }, (_, p) => one.at(0, p)), ...Array.from({ length: 100 }, (_, p) => one.at(1, p))];
   const W = 3;
-  const seen: number[] = [];
-  for (let r = 0; r < W; r++) {
-    const s = new EpochSampler(suites, { seed: 5, rank: r, worldSize: W });
-    assert.equal(s.epochLength, 34);
-    for (let p = 0; p < s.epochLength; p++) seen.push(s.at(0, p));
+  const n = 7;
+  const ranks = Array.from({ length: W }, (_, r) => new EpochSampler(suites, { seed: 5, rank: r, worldSize: W }));
+  let from = { epoch: 0, position: 0 };
+  const seen: number[][] = Array.from({ length: W }, () => []);
+  for (let b = 0; b < 5; b++) {
+    const parts = ranks.map((s) => s.take(from, n));
+    parts.forEach((p, r) => {
+      assert.deepEqual(p.indices, stream.slice(b * W * n + r * n, b * W * n + (r + 1) * n), `batch ${b} rank ${r}`);
+      assert.deepEqual(p.next, parts[0].next, 'every rank agrees where the next global batch starts');
+      seen[r].push(...p.indices);
+    });
+    from = parts[0].next;
   }
-  assert.equal(seen.length, 102); // 100 padded to 102 by wrapping
-  assert.deepEqual([...new Set(seen)].sort((x, y) => x - y), Array.from({ length: 100 }, (_, i) => i));
+  assert.deepEqual(from, { epoch: 1, position: 5 }); // 5 global batches of 21 = 105 = one epoch + 5
+  // Epoch 0's 100 positions are split among the ranks without overlap and cover it exactly once.
+  const epoch0 = seen.flatMap((s, r) => s.filter((_, i) => Math.floor(i / n) * W * n + r * n + (i % n) < 100));
+  assert.deepEqual([...epoch0].sort((x, y) => x - y), Array.from({ length: 100 }, (_, i) => i));
   assert.throws(() => new EpochSampler(suites, { seed: 5, rank: 3, worldSize: 3 }), /rank 3 not in/);
 });
 

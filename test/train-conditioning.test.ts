@@ -4,11 +4,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as torch from '../src/engine/index.js';
 import { writeSyntheticSuite } from '../src/data/synthetic.js';
 import { DataLoader, cloneBatch } from '../src/data/loader.js';
 import type { Batch } from '../src/data/dataset.js';
 import { prepareInputs, type Augment } from '../src/train/conditioning.js';
+import { SampleRng } from '../src/train/sample_rng.js';
 import { augmentImages } from '../src/train/image_aug.js';
 import { Rng } from '../src/data/rng.js';
 import { DemoTextEncoder, DemoVisionEncoder } from '../src/encoders/demo.js';
@@ -27,7 +27,7 @@ before(async () => {
 
 const aug = (p: number, extra: Partial<Augment> = {}): Augment => ({
   condMaskProb: p, camExtMaskProb: -1, stateNoiseSnr: null, imageAug: false,
-  stateMean: new Float32Array(128).fill(0.25), stateStd: new Float32Array(128).fill(1), generator: new torch.Generator(3), ...extra,
+  stateMean: new Float32Array(128).fill(0.25), stateStd: new Float32Array(128).fill(1), rng: new SampleRng(3, { step: 0, epoch: 0, first: 0 }), ...extra,
 });
 
 test('without dropout the inputs are the batch itself', () => {

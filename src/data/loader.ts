@@ -142,9 +142,9 @@ export class DataLoader {
     return dl;
   }
 
-  /** Batches per epoch on this rank (the last one may straddle into the next epoch). */
+  /** Global batches per epoch (each rank's batch is one block of one; the last may straddle into the next epoch). */
   get batchesPerEpoch(): number {
-    return Math.ceil(this.sampler.epochLength / this.batchSize);
+    return Math.ceil(this.sampler.epochLength / (this.batchSize * this.sampler.worldSize));
   }
 
   private build(slot: number, indices: number[]): Promise<Meta> {

@@ -7,8 +7,10 @@
 // shuffled passes (pass c of suite k is a permutation seeded by (seed, k, c)), continuing where the previous epoch
 // stopped; the epoch's draws are then shuffled together. Weights proportional to suite sizes reproduce the
 // unweighted visit counts (every step once per epoch).
-// Sharding: the epoch list is padded by wrapping to a multiple of worldSize (like PyTorch's DistributedSampler);
-// rank r takes positions r, r + W, r + 2W, ...
+// Sharding (data-parallel training): positions count samples of the one global stream (epoch after epoch), the
+// same for any number of processes. A global batch of W * n positions is split into W contiguous blocks and rank
+// r takes block r, so the ranks see disjoint samples that together are exactly what one process taking W * n
+// would see, and a saved position resumes with any world size.
 import { hash32, permutation } from './rng.js';
 
 export interface SamplerOptions {
@@ -56,12 +58,12 @@ export class EpochSampler {
     if (this.total === 0) throw new Error('sampler: no steps to sample');
   }
 
-  /** Samples per epoch on this rank. */
+  /** Samples per epoch (of the global stream, shared by all ranks). */
   get epochLength(): number {
-    return Math.ceil(this.total / this.worldSize);
+    return this.total;
   }
 
-  /** The full epoch list (all ranks, before padding). */
+  /** The epoch's sample order (the global stream's positions 0..total-1 of that epoch). */
   epochList(epoch: number): Uint32Array {
     if (this.cached?.epoch === epoch) return this.cached.list;
     let list: Uint32Array;
@@ -99,29 +101,25 @@ export class EpochSampler {
     return list;
   }
 
-  /** The global step index at (epoch, position) for this rank. */
+  /** The global step index at (epoch, position) of the global stream. */
   at(epoch: number, position: number): number {
-    const list = this.epochList(epoch);
-    const g = position * this.worldSize + this.rank;
-    return list[g % list.length];
+    return this.epochList(epoch)[position];
   }
 
-  /** The next `n` indices from (epoch, position), crossing into later epochs; returns them and the new position. */
+  /**
+   * This rank's `n` indices of the global batch of worldSize * n samples that starts at `from`, crossing into
+   * later epochs; `next` is where the following global batch starts (the same on every rank).
+   */
   take(from: { epoch: number; position: number }, n: number): { indices: number[]; next: { epoch: number; position: number } } {
-    let { epoch, position } = from;
+    const advance = (p: { epoch: number; position: number }, k: number) => {
+      const q = p.position + k;
+      return { epoch: p.epoch + Math.floor(q / this.total), position: q % this.total };
+    };
     const indices: number[] = [];
     for (let i = 0; i < n; i++) {
-      if (position >= this.epochLength) {
-        epoch++;
-        position = 0;
-      }
-      indices.push(this.at(epoch, position));
-      position++;
+      const p = advance(from, this.rank * n + i);
+      indices.push(this.at(p.epoch, p.position));
     }
-    if (position >= this.epochLength) {
-      epoch++;
-      position = 0;
-    }
-    return { indices, next: { epoch, position } };
+    return { indices, next: advance(from, this.worldSize * n) };
   }
 }

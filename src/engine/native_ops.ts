@@ -12,6 +12,8 @@ export type Handle = { readonly __handle: unique symbol };
 export type GenHandle = { readonly __gen: unique symbol };
 
 type H = Handle;
+/** An opaque reference to a c10d process group (store + backend). */
+export type GroupHandle = { readonly __group: unique symbol };
 /** A Generator, or null for libtorch's default one. */
 type Gen = GenHandle | null;
 /** A c10::ScalarType code (DTYPE_CODE in dtype.ts). */
@@ -113,6 +115,17 @@ export const NATIVE_FILES = {
     copy_: op<(dst: H, src: H) => void>(),
     fill_: op<(t: H, value: Scalar) => void>(),
     zero_: op<(t: H) => void>(),
+  },
+  'ops_distributed.cc': {
+    // c10d process groups (src/engine/distributed.ts): blocking collectives, in place, bounded by the timeout.
+    distBackends: op<() => string[]>(),
+    distInit: op<(backend: string, host: string, port: number, rank: number, worldSize: number, timeoutMs: number, hostStore: boolean) => GroupHandle>(),
+    distAllReduce: op<(g: GroupHandle, tensors: H[], op: string) => void>(),
+    distBroadcast: op<(g: GroupHandle, tensors: H[], root: number) => void>(),
+    distAllGather: op<(g: GroupHandle, output: H, input: H) => void>(),
+    distReduceScatter: op<(g: GroupHandle, output: H, input: H, op: string) => void>(),
+    distBarrier: op<(g: GroupHandle) => void>(),
+    distDestroy: op<(g: GroupHandle) => void>(),
   },
   'ops_encoders.cc': {
     // Reads a tensor stored as `srcDtype` in a file straight into `dstDtype` on `device`, 4 MB at a time

@@ -67,6 +67,23 @@ function adoptTrainerEma(config: RdtConfig, ema: EmaConfig, source: string | nul
   return source && diff.length ? `EMA: the trainer's ema: settings replace the ema section of ${source} (${diff.join(', ')})` : null;
 }
 
+/**
+ * The run's model with no memory behind it (libtorch's meta device): the architecture of `model` or of the
+ * pretrained checkpoint's config.json, with LoRA injected and the trainable parameters marked as buildParts
+ * does. For counting parameters (train --dry-run); dispose it after.
+ */
+export function buildMetaRunner(cfg: TrainConfig): RDTRunner {
+  const config = cfg.pretrained_model_name_or_path
+    ? readCheckpointConfig(cfg.pretrained_model_name_or_path).config
+    : modelConfig(cfg.model === 'auto' ? 'rdt-1b' : cfg.model);
+  const runner = new RDTRunner(config, { dtype: 'float32', device: 'meta' });
+  if (cfg.lora.enabled) {
+    injectLora(runner.model, { rank: cfg.lora.rank, alpha: cfg.lora.alpha, targets: cfg.lora.targets });
+    markOnlyLoraTrainable(runner, cfg.lora.train_adaptors ? ADAPTOR_PREFIXES : []);
+  }
+  return runner;
+}
+
 export class TrainParts {
   /** The parameters AdamW updates: the trained ones, or their float32 masters under bf16. */
   readonly optimized: nn.Parameter[];
@@ -80,8 +97,10 @@ export class TrainParts {
     readonly optimizer: optim.AdamW,
     readonly ema: Ema | null,
     readonly lora: boolean,
+    /** The trained parameters whose optimizer state this process keeps (all, unless zero_stage 2). */
+    kept: nn.Parameter[] = trainable,
   ) {
-    this.optimized = masters ? masters.masters : trainable;
+    this.optimized = masters ? masters.masters : kept;
   }
 
   /** Free everything, in the reverse order of construction. */
@@ -90,8 +109,12 @@ export class TrainParts {
   }
 }
 
-/** Build the model, encoders, adapters, masters, optimizer and EMA of a run; on failure, what was built is freed. */
-export function buildParts(cfg: TrainConfig, encoderHook: EncoderFactory | null, say: (line: string) => void): TrainParts {
+/**
+ * Build the model, encoders, adapters, masters, optimizer and EMA of a run; on failure, what was built is freed.
+ * `shard` (zero_stage 2) picks, from the trained parameters, those whose masters and AdamW state this process keeps.
+ */
+export function buildParts(cfg: TrainConfig, encoderHook: EncoderFactory | null, say: (line: string) => void,
+  shard?: (trainable: nn.Parameter[]) => nn.Parameter[]): TrainParts {
   const owned: { dispose(): void }[] = [];
   try {
     const runner = buildRunner(cfg);
@@ -107,16 +130,17 @@ export function buildParts(cfg: TrainConfig, encoderHook: EncoderFactory | null,
       say(`LoRA: rank ${cfg.lora.rank}, alpha ${cfg.lora.alpha}, ${adapted.length} adapted linears`);
     }
     const trainable = runner.parameters().filter((p) => p.requiresGrad);
+    const kept = shard ? shard(trainable) : trainable;
     const bf16 = cfg.mixed_precision === 'bf16';
-    const masters = bf16 ? new MasterWeights(trainable) : null;
+    const masters = bf16 ? new MasterWeights(kept) : null;
     if (masters) owned.push(masters);
     if (bf16) runner.to({ dtype: 'bfloat16' });
-    const optimizer = new optim.AdamW(masters ? masters.masters : trainable, {
+    const optimizer = new optim.AdamW(masters ? masters.masters : kept, {
       lr: cfg.learning_rate, betas: [cfg.adam_beta1, cfg.adam_beta2], eps: cfg.adam_epsilon, weightDecay: cfg.adam_weight_decay,
     });
     owned.push(optimizer);
     const ema = cfg.ema.enabled ? new Ema(runner, cfg.ema) : null;
-    return new TrainParts(runner, enc, trainable, masters, optimizer, ema, cfg.lora.enabled);
+    return new TrainParts(runner, enc, trainable, masters, optimizer, ema, cfg.lora.enabled, kept);
   } catch (e) {
     for (const o of owned.reverse()) o.dispose();
     throw e;

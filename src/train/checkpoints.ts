@@ -25,6 +25,7 @@ function modelFolderWritten(hooks: ResolvedHooks, ctx: TrainContext, dir: string
  * (fault injection for tests). Returns the checkpoint's path.
  */
 export function saveCheckpoint(ctx: TrainContext, state: RunState, hooks: ResolvedHooks, onWrite?: (tmpDir: string, step: number) => void): string {
+  if (ctx.dist && !ctx.dist.isMain) throw new Error('internal: only rank 0 writes checkpoints');
   const { parts, cfg } = ctx;
   const step = state.step;
   return writeCheckpoint(ctx.outputDir, step, (dir) => {
@@ -38,11 +39,12 @@ export function saveCheckpoint(ctx: TrainContext, state: RunState, hooks: Resolv
     writeFileSync(join(dir, RUN_CONFIG), toYaml(cfg));
     recordChecksums(dir); // SHA-256 of every weight file, checked on resume
     onWrite?.(dir, step);
+    ctx.dist?.agreeStep(step); // every rank finished this step (the others call agreeStep in the loop)
     state.markComplete(dir); // last: marks the checkpoint complete
   }, cfg.checkpoints_total_limit);
 }
 
-/** Continue from a checkpoint saveCheckpoint wrote: weights, adapters, EMA, optimizer, masters, generator, counters. */
+/** Continue from a checkpoint saveCheckpoint wrote: weights, adapters, EMA, optimizer, masters, counters. */
 export function resumeFrom(ctx: TrainContext, state: RunState, dir: string): void {
   const { parts } = ctx;
   verifyFolder(dir, 'quick'); // a damaged file is named before anything is loaded

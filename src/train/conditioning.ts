@@ -9,6 +9,7 @@ import { STATE_VEC_LEN } from '../data/state_vec.js';
 import { BACKGROUND } from '../data/images.js';
 import { augmentImages } from './image_aug.js';
 import { Rng } from '../data/rng.js';
+import type { SampleRng } from './sample_rng.js';
 
 export interface Augment {
   /** cond_mask_prob: each condition is dropped independently per sample with this probability. */
@@ -22,7 +23,8 @@ export interface Augment {
   stateStd: Float32Array;
   /** image_aug: colour jitter / noise / blur on valid frames (src/train/image_aug.ts). */
   imageAug: boolean;
-  generator: torch.Generator;
+  /** This batch's per-sample random draws (sample_rng.ts), the same whichever process holds a sample. */
+  rng: SampleRng;
 }
 
 export interface ModelInputs {
@@ -40,9 +42,9 @@ export interface Encoders {
   vision: VisionEncoder;
 }
 
-/** Per-sample draws for the five droppable conditions, from the training generator (exact resume). */
+/** Per-sample draws for the five droppable conditions (seven uniforms per sample). */
 function dropDraws(B: number, a: Augment): { freq: boolean[]; state: boolean[]; mask: boolean[]; cams: boolean[][]; lang: boolean[] } {
-  const u = torch.scope(() => torch.rand([B, 7], { generator: a.generator }).data() as Float32Array);
+  const u = a.rng.uniform('dropout', B, 7);
   const p = a.condMaskProb;
   const pExt = a.camExtMaskProb >= 0 ? a.camExtMaskProb : p;
   const row = (b: number, k: number, q: number) => u[b * 7 + k] < q;
@@ -74,17 +76,21 @@ export function prepareInputs(batch: Batch, enc: Encoders, augment: Augment | nu
     const d = dropDraws(B, augment);
     if (augment.stateNoiseSnr !== null) {
       const scale = 1 / Math.sqrt(10 ** (augment.stateNoiseSnr / 10));
-      const n = torch.scope(() => torch.randn([B, A], { generator: augment.generator }).data() as Float32Array);
+      const n = augment.rng.normal('stateNoise', B, A);
       for (let i = 0; i < B * A; i++) if (batch.stateMask[i]) state[i] += n[i] * augment.stateStd[i % A] * scale;
     }
     // Copy the images only when some frame will change (the batch's arrays belong to the loader).
     const anyCamDrop = d.cams.some((row) => row.some(Boolean));
     if (augment.imageAug || anyCamDrop) images = Uint8Array.from(batch.images);
     if (augment.imageAug) {
-      // One seed per batch from the training generator keeps a resumed run identical.
-      const seed = torch.scope(() => torch.randint(0, 2 ** 31 - 1, [1], { generator: augment.generator }).item());
-      const rng = new Rng(seed);
-      augmentImages(images, batch.imageMask, B * batch.historySize * cams, batch.height, batch.width, () => rng.next());
+      // One seed per sample: its frames augment the same way in any batch and on any rank.
+      const perSample = batch.historySize * cams;
+      for (let b = 0; b < B; b++) {
+        const seed = torch.scope(() => torch.randint(0, 2 ** 31 - 1, [1], { generator: augment.rng.gen('imageAug', b) }).item());
+        const rng = new Rng(seed);
+        augmentImages(images.subarray(b * perSample * frame, (b + 1) * perSample * frame), batch.imageMask.subarray(b * perSample, (b + 1) * perSample),
+          perSample, batch.height, batch.width, () => rng.next());
+      }
     }
     for (let b = 0; b < B; b++) {
       if (d.freq[b]) ctrl[b] = 0;

@@ -112,6 +112,8 @@ export interface TrainConfig {
   log_every: number;
   /** Stop after this many consecutive non-finite losses (each such step is skipped). */
   max_bad_steps: number;
+  /** 0: every process keeps the whole optimizer state; 2: ZeRO-2-style sharding across processes (src/train/zero.ts). */
+  zero_stage: 0 | 2;
   ema: EmaConfig;
   lora: LoraConfig;
   data: DataConfig;
@@ -157,6 +159,7 @@ export const DEFAULT_CONFIG: TrainConfig = {
   report_to: ['jsonl', 'tensorboard'],
   log_every: 10,
   max_bad_steps: 10,
+  zero_stage: 0,
   ema: { enabled: true, update_after_step: 0, inv_gamma: 1.0, power: 0.75, min_value: 0.0, max_value: 0.9999 },
   lora: { enabled: false, rank: 32, alpha: 32, targets: ['attn.qkv', 'attn.proj', 'cross_attn.q', 'cross_attn.kv', 'cross_attn.proj', 'ffn.fc1', 'ffn.fc2'], train_adaptors: true },
   data: {

@@ -43,6 +43,7 @@ export const CONFIG_DOCS: Record<string, string> = {
   report_to: 'metric sinks: jsonl, tensorboard, wandb, none (list, or comma-separated on the command line)',
   log_every: 'write train/* metrics every this many optimizer steps',
   max_bad_steps: 'stop after this many consecutive optimizer steps with a NaN/Inf loss (each is skipped)',
+  zero_stage: '0, or 2 with several processes: each keeps the float32 masters, AdamW state and gradients of its share of the parameters only (ZeRO-2 style); checkpoints stay unsharded',
   'ema.enabled': "keep an exponential moving average of the weights (saved as ema/); the ema.* values replace a pretrained config.json's ema section and are written into every saved config.json",
   'ema.update_after_step': 'EMA updates before this step copy the weights',
   'ema.inv_gamma': 'EMA warmup: decay = 1 - (1 + n / inv_gamma)^-power',

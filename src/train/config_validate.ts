@@ -44,6 +44,7 @@ export function validate(c: TrainConfig, originOf: (key: string) => string): voi
   if (c.max_train_steps !== null) int('max_train_steps', 1);
   if (c.checkpoints_total_limit !== null) int('checkpoints_total_limit', 1);
   oneOf('lr_scheduler', c.lr_scheduler, LR_SCHEDULERS);
+  range('zero_stage', (v) => v === 0 || v === 2, '0 (no sharding) or 2 (ZeRO-2: optimizer state, masters and gradients sharded)');
   oneOf('mixed_precision', c.mixed_precision, ['no', 'bf16']);
   oneOf('encoders', c.encoders, ['demo', 'official']);
   oneOf('encoder_dtype', c.encoder_dtype, ['auto', 'float32', 'bfloat16']);

@@ -35,8 +35,12 @@ export function datasetOptions(cfg: TrainConfig): DatasetOptions {
   };
 }
 
-/** Open the training data; `start` is the loader position of a resumed run. */
-export async function openTrainData(cfg: TrainConfig, outputDir: string, start?: { epoch: number; position: number }): Promise<TrainData> {
+/**
+ * Open the training data; `start` is the loader position of a resumed run, `shard` this process's place in
+ * a data-parallel run (it loads its block of each global batch).
+ */
+export async function openTrainData(cfg: TrainConfig, outputDir: string, start?: { epoch: number; position: number },
+  shard?: { rank: number; worldSize: number }): Promise<TrainData> {
   if (!cfg.data.dataset_root) throw new TrainError('data.dataset_root is not set: point it at a folder holding LIBERO suites (e.g. libero_spatial/)');
   const options = datasetOptions(cfg);
   const holdoutPerTask = cfg.data.holdout_demos_per_task;
@@ -44,7 +48,7 @@ export async function openTrainData(cfg: TrainConfig, outputDir: string, start?:
     dataset: { ...options, split: { holdoutPerTask, part: 'train' } },
     batchSize: cfg.train_batch_size,
     workers: cfg.data.num_workers,
-    sampler: { seed: cfg.seed, weights: Object.keys(cfg.data.suite_weights).length ? cfg.data.suite_weights : undefined },
+    sampler: { seed: cfg.seed, weights: Object.keys(cfg.data.suite_weights).length ? cfg.data.suite_weights : undefined, ...shard },
     start,
   });
   let closed = false;

@@ -10,6 +10,7 @@ import type { Encoders } from './conditioning.js';
 import type { TrainParts } from './build.js';
 import type { TrainData } from './data_setup.js';
 import { TrainError } from './errors.js';
+import type { DataParallel } from './ddp.js';
 
 /** What a hook can see of the run: the resolved config, the built model and encoders, the data and its statistics. */
 export interface TrainContext {
@@ -17,8 +18,10 @@ export interface TrainContext {
   readonly outputDir: string;
   readonly parts: TrainParts;
   readonly data: TrainData;
-  /** Print a line (silent when the run is not verbose). */
+  /** Print a line (silent when the run is not verbose, and on ranks other than 0). */
   readonly say: (line: string) => void;
+  /** The process group of a data-parallel run (null for one process): rank, world size, collectives. */
+  readonly dist: DataParallel | null;
 }
 
 export interface AccumulatedStep {

@@ -5,8 +5,8 @@
 // to 0.05*255 (per channel half of the time), then, half of the time, a box blur of kernel 2-7.
 // Divergence: imgaug's Laplace/Poisson noise, median and motion blurs are not reproduced; Gaussian noise
 // and box blur stand in for them.
-// Randomness comes from the caller's uniform source (the data layer's Rng, seeded per batch from the
-// training generator), so a resumed run augments exactly as an uninterrupted one.
+// Randomness comes from the caller's uniform source (the data layer's Rng, seeded per sample from the
+// sample's keyed generator, sample_rng.ts), so a resumed run augments exactly as an uninterrupted one.
 
 function gaussian(rand: () => number): number {
   const u = Math.max(rand(), 1e-12);

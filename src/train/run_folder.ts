@@ -20,7 +20,7 @@ const CHECKPOINT = /^checkpoint-\d+$/;
 export const RESUME_SAFE_KEYS = new Set([
   'max_train_steps', 'num_train_epochs', 'checkpointing_period', 'checkpoints_total_limit', 'sample_period',
   'sample_batch_size', 'num_sample_batches', 'log_every', 'report_to', 'resume_from_checkpoint', 'overwrite',
-  'output_dir', 'device', 'data.num_workers', 'data.dataset_root', 'max_bad_steps',
+  'output_dir', 'device', 'data.num_workers', 'data.dataset_root', 'max_bad_steps', 'zero_stage',
 ]);
 
 /** Make output_dir usable and writable, with a one-line error naming the folder when it is not. */
@@ -78,7 +78,7 @@ function flatten(o: Plain, prefix = '', out: Map<string, unknown> = new Map()): 
  * inside the checkpoint). Throws listing every changed key that alters the trajectory; returns the safe changes
  * as 'key: old -> new' lines.
  */
-export function checkResumeConfig(checkpointDir: string, now: TrainConfig): string[] {
+export function checkResumeConfig(checkpointDir: string, now: TrainConfig, worldSize = 1): string[] {
   const path = join(checkpointDir, 'run_config.yaml');
   if (!existsSync(path)) throw new TrainError(`${path} is missing: the checkpoint does not record the config it was trained with, so a resume cannot be checked; resume from a checkpoint written by rdt-libero`);
   let then: unknown;
@@ -93,6 +93,15 @@ export function checkResumeConfig(checkpointDir: string, now: TrainConfig): stri
   const show = (v: unknown) => (v === undefined ? '(unset)' : JSON.stringify(v));
   const refused: string[] = [];
   const safe: string[] = [];
+  // The per-process batch may change with the number of processes as long as the global batch does not
+  // (the data stream and every random draw are laid out per global position, so the trajectory continues).
+  const worldThen = readWorldSize(checkpointDir);
+  const globalThen = Number(a.get('train_batch_size')) * worldThen;
+  if (a.get('train_batch_size') !== b.get('train_batch_size') && globalThen === now.train_batch_size * worldSize) {
+    safe.push(`train_batch_size: ${show(a.get('train_batch_size'))} x ${worldThen} processes -> ${now.train_batch_size} x ${worldSize} (the same global batch)`);
+    a.delete('train_batch_size');
+    b.delete('train_batch_size');
+  }
   for (const k of new Set([...a.keys(), ...b.keys()])) {
     if (JSON.stringify(a.get(k)) === JSON.stringify(b.get(k))) continue;
     (RESUME_SAFE_KEYS.has(k) ? safe : refused).push(`${k}: ${show(a.get(k))} -> ${show(b.get(k))}`);
@@ -101,6 +110,16 @@ export function checkResumeConfig(checkpointDir: string, now: TrainConfig): stri
     throw new TrainError(`cannot resume from ${checkpointDir} with a changed config (${refused.join('; ')}): these change the run's trajectory; ` +
       'resume with the settings of the checkpoint, or start a new run in a new output_dir (set pretrained_model_name_or_path to the checkpoint to fine-tune from it)');
   return safe;
+}
+
+/** The world size a checkpoint was trained with (trainer_state.json; 1 for checkpoints that predate it). */
+function readWorldSize(checkpointDir: string): number {
+  try {
+    const w = JSON.parse(readFileSync(join(checkpointDir, 'trainer_state.json'), 'utf8')).world_size;
+    return Number.isInteger(w) && w >= 1 ? w : 1;
+  } catch {
+    return 1; // an unreadable trainer state is reported by the resume itself
+  }
 }
 
 /**

@@ -18,6 +18,9 @@ import { TrainError } from './errors.js';
 import { PolicyFolderWriter } from './policy_writer.js';
 import type { StopSignal } from './stop_signals.js';
 import { checkResumeConfig, claimRunFolder, ensureWritableDir, rewindJsonl } from './run_folder.js';
+import { DataParallel } from './ddp.js';
+import { Zero2 } from './zero.js';
+import type { ProcessGroup } from '../engine/distributed.js';
 
 export { TrainError } from './errors.js';
 export type { TrainHooks, TrainContext, Evaluator, GradientSync, ModelFolderWriter, ModelFolderInfo, ModelFolderKind, EncoderFactory } from './hooks.js';
@@ -31,6 +34,12 @@ export interface TrainOptions {
   verbose?: boolean;
   /** Extra hooks (gradient sync, evaluators, model-folder writers, encoders), added after the built-in ones. */
   hooks?: TrainHooks;
+  /**
+   * The process group of a data-parallel run (initProcessGroup; the CLI makes it from the torchrun
+   * environment). Each rank trains on its block of every global batch of train_batch_size x world size;
+   * rank 0 alone writes the output folder.
+   */
+  group?: ProcessGroup;
 }
 
 export interface TrainResult {
@@ -48,9 +57,12 @@ export interface TrainResult {
   dataWaitShare: number;
 }
 
-/** The hooks every run has: the sample-MSE evaluator and the policy.json writer of every saved model folder. */
-function builtinHooks(cfg: TrainConfig, policy: PolicyFolderWriter): TrainHooks {
-  return { evaluators: [sampleEvaluator(cfg)], modelFolderWriters: [policy.write] };
+/**
+ * The hooks every run has: the sample-MSE evaluator and the policy.json writer of every saved model folder;
+ * with several processes, the gradient averaging of data-parallel training.
+ */
+function builtinHooks(cfg: TrainConfig, policy: PolicyFolderWriter, dist: DataParallel | null): TrainHooks {
+  return { evaluators: [sampleEvaluator(cfg)], modelFolderWriters: [policy.write], ...(dist ? { gradientSync: dist.gradientSync() } : {}) };
 }
 
 /** Problems that need no data or model to find: reported before anything slow starts. */
@@ -69,41 +81,76 @@ function checkUpFront(cfg: TrainConfig, hooks: ResolvedHooks): void {
 
 /** Run a training job. Everything it builds (model, optimizer, EMA, encoders, loader) is freed when it returns or fails. */
 export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<TrainResult> {
-  const verbose = opts.verbose ?? true;
+  const dist = opts.group && opts.group.worldSize > 1 ? new DataParallel(opts.group) : null;
+  const main = !dist || dist.isMain;
+  // Only rank 0 talks; the launcher prefixes and forwards every rank's errors.
+  const verbose = (opts.verbose ?? true) && main;
   const say = (s: string) => void (verbose && process.stderr.write(s + '\n'));
   const policy = new PolicyFolderWriter();
-  const hooks = mergeHooks(builtinHooks(cfg, policy), opts.hooks);
+  const hooks = mergeHooks(builtinHooks(cfg, policy, dist), opts.hooks);
   checkUpFront(cfg, hooks);
   const out = cfg.output_dir;
-  ensureWritableDir(out);
-  for (const t of removeStaleTemporaries(out)) say(`removed a half-written checkpoint left by an earlier run: ${t}`);
+  if (main) {
+    ensureWritableDir(out);
+    for (const t of removeStaleTemporaries(out)) say(`removed a half-written checkpoint left by an earlier run: ${t}`);
+  }
   torch.manualSeed(cfg.seed);
 
   // One output_dir, one run: a fresh run does not write over another run; a resumed one continues its own.
-  const resume = resolveResume(out, cfg.resume_from_checkpoint);
-  if (resume) {
-    for (const change of checkResumeConfig(resume.path, cfg)) say(`resuming with a changed setting: ${change}`);
-    const removed = rewindJsonl(join(out, 'metrics.jsonl'), RunState.readProgress(resume.path).global_step);
-    if (removed) say(`metrics.jsonl: removed ${removed} lines logged after ${resume.path} (the run continues from there)`);
-  } else claimRunFolder(out, { overwrite: cfg.overwrite, say });
+  // Rank 0 prepares the folder before the other ranks look at it.
+  let resume = main ? resolveResume(out, cfg.resume_from_checkpoint) : null;
+  if (main) {
+    if (resume) {
+      for (const change of checkResumeConfig(resume.path, cfg, dist?.worldSize ?? 1)) say(`resuming with a changed setting: ${change}`);
+      const removed = rewindJsonl(join(out, 'metrics.jsonl'), RunState.readProgress(resume.path).global_step);
+      if (removed) say(`metrics.jsonl: removed ${removed} lines logged after ${resume.path} (the run continues from there)`);
+    } else claimRunFolder(out, { overwrite: cfg.overwrite, say });
+  }
+  dist?.group.barrier();
+  if (!main) resume = resolveResume(out, cfg.resume_from_checkpoint);
   const start = resume ? RunState.readProgress(resume.path).loader : undefined;
   let data: TrainData | null = null;
   let parts: TrainParts | null = null;
   try {
-    data = await openTrainData(cfg, out, start);
-    parts = buildParts(cfg, hooks.encoders, say);
+    // Rank 0 computes (or checks) the cached dataset statistics first; the others then read them.
+    const shard = dist ? { rank: dist.rank, worldSize: dist.worldSize } : undefined;
+    if (main) data = await openTrainData(cfg, out, start, shard);
+    dist?.group.barrier();
+    if (!main) data = await openTrainData(cfg, out, start, shard);
+    if (!data) throw new Error('internal: no training data');
+    if (cfg.zero_stage === 2 && !dist)
+      throw new TrainError('zero_stage: 2 shards the optimizer state across processes, and this run has one; ' +
+        'start it with --nproc_per_node N (or torchrun), or set zero_stage: 0');
+    let zero: Zero2 | null = null;
+    parts = buildParts(cfg, hooks.encoders, say, dist && cfg.zero_stage === 2 ? (trainable) => (zero = new Zero2(dist, trainable)).owned() : undefined);
+    if (dist) dist.zero = zero;
+    if (zero) {
+      // Each rank says what it keeps (the launcher prefixes the other ranks' lines), so sharding is visible.
+      const z = zero as Zero2;
+      const elems = (ps: { numel(): number }[]) => ps.reduce((a, p) => a + p.numel(), 0);
+      if (opts.verbose ?? true)
+        process.stderr.write(`ZeRO-2: rank ${z.dp.rank} keeps the optimizer state of ${z.mine.length} of ${z.params.length} trained parameters ` +
+          `(${elems(z.owned())} of ${elems([...z.params])} elements)\n`);
+    }
     const cached = parts.encoders.text;
     if (cached instanceof CachedTextEncoder) {
       // Every instruction of the data (training and held-out demos share their files' instructions) and dropout's "".
       cached.requireAll(['', ...data.dataset.instructions], 'the instruction of the training data');
       say(`text encoder: T5 tokens from the cache ${cached.cache.path} (${cached.cache.entries.size} texts, ${cached.identity.dtype}, computed on ${cached.cache.device}; T5 not loaded)`);
     }
-    const ctx: TrainContext = { cfg, outputDir: out, parts, data, say };
+    const ctx: TrainContext = { cfg, outputDir: out, parts, data, say, dist };
     policy.prepare(ctx);
-    const state = new RunState(parts, cfg.seed);
+    const state = new RunState(parts, dist?.worldSize ?? 1, zero);
     if (resume) {
       resumeFrom(ctx, state, resume.path);
       say(`resumed from ${resume.path} at step ${state.step}`);
+    }
+    if (dist) {
+      // Every rank starts from rank 0's weights (and float32 masters), whatever it built or loaded. Sharded
+      // masters have a single owner each (built from the same seed or loaded from the same checkpoint).
+      dist.broadcastFromMain([...parts.runner.parameters(), ...(zero ? [] : parts.masters?.masters ?? [])]);
+      say(`data-parallel: ${dist.worldSize} processes (${opts.group!.backend}), gradients averaged in buckets of ${dist.bucketBytes / 2 ** 20} MB` +
+        (zero ? '; ZeRO-2: each process keeps the masters, AdamW state and gradients of its share of the parameters' : ''));
     }
     const r = await runLoop(ctx, state, hooks, { haltAfterStep: opts.haltAfterStep, onCheckpointWrite: opts.onCheckpointWrite, verbose, resumedFrom: resume?.path ?? null });
     return {
