@@ -10,89 +10,18 @@ import type { ObsFrame } from '../data/adapter.js';
 import { orientFrame } from '../data/images.js';
 import type { NdArray } from '../serve/codec.js';
 import { EvalError } from './errors.js';
+import { resizePil } from '../util/pil_resize.js';
 
 /** openpi's LIBERO example: renders at 256 (LIBERO_ENV_RESOLUTION), sends 224 (resize_size). */
 export const OPENPI_RENDER = 256;
 export const OPENPI_IMAGE = 224;
-
-const PRECISION_BITS = 22;
-
-/**
- * Pillow's resampling coefficients (Resample.c precompute_coeffs + normalize_coeffs_8bpc) for the BILINEAR
- * (triangle) filter, stretched by the downscale factor (antialias). The encoders' resizeBicubicPil is the same
- * algorithm with the bicubic kernel; openpi's client resizes bilinearly, so this file carries that one filter.
- */
-function bilinearCoefficients(inSize: number, outSize: number) {
-  const scale = inSize / outSize;
-  const filterscale = Math.max(scale, 1);
-  const support = 1 * filterscale;
-  const ksize = Math.ceil(support) * 2 + 1;
-  const bounds = new Int32Array(outSize * 2);
-  const kk = new Int32Array(outSize * ksize);
-  const w = new Float64Array(ksize);
-  for (let xx = 0; xx < outSize; xx++) {
-    const center = (xx + 0.5) * scale;
-    const xmin = Math.max(0, Math.trunc(center - support + 0.5));
-    const n = Math.min(inSize, Math.trunc(center + support + 0.5)) - xmin;
-    let ww = 0;
-    for (let x = 0; x < n; x++) {
-      const t = Math.abs((x + xmin - center + 0.5) / filterscale);
-      w[x] = t < 1 ? 1 - t : 0;
-      ww += w[x];
-    }
-    for (let x = 0; x < n; x++) {
-      const v = ww !== 0 ? w[x] / ww : w[x];
-      kk[xx * ksize + x] = v < 0 ? Math.trunc(-0.5 + v * (1 << PRECISION_BITS)) : Math.trunc(0.5 + v * (1 << PRECISION_BITS));
-    }
-    bounds[xx * 2] = xmin;
-    bounds[xx * 2 + 1] = n;
-  }
-  return { ksize, bounds, kk };
-}
-
-const clip8 = (ss: number) => {
-  const v = Math.floor(ss / (1 << PRECISION_BITS));
-  return v < 0 ? 0 : v > 255 ? 255 : v;
-};
-
-/** PIL `Image.resize((outW, outH), Image.BILINEAR)` of an RGB uint8 (h, w, 3) image: horizontal pass, then vertical. */
-export function resizeBilinearPil(src: Uint8Array, h: number, w: number, outH: number, outW: number): Uint8Array {
-  const half = 1 << (PRECISION_BITS - 1);
-  let tmp = src;
-  if (outW !== w) {
-    const { ksize, bounds, kk } = bilinearCoefficients(w, outW);
-    tmp = new Uint8Array(h * outW * 3);
-    for (let y = 0; y < h; y++)
-      for (let xx = 0; xx < outW; xx++) {
-        const xmin = bounds[xx * 2], n = bounds[xx * 2 + 1], k = xx * ksize;
-        for (let c = 0; c < 3; c++) {
-          let ss = half;
-          for (let x = 0; x < n; x++) ss += src[(y * w + x + xmin) * 3 + c] * kk[k + x];
-          tmp[(y * outW + xx) * 3 + c] = clip8(ss);
-        }
-      }
-  }
-  if (outH === h) return tmp === src ? src.slice() : tmp;
-  const { ksize, bounds, kk } = bilinearCoefficients(h, outH);
-  const out = new Uint8Array(outH * outW * 3);
-  const stride = outW * 3;
-  for (let yy = 0; yy < outH; yy++) {
-    const ymin = bounds[yy * 2], n = bounds[yy * 2 + 1], k = yy * ksize;
-    for (let i = 0; i < stride; i++) {
-      let ss = half;
-      for (let y = 0; y < n; y++) ss += tmp[(y + ymin) * stride + i] * kk[k + y];
-      out[yy * stride + i] = clip8(ss);
-    }
-  }
-  return out;
-}
 
 /** openpi_client.image_tools.resize_with_pad for one RGB uint8 image: fit inside H x W, zero padding centred. */
 export function resizeWithPad(src: Uint8Array, h: number, w: number, H: number, W: number): Uint8Array {
   if (h === H && w === W) return src;
   const ratio = Math.max(w / W, h / H);
   const rh = Math.trunc(h / ratio), rw = Math.trunc(w / ratio);
-  const resized = resizeBilinearPil(src, h, w, rh, rw);
+  const resized = resizePil(src, h, w, rh, rw, 'bilinear');
   const out = new Uint8Array(H * W * 3);
   const y0 = Math.max(0, Math.trunc((H - rh) / 2)), x0 = Math.max(0, Math.trunc((W - rw) / 2));
   for (let y = 0; y < rh; y++) out.set(resized.subarray(y * rw * 3, (y + 1) * rw * 3), ((y0 + y) * W + x0) * 3);
