@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as torch from '../src/engine/index.js';
-import type { Tensor } from '../src/engine/index.js';
+import type { Tensor, DType } from '../src/engine/index.js';
 import { rdtPreset, toHubJson, type RdtConfig } from '../src/model/config.js';
 import { RDTRunner, type Conditions } from '../src/model/runner.js';
 import { startTorchChild, type TorchChild } from './torch_child.js';
@@ -38,9 +38,16 @@ export class BenchCheckError extends Error {
  * rdt-170m (or `preset`) with PyTorch-default random Linear weights (not the official init: its zero final layer
  * would make every output 0 and the equality check vacuous), batch B, L language tokens, float32, CPU.
  */
-export async function setupRdtBench(o: { preset: string; batch: number; lang: number; threads: number; seed?: number }): Promise<RdtBench> {
+export async function setupRdtBench(o: {
+  preset: string; batch: number; lang: number; threads: number; seed?: number;
+  /** default cpu / float32; the GPU bench: cuda, bfloat16 with float32 masters on the PyTorch side too */
+  device?: string; dtype?: DType; masters?: boolean;
+}): Promise<RdtBench> {
   const cfg = rdtPreset(o.preset);
   const gen = new torch.Generator(o.seed ?? 0);
+  const device = o.device ?? 'cpu';
+  const dtype = o.dtype ?? 'float32';
+  // built and randomised on the CPU in float32 (the generator is a CPU one), then moved
   const runner = new RDTRunner(cfg, { init: 'none', generator: gen });
   const dir = mkdtempSync(join(tmpdir(), 'rdt-bench-ref-'));
   const B = o.batch;
@@ -68,15 +75,21 @@ export async function setupRdtBench(o: { preset: string; batch: number; lang: nu
     for (const v of Object.values(t)) v.keep();
     return t;
   });
+  if (device !== 'cpu' || dtype !== 'float32') runner.to({ device, dtype });
   const weights = join(dir, 'model.safetensors');
-  torch.saveSafetensors(weights, runner.stateDict());
+  torch.scope(() => torch.saveSafetensors(weights, new Map([...runner.stateDict()].map(([k, t]) => [k, t.device === 'cpu' ? t : t.to({ device: 'cpu' })]))));
   const io = join(dir, 'inputs.safetensors');
   torch.saveSafetensors(io, {
     lang_tokens: made.langTokens, lang_mask: made.langMask, img_tokens: made.imgTokens, state_tokens: made.stateTokens,
     action_mask: made.actionMask, ctrl_freqs: made.ctrlFreqs, action_gt: made.actionGt, noise: made.noise,
     loss_noise: made.lossNoise, loss_timesteps: made.lossTimesteps,
   });
-  const ref = await startTorchChild('rdt_torch.py', { weights, inputs: io, config: toHubJson(cfg, { always: true }), threads: o.threads });
+  const ref = await startTorchChild('rdt_torch.py', { weights, inputs: io, config: toHubJson(cfg, { always: true }), threads: o.threads, device, dtype, masters: o.masters ?? false });
+  if (device !== 'cpu')
+    for (const [k, t] of Object.entries(made)) {
+      (made as Record<string, Tensor>)[k] = t.to({ device }).keep();
+      t.dispose();
+    }
   const { noise, lossNoise, lossTimesteps, ...inputs } = made;
   return {
     cfg, runner, inputs, noise, lossNoise, lossTimesteps, ref, dir,
@@ -99,17 +112,19 @@ function relErr(a: Tensor, b: Tensor): number {
  * (both with and without the condition cache) and, with `loss`, the loss and the gradients' global norm from the
  * same noise and timesteps. Throws BenchCheckError (the bench stops) when anything is off by more than CHECK_TOL.
  */
-export async function checkSameOutputs(b: RdtBench, o: { loss: boolean }): Promise<Record<string, number>> {
+export async function checkSameOutputs(b: RdtBench, o: { loss: boolean; tol?: number }): Promise<Record<string, number>> {
+  const tol = o.tol ?? CHECK_TOL;
   const out = join(b.dir, 'ref_out.safetensors');
   await b.ref.ask(`check ${out}${o.loss ? ' loss' : ''}`);
   const ref = torch.loadSafetensors(out).tensors;
   const errs: Record<string, number> = {};
   const scale = torch.scope(() => ref.get('action')!.abs().max().item());
+  if (o.loss && b.runner.dtype !== 'float32') throw new BenchCheckError('the loss check runs in float32 only');
   if (!(scale > 0)) throw new BenchCheckError('the PyTorch reference returned all-zero actions: the equality check would prove nothing');
   try {
     for (const cache of [true, false]) torch.scope(() => {
       const a = b.runner.predictAction(b.inputs, { noise: b.noise, cacheConditions: cache });
-      errs[`action_${cache ? 'cached' : 'uncached'}`] = relErr(a, ref.get('action')!);
+      errs[`action_${cache ? 'cached' : 'uncached'}`] = relErr(a.to({ device: 'cpu', dtype: 'float32' }), ref.get('action')!);
     });
     if (o.loss) {
       b.runner.train();
@@ -125,9 +140,9 @@ export async function checkSameOutputs(b: RdtBench, o: { loss: boolean }): Promi
   } finally {
     for (const t of ref.values()) t.dispose();
   }
-  const bad = Object.entries(errs).filter(([, e]) => !(e <= CHECK_TOL));
+  const bad = Object.entries(errs).filter(([, e]) => !(e <= tol));
   if (bad.length)
     throw new BenchCheckError(`ours and the PyTorch reference disagree (${bad.map(([k, e]) => `${k} off by ${e.toExponential(2)} of its scale`).join(', ')}; ` +
-      `tolerance ${CHECK_TOL}): the timings would compare different math, so the bench stops; fix the model or bench/rdt_torch.py first`);
+      `tolerance ${tol}): the timings would compare different math, so the bench stops; fix the model or bench/rdt_torch.py first`);
   return { ...Object.fromEntries(Object.entries(errs).map(([k, e]) => [k, Number(e.toExponential(2))])), action_scale: Number(scale.toPrecision(3)) };
 }

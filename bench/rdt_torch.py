@@ -4,7 +4,7 @@
 #
 # As a child process (bench/torch_child.ts drives it): argv[1] is JSON
 #   {weights, config (the hub config.json object), threads, device ("cpu"), dtype ("float32"|"bfloat16"),
-#    inputs (safetensors: lang_tokens, lang_mask, img_tokens, state_tokens, action_mask, ctrl_freqs, action_gt,
+#    masters (bf16 weights, AdamW on float32 copies), inputs (safetensors: lang_tokens, lang_mask, img_tokens, state_tokens, action_mask, ctrl_freqs, action_gt,
 #            noise, loss_noise, loss_timesteps), lr}
 # It prints {"ready": {...}} once loaded, then answers one JSON line per stdin line:
 #   check <out> [loss]       predict_action from `noise`, the loss from loss_noise/loss_timesteps and its gradients'
@@ -173,7 +173,8 @@ class Runner(nn.Module):
         self.lang_adaptor = adaptor(cfg["lang_adaptor"], cfg["lang_token_dim"], d)
         self.img_adaptor = adaptor(cfg["img_adaptor"], cfg["img_token_dim"], d)
         self.state_adaptor = adaptor(cfg["state_adaptor"], 2 * cfg["state_token_dim"], d)
-        self.register_buffer("acp", schedule(cfg["noise_scheduler"]["num_train_timesteps"]), persistent=False)
+        # a plain float32 attribute, not a buffer: .to(bfloat16) must not round the schedule (diffusers keeps it float32)
+        self.acp = schedule(cfg["noise_scheduler"]["num_train_timesteps"])
 
     def compute_loss(self, lang, lang_mask, img, state, action_gt, action_mask, freq, noise, t):
         abar = self.acp.to(action_gt.dtype)[t].view(-1, 1, 1)
@@ -224,14 +225,14 @@ def main():
     torch.set_num_threads(cfg["threads"])
     dev = cfg.get("device", "cpu")
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[cfg.get("dtype", "float32")]
-    amp = cfg.get("amp", False)  # bf16 autocast over float32 weights (mixed precision training)
+    masters_on = cfg.get("masters", False)  # bf16 model, AdamW on float32 master copies (DeepSpeed's bf16 scheme, and ours)
     cuda = dev.startswith("cuda")
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     torch.manual_seed(0)
     with torch.device("meta"):
         runner = Runner(cfg["config"])
     runner = runner.to_empty(device=dev)
-    runner.acp.copy_(schedule(cfg["config"]["noise_scheduler"]["num_train_timesteps"]))
+    runner.acp = schedule(cfg["config"]["noise_scheduler"]["num_train_timesteps"]).to(dev)  # built on "meta" above
     if cfg.get("weights"):
         sd = load_file(cfg["weights"], device=dev)
         missing, unexpected = runner.load_state_dict(sd, strict=False)
@@ -241,32 +242,39 @@ def main():
         with torch.no_grad():
             for p in runner.parameters():
                 p.normal_(0, 0.02)
-    runner = runner.to(dtype if not amp else torch.float32)
+    runner = runner.to(dtype)
     x = {k: v.to(dev) for k, v in load_file(cfg["inputs"]).items()}
-    fl = lambda t: t.to(dtype if not amp else torch.float32)
+    fl = lambda t: t.to(dtype)
     lang, img, state, amask = fl(x["lang_tokens"]), fl(x["img_tokens"]), fl(x["state_tokens"]), fl(x["action_mask"])
     lmask, freq, gt = x["lang_mask"].bool(), x["ctrl_freqs"], fl(x["action_gt"])
     params = list(runner.parameters())
-    opt = torch.optim.AdamW(params, lr=cfg.get("lr", 1e-4), weight_decay=1e-2)  # torch's default implementation choice
+    masters = [p.detach().float().clone() for p in params] if masters_on else params
+    opt = torch.optim.AdamW(masters, lr=cfg.get("lr", 1e-4), weight_decay=1e-2)  # torch's default implementation choice
     T = cfg["config"]["noise_scheduler"]["num_train_timesteps"]
 
     def loss_of(noise, t):
-        with torch.autocast(dev.split(":")[0], dtype=torch.bfloat16, enabled=amp):
-            return runner.compute_loss(lang, lmask, img, state, gt, amask, freq, noise, t)
+        return runner.compute_loss(lang, lmask, img, state, gt, amask, freq, noise, t)
 
     def train_step():
         runner.train()
         noise = torch.randn_like(gt)
         t = torch.randint(0, T, (gt.shape[0],), device=dev)
         loss_of(noise, t).backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        if masters_on:
+            for m, p in zip(masters, params):
+                m.grad = None if p.grad is None else p.grad.float()
+                p.grad = None
+        torch.nn.utils.clip_grad_norm_(masters, 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
+        if masters_on:
+            with torch.no_grad():
+                for m, p in zip(masters, params):
+                    p.copy_(m)
 
     def predict():
         runner.eval()
-        with torch.autocast(dev.split(":")[0], dtype=torch.bfloat16, enabled=amp):
-            return runner.predict_action(lang, lmask, img, state, amask, freq, torch.randn_like(gt))
+        return runner.predict_action(lang, lmask, img, state, amask, freq, torch.randn_like(gt))
 
     print(json.dumps({"ready": {"torch": torch.__version__, "threads": torch.get_num_threads(), "params": sum(p.numel() for p in params)}}), flush=True)
     for line in sys.stdin:
@@ -282,7 +290,7 @@ def main():
                 loss = loss_of(fl(x["loss_noise"]), x["loss_timesteps"])
                 loss.backward()
                 gnorm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params if p.grad is not None]))
-                opt.zero_grad(set_to_none=True)
+                runner.zero_grad(set_to_none=True)
                 out.update(loss=loss.detach().float().reshape(1).cpu(), grad_norm=gnorm.float().reshape(1).cpu())
             save_file(out, cmd[1])
             print(json.dumps({"ok": True}), flush=True)
