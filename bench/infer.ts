@@ -4,7 +4,7 @@
 // (bench/rdt_torch.py, written from rdt-spec.md, the official runner's algorithm) on the same weights, inputs and
 // thread count. First both must produce the same actions from the same x_T (else the bench stops); then each mode
 // is timed in interleaved paired rounds (who goes first alternates). Ratio = ours / PyTorch: < 1 means faster.
-//   npm run bench:infer [-- --rounds 5 --warmup 1 --threads N --preset rdt-170m --lang 32]
+//   npm run bench:infer [-- --rounds 5 --warmup 1 --threads N --preset rdt-170m --lang 32 --modes cached,uncached]
 import { parseArgs } from 'node:util';
 import { loadavg, cpus } from 'node:os';
 import * as torch from '../src/engine/index.js';
@@ -15,7 +15,7 @@ import { pairedRounds, summary, timeMs, round } from './torch_child.js';
 const { values } = parseArgs({
   options: {
     rounds: { type: 'string', default: '5' }, warmup: { type: 'string', default: '1' }, preset: { type: 'string', default: 'rdt-170m' },
-    threads: { type: 'string' }, lang: { type: 'string', default: '32' },
+    threads: { type: 'string' }, lang: { type: 'string', default: '32' }, modes: { type: 'string', default: 'cached,uncached' },
   },
 });
 if (values.threads) torch.setNumThreads(Number(values.threads));
@@ -59,7 +59,7 @@ try {
   const warmup = Number(values.warmup);
   const log = (l: string) => console.log(l);
   const modes: Record<string, unknown> = {};
-  for (const cache of [true, false]) {
+  for (const cache of values.modes!.split(',').map((m) => m === 'cached')) {
     const label = cache ? 'cached conditions' : 'uncached (official algorithm)';
     const p = await pairedRounds({
       rounds, warmup, label, log,

@@ -25,7 +25,10 @@ export interface TorchChild {
 
 /** Start `python3 bench/<script> <json args>` and wait for its first line. A child that dies fails with its last stderr line. */
 export async function startTorchChild(script: string, args: object): Promise<TorchChild> {
-  const py = spawn(process.env.PYTHON ?? 'python3', [join(benchRoot, 'bench', script), JSON.stringify(args)], { stdio: ['pipe', 'pipe', 'pipe'] });
+  // The reference runs with the default C allocator whatever ours is set to (MALLOC_* tunables, RDT_CPU_ALLOCATOR),
+  // so an allocator setting under test changes our side only.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('MALLOC_') && k !== 'RDT_CPU_ALLOCATOR'));
+  const py = spawn(process.env.PYTHON ?? 'python3', [join(benchRoot, 'bench', script), JSON.stringify(args)], { stdio: ['pipe', 'pipe', 'pipe'], env });
   let stderr = '';
   py.stderr.on('data', (d) => { stderr = (stderr + d).slice(-4000); });
   const lines = createInterface({ input: py.stdout })[Symbol.asyncIterator]();
