@@ -1,20 +1,26 @@
-// bench:infer: predictAction latency for an rdt-170m-sized model with random weights (batch 1,
-// 4374 image tokens, 32 language tokens, float32, CPU), with the per-call condition cache (the
-// language/image keys and values computed once) and without it (the official code path).
-//   npm run bench:infer [-- --runs N --preset rdt-170m --threads N]
+// bench:infer: predictAction latency of rdt-170m (random weights, batch 1, 4374 image tokens, 32 language tokens,
+// float32, CPU), with the per-call condition cache (language/image keys and values computed once) and without it
+// (our uncached path: the same computation as the official predict_action), against the PyTorch reference
+// (bench/rdt_torch.py, written from rdt-spec.md, the official runner's algorithm) on the same weights, inputs and
+// thread count. First both must produce the same actions from the same x_T (else the bench stops); then each mode
+// is timed in interleaved paired rounds (who goes first alternates). Ratio = ours / PyTorch: < 1 means faster.
+//   npm run bench:infer [-- --rounds 5 --warmup 1 --threads N --preset rdt-170m --lang 32 --modes cached,uncached]
 import { parseArgs } from 'node:util';
 import { loadavg, cpus } from 'node:os';
 import * as torch from '../src/engine/index.js';
-import { rdtPreset, type RdtConfig } from '../src/model/config.js';
-import { RDTRunner } from '../src/model/runner.js';
+import type { RdtConfig } from '../src/model/config.js';
+import { setupRdtBench, checkSameOutputs } from './rdt_setup.js';
+import { pairedRounds, summary, timeMs, round } from './torch_child.js';
 
 const { values } = parseArgs({
-  options: { runs: { type: 'string', default: '3' }, preset: { type: 'string', default: 'rdt-170m' }, threads: { type: 'string' }, lang: { type: 'string', default: '32' } },
+  options: {
+    rounds: { type: 'string', default: '5' }, warmup: { type: 'string', default: '1' }, preset: { type: 'string', default: 'rdt-170m' },
+    threads: { type: 'string' }, lang: { type: 'string', default: '32' }, modes: { type: 'string', default: 'cached,uncached' },
+  },
 });
 if (values.threads) torch.setNumThreads(Number(values.threads));
-const runs = Number(values.runs);
+const threads = torch.getNumThreads();
 const L = Number(values.lang);
-const cfg = rdtPreset(values.preset!);
 
 /** Multiply-adds x 2 of one predictAction call (linear layers and attention products). */
 function flops(c: RdtConfig, langLen: number, cached: boolean): number {
@@ -38,60 +44,39 @@ function flops(c: RdtConfig, langLen: number, cached: boolean): number {
   return adaptors + steps * perStep + (cached ? kv : steps * kv);
 }
 
-function inputs(gen: torch.Generator) {
-  const mask = torch.zeros([1, 1, cfg.action_dim]);
-  mask.slice(2, 0, 14).fill_(1);
-  return {
-    langTokens: torch.randn([1, L, cfg.lang_token_dim], { generator: gen }),
-    langMask: torch.ones([1, L], { dtype: 'bool' }),
-    imgTokens: torch.randn([1, cfg.img_cond_len, cfg.img_token_dim], { generator: gen }),
-    stateTokens: torch.randn([1, 1, cfg.state_token_dim], { generator: gen }).mul(mask),
-    actionMask: mask,
-    ctrlFreqs: torch.tensor([20]),
-  };
-}
-
-function time(fn: () => void): number {
-  const t0 = performance.now();
-  fn();
-  return (performance.now() - t0) / 1000;
-}
-const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
-const gen = new torch.Generator(0);
-let runner!: RDTRunner;
-const build = time(() => (runner = new RDTRunner(cfg, { init: 'none', generator: gen })));
-runner.eval();
-const inp = inputs(gen);
-const noise = torch.randn([1, cfg.pred_horizon, cfg.action_dim], { generator: gen });
-console.log(`bench:infer  ${values.preset} (${(runner.numParameters() / 1e6).toFixed(1)}M params, random weights), float32, CPU, ` +
-  `${torch.getNumThreads()} threads; batch 1, ${cfg.img_cond_len} image tokens, ${L} language tokens, ` +
-  `${cfg.noise_scheduler.num_inference_timesteps} DPM-Solver++ steps; built in ${build.toFixed(1)} s, RSS ${mib(process.memoryUsage().rss)} MiB`);
-const load = loadavg()[0];
-if (load > cpus().length)
-  console.log(`  note: the machine is busy (load ${load.toFixed(1)} on ${cpus().length} cores); with more threads than free cores, ` +
-    'small ops wait for descheduled threads and timings inflate; --threads 1 gives steadier numbers');
-
-const results: Record<string, number[]> = { cached: [], uncached: [] };
-let check: number[] = [];
-for (const mode of ['cached', 'uncached'] as const) {
-  for (let r = 0; r <= runs; r++) {
-    const dt = time(() => torch.scope(() => {
-      const a = runner.predictAction(inp, { noise, cacheConditions: mode === 'cached' });
-      const v = Array.from(a.slice(2, 0, 4).toFloat64());
-      if (r === 0) check = mode === 'cached' ? v : check.map((x, i) => Math.abs(x - v[i]));
-    }));
-    if (r > 0) results[mode].push(dt); // run 0 is the warm-up
+const load0 = loadavg()[0];
+const b = await setupRdtBench({ preset: values.preset!, batch: 1, lang: L, threads });
+try {
+  const { cfg, runner } = b;
+  runner.eval();
+  console.log(`bench:infer  ${values.preset} (${(runner.numParameters() / 1e6).toFixed(1)}M params, random weights), float32, CPU, ${threads} threads (PyTorch too); ` +
+    `batch 1, ${cfg.img_cond_len} image tokens, ${L} language tokens, ${cfg.noise_scheduler.num_inference_timesteps} DPM-Solver++ steps; ` +
+    `load average ${load0.toFixed(1)} on ${cpus().length} cores; PyTorch ${(b.ref.first.ready as Record<string, unknown>).torch}`);
+  const check = await checkSameOutputs(b, { loss: false });
+  console.log(`  same outputs: max |ours - PyTorch| / max |PyTorch| = ${JSON.stringify(check)} (actions from the same x_T)`);
+  const gen = new torch.Generator(1);
+  const rounds = Number(values.rounds);
+  const warmup = Number(values.warmup);
+  const log = (l: string) => console.log(l);
+  const modes: Record<string, unknown> = {};
+  for (const cache of values.modes!.split(',').map((m) => m === 'cached')) {
+    const label = cache ? 'cached conditions' : 'uncached (official algorithm)';
+    const p = await pairedRounds({
+      rounds, warmup, label, log,
+      ours: () => timeMs(() => torch.scope(() => { runner.predictAction(b.inputs, { generator: gen, cacheConditions: cache }); })),
+      torch: () => b.ref.time('predict'),
+    });
+    const f = flops(cfg, L, cache);
+    modes[cache ? 'cached' : 'uncached'] = { ...summary(p), gflop: round(f / 1e9, 0) };
   }
+  const mem = await b.ref.ask<{ peak_rss_mb: number }>('memory');
+  console.log(JSON.stringify({
+    bench: 'infer', preset: values.preset, threads, rounds, warmup, ...modes,
+    ratio: 'ours / PyTorch time per paired round (< 1: ours faster); PyTorch runs the official uncached algorithm',
+    peak_rss_mb: { ours: Math.round(process.resourceUsage().maxRSS / 1024), torch: Math.round(mem.peak_rss_mb) },
+    load_average: { start: round(load0, 1), end: round(loadavg()[0], 1) },
+    allocator: process.env.RDT_CPU_ALLOCATOR ?? 'default (caching)', malloc_mmap_threshold: process.env.MALLOC_MMAP_THRESHOLD_ ?? null,
+  }));
+} finally {
+  b.cleanup();
 }
-const c = median(results.cached);
-const u = median(results.uncached);
-const fc = flops(cfg, L, true);
-const fu = flops(cfg, L, false);
-console.log(`  with cached conditions    ${c.toFixed(3)} s  (median of ${runs}; ${(fc / 1e9).toFixed(0)} GFLOP, ${(fc / c / 1e9).toFixed(1)} GFLOP/s)`);
-console.log(`  without (official path)   ${u.toFixed(3)} s  (median of ${runs}; ${(fu / 1e9).toFixed(0)} GFLOP, ${(fu / u / 1e9).toFixed(1)} GFLOP/s)`);
-console.log(`  speedup                   ${(u / c).toFixed(2)}x  (FLOP ratio ${(fu / fc).toFixed(2)}x)`);
-console.log(`  max |cached - uncached| on the first actions: ${Math.max(...check).toExponential(2)}`);
-console.log(`  peak RSS                  ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);
-runner.dispose();

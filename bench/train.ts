@@ -1,22 +1,22 @@
 // bench:train: training throughput on CPU, one JSON line per case.
 //   tiny      the real trainer and data loader (src/train/trainer.ts) on a generated synthetic LIBERO
 //             suite with the demo encoders: samples/s and the share of the time spent waiting for data.
-//   rdt-170m  an rdt-170m-sized model (random init, float32) trained on random condition tensors of the
-//             real shapes (4374 image tokens of 1152, 32 language tokens of 4096): the demo encoders cannot
-//             produce those, so the "input" share is the time to make the random tensors, and the rest is
-//             split into forward+backward and the optimizer step (clipping + AdamW).
+//   rdt-170m  one training step of rdt-170m (random weights, float32, random condition tensors of the real
+//             shapes: 4374 image tokens of 1152, 32 language tokens of 4096) against the PyTorch reference
+//             (bench/rdt_torch.py) on the same weights and threads: equality of the loss and gradient norm is
+//             checked first (the bench stops otherwise), then interleaved paired rounds; ratio = ours / PyTorch.
 // Each case runs in its own process, so peak_rss_mb (the process's maximum resident set) is that case's.
-//   npm run bench:train [-- --threads N --cases tiny,rdt-170m --steps-tiny 20 --steps-170m 3 --batch-170m 1]
+//   npm run bench:train [-- --threads N --cases tiny,rdt-170m --steps-tiny 20 --rounds 5 --warmup 1 --batch-170m 1]
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as torch from '../src/engine/index.js';
 import { optim } from '../src/engine/index.js';
-import { rdtPreset } from '../src/model/config.js';
-import { RDTRunner } from '../src/model/runner.js';
+import { setupRdtBench, checkSameOutputs } from './rdt_setup.js';
+import { pairedRounds, summary, timeMs, median } from './torch_child.js';
 import { writeSyntheticSuite } from '../src/data/synthetic.js';
 import { loadConfig } from '../src/train/config.js';
 
@@ -24,7 +24,7 @@ const { values } = parseArgs({
   options: {
     case: { type: 'string' }, cases: { type: 'string', default: 'tiny,rdt-170m' }, threads: { type: 'string' },
     'steps-tiny': { type: 'string', default: '20' }, 'batch-tiny': { type: 'string', default: '16' },
-    'steps-170m': { type: 'string', default: '3' }, 'batch-170m': { type: 'string', default: '1' },
+    rounds: { type: 'string', default: '5' }, warmup: { type: 'string', default: '1' }, 'batch-170m': { type: 'string', default: '1' },
   },
 });
 const threads = Number(values.threads ?? availableParallelism());
@@ -58,63 +58,50 @@ async function benchTiny(): Promise<Record<string, unknown>> {
   }
 }
 
-function bench170m(): Record<string, unknown> {
-  const cfg = rdtPreset('rdt-170m');
+/**
+ * One rdt-170m training step (loss with DDPM noising from fresh noise and timesteps, backward, clip to norm 1,
+ * AdamW, zero_grad) against the PyTorch reference (bench/rdt_torch.py) on the same weights, inputs and thread
+ * count: the loss and the gradients' norm are checked equal first, then paired interleaved rounds.
+ */
+async function bench170m(): Promise<Record<string, unknown>> {
   const B = Number(values['batch-170m']);
-  const steps = Number(values['steps-170m']);
-  const L = 32;
-  const gen = new torch.Generator(0);
-  const runner = new RDTRunner(cfg, { dtype: 'float32', generator: gen });
-  runner.train();
-  const params = runner.parameters();
-  const opt = new optim.AdamW(params, { lr: 1e-4, weightDecay: 1e-2 });
-  const t = { input: 0, fwdBwd: 0, opt: 0 };
-  const clock = () => performance.now() / 1000;
-  const step = (record: boolean) => {
-    const t0 = clock();
-    const inp = torch.scope(() => {
-      const mask = torch.zeros([B, 1, cfg.action_dim]);
-      mask.slice(2, 0, 14).fill_(1);
-      const x = {
-        langTokens: torch.randn([B, L, cfg.lang_token_dim], { generator: gen }),
-        langMask: torch.ones([B, L], { dtype: 'bool' }),
-        imgTokens: torch.randn([B, cfg.img_cond_len, cfg.img_token_dim], { generator: gen }),
-        stateTokens: torch.randn([B, 1, cfg.state_token_dim], { generator: gen }).mul(mask),
-        actionMask: mask,
-        ctrlFreqs: torch.full([B], 20),
-        actionGt: torch.randn([B, cfg.pred_horizon, cfg.action_dim], { generator: gen }).mul(mask),
-      };
-      for (const v of Object.values(x)) v.keep();
-      return x;
+  const b = await setupRdtBench({ preset: 'rdt-170m', batch: B, lang: 32, threads });
+  try {
+    const { runner } = b;
+    const check = await checkSameOutputs(b, { loss: true });
+    process.stderr.write(`bench:train rdt-170m: same loss and gradient norm as PyTorch: ${JSON.stringify(check)}\n`);
+    runner.train();
+    const params = runner.parameters();
+    const opt = new optim.AdamW(params, { lr: 1e-4, weightDecay: 1e-2 });
+    const gen = new torch.Generator(1);
+    const step = () => {
+      torch.scope(() => runner.computeLoss(b.inputs, { generator: gen }).backward());
+      optim.clipGradNorm_(params, 1.0);
+      opt.step();
+      opt.zeroGrad();
+    };
+    const p = await pairedRounds({
+      rounds: Number(values.rounds), warmup: Number(values.warmup), label: 'rdt-170m step', ours: () => timeMs(step),
+      torch: () => b.ref.time('train'), log: (l) => process.stderr.write(l + '\n'),
     });
-    const t1 = clock();
-    torch.scope(() => runner.computeLoss(inp, { generator: gen }).backward());
-    const t2 = clock();
-    optim.clipGradNorm_(params, 1.0);
-    opt.step();
-    opt.zeroGrad();
-    const t3 = clock();
-    for (const v of Object.values(inp)) v.dispose();
-    if (record) {
-      t.input += t1 - t0;
-      t.fwdBwd += t2 - t1;
-      t.opt += t3 - t2;
-    }
-  };
-  step(false); // warm-up: allocates the AdamW state and the allocator's pools
-  for (let i = 0; i < steps; i++) step(true);
-  const total = t.input + t.fwdBwd + t.opt;
-  return {
-    case: 'rdt-170m', what: 'random init, random conditions (4374 image + 32 language tokens), float32, AdamW, no EMA',
-    params: runner.numParameters(), batch: B, steps, threads, samples_per_s: +((steps * B) / total).toFixed(3),
-    s_per_step: +(total / steps).toFixed(2), input_share: +(t.input / total).toFixed(3), fwd_bwd_share: +(t.fwdBwd / total).toFixed(3),
-    optimizer_share: +(t.opt / total).toFixed(3), peak_rss_mb: peakRssMb(),
-  };
+    const mem = await b.ref.ask<{ peak_rss_mb: number }>('memory');
+    opt.dispose();
+    return {
+      case: 'rdt-170m', what: 'random weights, random conditions (4374 image + 32 language tokens), float32, loss + backward + clip + AdamW, no EMA, vs PyTorch',
+      params: runner.numParameters(), batch: B, threads, rounds: p.ratios.length, ...summary(p),
+      samples_per_s: +((B * 1000) / median(p.oursMs)).toFixed(3), torch_samples_per_s: +((B * 1000) / median(p.torchMs)).toFixed(3),
+      ratio: 'ours / PyTorch step time per paired round (< 1: ours faster)', check,
+      peak_rss_mb: peakRssMb(), torch_peak_rss_mb: Math.round(mem.peak_rss_mb),
+      load_average: +loadavg()[0].toFixed(1), allocator: process.env.RDT_CPU_ALLOCATOR ?? 'default (caching)',
+    };
+  } finally {
+    b.cleanup();
+  }
 }
 
 if (values.case) {
   torch.setNumThreads(threads);
-  const r = values.case === 'tiny' ? await benchTiny() : values.case === 'rdt-170m' ? bench170m() : null;
+  const r = values.case === 'tiny' ? await benchTiny() : values.case === 'rdt-170m' ? await bench170m() : null;
   if (!r) throw new Error(`unknown case '${values.case}' (tiny, rdt-170m)`);
   process.stdout.write(JSON.stringify(r) + '\n');
 } else {

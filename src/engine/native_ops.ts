@@ -198,7 +198,7 @@ export const NATIVE_FILES = {
     gradsDefined: op<(params: H[]) => boolean[]>(),
     zeroGrads: op<(params: H[], setToNone?: boolean) => void>(),
     setData: op<(t: H, src: H) => void>(),
-    adamwStep: op<(params: H[], expAvgs: H[], expAvgSqs: H[], steps: readonly number[], lr: number, beta1: number, beta2: number, eps: number, weightDecay: number) => void>(),
+    adamwStep: op<(params: H[], expAvgs: H[], expAvgSqs: H[], steps: readonly number[], lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, fused?: boolean) => void>(),
     clipGradNorm: op<(params: H[], maxNorm: number, normType: number, errorIfNonfinite?: boolean) => number>(),
   },
   'ops_random.cc': {

@@ -1,6 +1,9 @@
-// torch.optim.AdamW: decoupled weight decay and bias correction, numerically PyTorch's default
-// single-tensor algorithm. Each parameter group is stepped by ONE native call that loops in C++
-// (native/ops_optim.cc). State is kept (never scope-owned) and saves in PyTorch's layout.
+// torch.optim.AdamW: decoupled weight decay and bias correction. Each parameter group is stepped by ONE
+// native call (native/ops_optim.cc). By default float32 parameters go through ATen's fused AdamW kernel
+// (torch.optim.AdamW(fused=True): one pass over memory per parameter; equal to the single-tensor update
+// within float32 rounding) and others (bf16) through PyTorch's default single-tensor algorithm, op for op;
+// `fused: false` uses the single-tensor algorithm everywhere. State is kept (never scope-owned) and saves
+// in PyTorch's layout.
 import { N, type Handle } from '../native.js';
 import { Tensor, EngineError } from '../tensor.js';
 import { scalarTensor, zerosLike } from '../create.js';
@@ -11,6 +14,11 @@ export interface AdamWOptions {
   betas?: [number, number];
   eps?: number;
   weightDecay?: number;
+}
+
+export interface AdamWConstructorOptions extends AdamWOptions {
+  /** Step float32 parameters with the fused kernel (default true); false: PyTorch's single-tensor algorithm for all. */
+  fused?: boolean;
 }
 
 /** A group as given to the constructor: its params, and overrides of the defaults. */
@@ -61,9 +69,11 @@ function check(o: Required<AdamWOptions>, where: string): void {
 export class AdamW {
   readonly defaults: Required<AdamWOptions>;
   readonly paramGroups: ParamGroup[] = [];
+  readonly fused: boolean;
   readonly #state = new Map<Tensor, ParamState>();
 
-  constructor(params: Tensor[] | ParamGroupSpec[], opts: AdamWOptions = {}) {
+  constructor(params: Tensor[] | ParamGroupSpec[], opts: AdamWConstructorOptions = {}) {
+    this.fused = opts.fused ?? true;
     this.defaults = { lr: opts.lr ?? 1e-3, betas: opts.betas ?? [0.9, 0.999], eps: opts.eps ?? 1e-8, weightDecay: opts.weightDecay ?? 1e-2 };
     check(this.defaults, 'AdamW');
     if (params.length === 0) throw new OptimError('AdamW: got an empty parameter list');
@@ -108,7 +118,7 @@ export class AdamW {
         vs.push(s.expAvgSq.h);
         steps.push(s.step);
       }
-      if (ps.length) N.adamwStep(ps, ms, vs, steps, g.lr, g.betas[0], g.betas[1], g.eps, g.weightDecay);
+      if (ps.length) N.adamwStep(ps, ms, vs, steps, g.lr, g.betas[0], g.betas[1], g.eps, g.weightDecay, this.fused);
     }
   }
 
