@@ -1,23 +1,22 @@
 // `npm run bench:encoders`: T5 encoding and SigLIP images/s in this engine against transformers on the
 // same machine, shapes, weights and inputs (bench/encoders_torch.py; skipped when transformers is not
-// installed), timed in interleaved rounds and printed as per-round ratios with min and median (transformers
-// time / ours: >= 1.0 means at least as fast); and the memory
+// installed), timed in interleaved rounds (bench/torch_child.ts) and printed as per-round ratios with min and
+// median (ours / transformers, as every bench prints them: <= 1.0 means at least as fast); and the memory
 // taken by loading the encoder half of a float32 T5 pytorch_model.bin into bf16 (peak RSS during the load
 // minus RSS before it, in a fresh process), against the file size (target <= 0.30).
 // SigLIP runs at the real so400m-patch14-384 architecture (random weights, batch 6); T5 at a reduced width.
 // Env: BENCH_DEVICE (cpu), BENCH_DTYPE (float32 on cpu, bfloat16 on cuda), BENCH_ITERS (5 rounds), BENCH_WARMUP (1),
 // BENCH_SMALL=1 (tiny sizes, a smoke run), BENCH_PARTS (speed,mem), BENCH_MODELS (t5,siglip), BENCH_BIN_LAYERS (24), PYTHON.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import * as torch from '../src/engine/index.js';
 import type { DType, Tensor } from '../src/engine/index.js';
 import { loadSiglipVision } from '../src/encoders/siglip_load.js';
 import { loadT5Encoder } from '../src/encoders/t5_load.js';
 import { preprocessImages } from '../src/encoders/image_preprocess.js';
+import { benchRoot as root, median, pairedRounds, round, startTorchChild, summary } from './torch_child.js';
 
 const SMALL = process.env.BENCH_SMALL === '1';
 const DEVICE = process.env.BENCH_DEVICE ?? 'cpu';
@@ -38,13 +37,6 @@ const BIN = { ...T5, num_layers: Number(process.env.BENCH_BIN_LAYERS ?? (SMALL ?
 const PARTS = new Set((process.env.BENCH_PARTS ?? 'speed,mem').split(','));
 const MODELS = (process.env.BENCH_MODELS ?? 't5,siglip').split(',');
 
-const root = (() => {
-  let d = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(d, 'package.json'))) d = dirname(d);
-  return d;
-})();
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
-const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
 const tmp = mkdtempSync(join(tmpdir(), 'rdt-bench-enc-'));
 const gen = new torch.Generator(0);
 const rand = (shape: number[], std = 0.02) => torch.randn(shape, { generator: gen }).mul(std);
@@ -99,26 +91,6 @@ function timeOnce(fn: () => void): number {
   return performance.now() - t0;
 }
 
-/** transformers in a child process, run one call at a time (bench/encoders_torch.py). */
-async function startReference(args: object): Promise<{ ready: Record<string, unknown>; time(which: string): Promise<number>; stop(): void } | { skipped: string }> {
-  const py = spawn(PY, [join(root, 'bench', 'encoders_torch.py'), JSON.stringify(args)], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let stderr = '';
-  py.stderr.on('data', (d) => { stderr = (stderr + d).slice(-4000); });
-  const lines = createInterface({ input: py.stdout })[Symbol.asyncIterator]();
-  const next = async (): Promise<Record<string, unknown>> => {
-    const r = await lines.next();
-    if (r.done) throw new Error(`bench/encoders_torch.py exited: ${stderr.trim().split('\n').pop()}`);
-    return JSON.parse(r.value);
-  };
-  const first = await next();
-  if (typeof first.skipped === 'string') return { skipped: first.skipped };
-  return {
-    ready: first.ready as Record<string, unknown>,
-    time: async (which) => { py.stdin.write(`${which}\n`); return (await next()).ms as number; },
-    stop: () => py.stdin.end(),
-  };
-}
-
 /** Peak RSS of a fresh process while it loads the bf16 encoder out of the bin, minus its RSS just before. */
 function loadMemory(): Record<string, number | string> {
   const dir = join(tmp, 't5-bin');
@@ -164,37 +136,31 @@ async function speed(): Promise<Record<string, unknown>> {
     t5: () => torch.scope(() => { t5.forward(ids, mask); }),
     siglip: () => torch.scope(() => { sig.forward(px); }),
   };
-  const ref = await startReference({ t5_dir: t5Dir, siglip_dir: sigDir, inputs: join(tmp, 'inputs.safetensors'), dtype: DTYPE, device: DEVICE,
-    threads: torch.getNumThreads() });
-  // Interleaved rounds, the order swapped every round, so a machine that gets busier slows both engines alike.
-  const ms: Record<string, { ours: number[]; ref: number[] }> = { t5: { ours: [], ref: [] }, siglip: { ours: [], ref: [] } };
+  // transformers in one child process (bench/encoders_torch.py), timed call by call so the rounds interleave.
+  const ref = await startTorchChild('encoders_torch.py', { t5_dir: t5Dir, siglip_dir: sigDir, inputs: join(tmp, 'inputs.safetensors'),
+    dtype: DTYPE, device: DEVICE, threads: torch.getNumThreads() });
+  const skipped = typeof ref.first.skipped === 'string';
+  const out: Record<string, Record<string, unknown>> = {};
   for (const which of MODELS) {
-    for (let r = 0; r < WARMUP + ITERS; r++) {
-      const pair: number[] = [];
-      const refFirst = r % 2 === 1 && 'time' in ref;
-      if (refFirst) pair.push(await ref.time(which));
-      pair.push(timeOnce(ours[which]));
-      if (!refFirst && 'time' in ref) pair.push(await ref.time(which));
-      if (r < WARMUP) continue;
-      ms[which].ours.push(refFirst ? pair[1] : pair[0]);
-      if ('time' in ref) ms[which].ref.push(refFirst ? pair[0] : pair[1]);
-      process.stderr.write(`bench:encoders ${which} round ${r - WARMUP + 1}/${ITERS}\n`);
+    if (skipped) {
+      const ms = Array.from({ length: WARMUP + ITERS }, () => timeOnce(ours[which])).slice(WARMUP);
+      out[which] = { ours_ms_median: round(median(ms), 1) };
+      continue;
     }
+    const p = await pairedRounds({ rounds: ITERS, warmup: WARMUP, label: which, ours: () => timeOnce(ours[which]), torch: () => ref.time(which),
+      log: (line) => process.stderr.write(`bench:encoders ${line.trim()}\n`) });
+    out[which] = summary(p);
   }
-  if ('stop' in ref) ref.stop();
+  ref.stop();
   t5.dispose();
   sig.dispose();
-  const ratios = (w: string) => ms[w].ref.map((x, i) => x / ms[w].ours[i]);
-  const summary = (w: string) => ({ ours_ms: round(median(ms[w].ours), 1), ...(ms[w].ref.length ? {
-    transformers_ms: round(median(ms[w].ref), 1), ratio_per_round: ratios(w).map((x) => round(x)),
-    ratio_min: round(Math.min(...ratios(w))), ratio_median: round(median(ratios(w))) } : {}) });
   const result: Record<string, unknown> = {
-    ...(MODELS.includes('t5') ? { t5: { ...T5, batch: b, length: l, ...summary('t5') } } : {}),
-    ...(MODELS.includes('siglip') ? { siglip: { ...SIGLIP, images: IMAGES, attention: 'sdpa',
-      images_per_s: round((IMAGES * 1000) / median(ms.siglip.ours), 2), ...summary('siglip') } } : {}),
-    transformers: 'skipped' in ref ? ref : ref.ready,
+    ...(out.t5 ? { t5: { ...T5, batch: b, length: l, ...out.t5 } } : {}),
+    ...(out.siglip ? { siglip: { ...SIGLIP, images: IMAGES, attention: 'sdpa',
+      images_per_s: round((IMAGES * 1000) / (out.siglip.ours_ms_median as number), 2), ...out.siglip } } : {}),
+    transformers: skipped ? ref.first : ref.first.ready,
     rounds: ITERS,
-    ratio: 'transformers time / ours, per interleaved round: >= 1.0 means at least as fast (target)',
+    ratio: 'ours / transformers per interleaved round (torch_ms = transformers): <= 1.0 means at least as fast (target)',
   };
   return result;
 }
