@@ -4,6 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { envFromTorchrun, availableBackends, DistributedError } from '../src/engine/distributed.js';
@@ -110,7 +112,7 @@ test('a rank that exits mid-job makes the other fail by name at once, not hang',
 
 test('a rank that stops answering makes the other time out with DistributedTimeoutError', async () => {
   const port = await freePort();
-  const env = { DIST_TEST_TIMEOUT_MS: '1500' };
+  const env = { DIST_TEST_TIMEOUT_MS: '1500', DIST_TEST_DONE_FILE: join(mkdtempSync(join(tmpdir(), 'rdt-dist-')), 'done') };
   const [r0] = await Promise.all([0, 1].map((r) => start('node', [worker, 'stall'], rankEnv(r, 2, port, env))));
   const res = lastJson(r0);
   assert.equal(res.error, 'DistributedTimeoutError');

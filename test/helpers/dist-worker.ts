@@ -1,5 +1,6 @@
 // One rank of the process-group tests (test/distributed-engine.test.ts), started as a child process with
 // the torchrun environment. argv[2] picks the scenario; the rank prints one JSON line of what it saw.
+import { existsSync, writeFileSync } from 'node:fs';
 import * as torch from '../../src/engine/index.js';
 import { initProcessGroup, DistributedError } from '../../src/engine/distributed.js';
 
@@ -43,9 +44,15 @@ if (scenario === 'collectives') {
     process.exit(1);
   }
 } else if (scenario === 'stall') {
-  // Rank 1 stays alive but never joins the collective: rank 0 times out.
+  // Rank 1 stays alive but never joins the collective: rank 0 times out. Rank 1 leaves only once rank 0 has
+  // reported (DIST_TEST_DONE_FILE), since leaving earlier would close its connections and turn rank 0's
+  // timeout into a lost peer on a machine slow enough to start rank 0's all-reduce late.
+  const done = process.env.DIST_TEST_DONE_FILE!;
   if (r === 1) {
-    setTimeout(() => process.exit(0), timeoutMs + 1000);
+    const t0 = Date.now();
+    const poll = setInterval(() => {
+      if (existsSync(done) || Date.now() - t0 > 60_000) { clearInterval(poll); process.exit(0); }
+    }, 50);
   } else {
     const t0 = Date.now();
     try {
@@ -54,6 +61,7 @@ if (scenario === 'collectives') {
     } catch (e) {
       report({ rank: r, error: (e as Error).name, message: (e as Error).message, ms: Date.now() - t0 });
     }
+    writeFileSync(done, '');
     process.exit(0);
   }
 } else {
