@@ -51,7 +51,8 @@ if (scenario === 'collectives') {
   if (r === 1) {
     const t0 = Date.now();
     const poll = setInterval(() => {
-      if (existsSync(done) || Date.now() - t0 > 60_000) { clearInterval(poll); process.exit(0); }
+      // pg is used here so the group stays reachable: a collected group closes its connections.
+      if (existsSync(done) || Date.now() - t0 > 60_000) { clearInterval(poll); pg.destroy(); process.exit(0); }
     }, 50);
   } else {
     const t0 = Date.now();
