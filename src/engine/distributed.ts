@@ -90,7 +90,11 @@ function handles(ts: Tensor | readonly Tensor[], what: string): Handle[] {
   return list.map((t) => t.h);
 }
 
-/** One process's membership in a job: its rank, the world size and the collectives (torch.distributed's default group). */
+/**
+ * One process's membership in a job: its rank, the world size and the collectives (torch.distributed's default group).
+ * Keep the group referenced for as long as the job runs (or call destroy()): a group the GC collects closes its
+ * connections, and the other ranks then see this one as lost.
+ */
 export class ProcessGroup {
   private g: GroupHandle | null;
   constructor(
