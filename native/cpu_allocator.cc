@@ -82,10 +82,6 @@ class CachingCpuAllocator final : public c10::Allocator {
     std::lock_guard<std::mutex> lock(mu_);
     return {inUse_, peakInUse_, cached_, limit_, hits_, misses_};
   }
-  void resetPeak() {
-    std::lock_guard<std::mutex> lock(mu_);
-    peakInUse_ = inUse_;
-  }
 
  private:
   void* allocSmall(size_t n) {
@@ -176,9 +172,5 @@ OP(cpuAllocatorStats) {
 // Unmaps every cached free block, as torch.cuda.empty_cache() does for CUDA (e.g. between two phases of a job).
 OP(cpuAllocatorEmptyCache) {
   allocator()->emptyCache();
-  return c.undef();
-}
-OP(cpuAllocatorResetPeak) {
-  allocator()->resetPeak();
   return c.undef();
 }

@@ -64,7 +64,6 @@ export const NATIVE_FILES = {
   'cpu_allocator.cc': {
     cpuAllocatorStats: op<() => CpuAllocatorStats>(),
     cpuAllocatorEmptyCache: op<() => void>(),
-    cpuAllocatorResetPeak: op<() => void>(),
   },
   'ops_autograd.cc': {
     requiresGrad: op<(t: H) => boolean>(),

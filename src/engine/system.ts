@@ -53,7 +53,6 @@ export const cpuMemory = {
   stats: (): CpuAllocatorStats => N.cpuAllocatorStats(),
   /** Unmap the cached free blocks (like torch.cuda.empty_cache), e.g. after a phase that used other sizes. */
   emptyCache: (): void => N.cpuAllocatorEmptyCache(),
-  resetPeakStats: (): void => N.cpuAllocatorResetPeak(),
 };
 
 /** Live native tensor handles: created and not yet disposed. A leak shows as growth here. */
