@@ -4,6 +4,7 @@
 // called directly, and refuse encoders other than the ones it was trained with.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { maxAbsDiff } from './helpers/assert-close.js';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
@@ -89,12 +90,6 @@ function observations(B: number): { inputs: PolicyInput[]; file: string } {
   return { inputs, file };
 }
 
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-};
 
 test('train with encoders: official runs end to end; every saved folder records the encoders by path and hash', () => {
   assert.equal(result.steps, 3);
@@ -140,11 +135,11 @@ test('loadPolicy rebuilds the official encoders and reproduces the encoders + ru
       const inp = prepareInputs(batch, { text, vision }, null);
       // The conditions are the encoders' own outputs.
       const direct = text.encode(batch.instruction.slice(0, 2));
-      assert.equal(maxDiff(inp.langTokens.toFloat64(), direct.tokens.toFloat64()), 0);
+      assert.equal(maxAbsDiff(inp.langTokens.toFloat64(), direct.tokens.toFloat64()), 0);
       assert.deepEqual(inp.imgTokens.shape, [2, 96, 48]);
       return runner.predictAction(inp, { generator: new torch.Generator(SEED) }).toFloat64();
     }));
-    assert.equal(maxDiff(got, want), 0, 'policy.predict = encoders + runner.predictAction');
+    assert.equal(maxAbsDiff(got, want), 0, 'policy.predict = encoders + runner.predictAction');
   } finally {
     runner.dispose();
     text.dispose();
@@ -172,7 +167,7 @@ test('predict --decode on the official-encoder policy; moved encoder folders are
   const o1 = join(work, 'pred.safetensors');
   const r = cli(['--decode', '--checkpoint', join(out, 'final'), '--inputs', file, '--out', o1, '--seed', '5', '--raw']);
   assert.equal(r.code, 0, r.stderr);
-  assert.ok(maxDiff(rawOf(o1), want) <= 1e-5, 'the CLI writes the policy\'s chunk (float32)');
+  assert.ok(maxAbsDiff(rawOf(o1), want) <= 1e-5, 'the CLI writes the policy\'s chunk (float32)');
   // The same encoders copied elsewhere (another machine): same result.
   const moved = join(work, 'moved');
   cpSync(T5, join(moved, 't5'), { recursive: true });
@@ -182,7 +177,7 @@ test('predict --decode on the official-encoder policy; moved encoder folders are
   const m = cli(['--decode', '--checkpoint', join(out, 'final'), '--inputs', file, '--out', o2, '--seed', '5', '--raw',
     '--text-encoder', join(moved, 't5'), '--vision-encoder', join(moved, 'siglip'), '--tokenizer', join(moved, 'tok')]);
   assert.equal(m.code, 0, m.stderr);
-  assert.equal(maxDiff(rawOf(o2), rawOf(o1)), 0);
+  assert.equal(maxAbsDiff(rawOf(o2), rawOf(o1)), 0);
   // The same weights without policy.json (like the hub rdt-1b): the conventions and the official encoders given by hand.
   const bare = join(work, 'bare');
   for (const f of ['config.json', 'model.safetensors']) cpSync(join(out, 'final', f), join(bare, f));
@@ -196,7 +191,7 @@ test('predict --decode on the official-encoder policy; moved encoder folders are
     '--text-encoder', T5, '--vision-encoder', SIGLIP, '--tokenizer', TOKENIZER]);
   assert.equal(b.code, 0, b.stderr);
   assert.match(b.stderr, /no policy\.json; using the conventions given explicitly .*official encoders/);
-  assert.equal(maxDiff(rawOf(o3), rawOf(o1)), 0, 'the same policy');
+  assert.equal(maxAbsDiff(rawOf(o3), rawOf(o1)), 0, 'the same policy');
   // Without --decode the conditions are already encoded: the encoder flags are refused.
   const u = cli(['--checkpoint', join(out, 'final'), '--inputs', file, '--out', o2, '--text-encoder', T5]);
   assert.equal(u.code, 2);

@@ -3,6 +3,7 @@
 // convention, changed, changes the result or is refused; folders without policy.json, LoRA folders and EMA folders.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { maxAbsDiff } from './helpers/assert-close.js';
 import { cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -120,12 +121,6 @@ function freshProcess(dir: string, input: PolicyInput, poses: { pos: number[]; a
   return JSON.parse(child.stdout);
 }
 
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-};
 
 test('every saved folder holds policy.json with the run\'s conventions', () => {
   for (const d of ['checkpoint-3', join('checkpoint-3', 'ema'), 'final']) assert.ok(existsSync(join(out, d, POLICY_FILE)), d);
@@ -153,14 +148,14 @@ test('a fresh process loading only final/ (and checkpoint-3/ema/) reproduces the
     for (const d of ['final', join('checkpoint-3', 'ema')]) {
       const want = trainingTimeActions(join(out, d), ds, i, poses);
       const got = freshProcess(join(out, d), input, poses);
-      assert.ok(maxDiff(got.raw, want.raw) <= 1e-6, `${d}: raw chunk differs by ${maxDiff(got.raw, want.raw)}`);
-      assert.ok(maxDiff(got.actions, want.actions) <= 1e-6, `${d}: decoded actions differ by ${maxDiff(got.actions, want.actions)}`);
+      assert.ok(maxAbsDiff(got.raw, want.raw) <= 1e-6, `${d}: raw chunk differs by ${maxAbsDiff(got.raw, want.raw)}`);
+      assert.ok(maxAbsDiff(got.actions, want.actions) <= 1e-6, `${d}: decoded actions differ by ${maxAbsDiff(got.actions, want.actions)}`);
       assert.ok(want.actions.some((x) => Math.abs(x) > 1e-3), 'the actions are not trivially zero');
     }
     // EMA and raw weights differ after 3 steps: the two folders are told apart.
     const a = trainingTimeActions(join(out, 'final'), ds, i, poses).raw;
     const b = trainingTimeActions(join(out, 'checkpoint-3', 'ema'), ds, i, poses).raw;
-    assert.ok(maxDiff(a, b) > 1e-6);
+    assert.ok(maxAbsDiff(a, b) > 1e-6);
   } finally {
     ds.close();
   }
@@ -237,7 +232,7 @@ test('changing any recorded convention changes the result or is refused', async 
       outcomes.push(`${m.field}: refused (${(e as Error).message.slice(0, 90)})`);
       continue;
     }
-    const d = Math.max(maxDiff(r.raw!, ref.raw!), maxDiff(r.actions, ref.actions));
+    const d = Math.max(maxAbsDiff(r.raw!, ref.raw!), maxAbsDiff(r.actions, ref.actions));
     assert.ok(d > 1e-6, `${m.field}: changed in the file, but the result is the same (a convention that is ignored)`);
     outcomes.push(`${m.field}: result changes by ${d.toExponential(2)}`);
   }
@@ -248,7 +243,7 @@ test('changing any recorded convention changes the result or is refused', async 
   p.statistics.state_mean[30] += 0.5;
   writeFileSync(join(variant, POLICY_FILE), JSON.stringify(p));
   const same = run(variant);
-  assert.equal(maxDiff(same.raw!, ref.raw!), 0);
+  assert.equal(maxAbsDiff(same.raw!, ref.raw!), 0);
 });
 
 test('a folder without policy.json is refused unless conventions are given, and then says so', async () => {
@@ -265,7 +260,7 @@ test('a folder without policy.json is refused unless conventions are given, and 
   const withFile = loadPolicy(join(out, 'final'));
   const a = p.predict(input, { seed: SEED, raw: true });
   const b = withFile.predict(input, { seed: SEED, raw: true });
-  assert.equal(maxDiff(a.raw!, b.raw!), 0, 'the same conventions by hand give the same actions');
+  assert.equal(maxAbsDiff(a.raw!, b.raw!), 0, 'the same conventions by hand give the same actions');
   p.dispose();
   withFile.dispose();
   assert.throws(() => loadPolicy(join(out, 'final'), { conventions: { encoding: 'raw_delta', orientation: 'none', imageHeight: 32, imageWidth: 32, encoders: 'demo' } }),

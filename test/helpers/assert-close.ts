@@ -28,10 +28,11 @@ export function assertClose(actual: unknown, expected: unknown, opts: { atol?: n
     assert.fail(`${opts.what ?? 'value'}: element ${worst} is ${a[worst]}, expected ${e[worst]} (|err| ${worstErr.toExponential(3)}, atol ${atol}, rtol ${rtol})`);
 }
 
-/** Largest |a - e| over all elements. */
+/** Largest |a - e| over all elements (the two must have as many). */
 export function maxAbsDiff(actual: unknown, expected: unknown): number {
   const a = flat(actual);
   const e = flat(expected);
+  assert.equal(a.length, e.length, 'maxAbsDiff: different numbers of elements');
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - e[i]));
   return m;
