@@ -69,6 +69,12 @@ class CachingCpuAllocator final : public c10::Allocator {
     cached_ += h->bytes;
   }
 
+  // The peak starts again from what is in use now (torch.cuda.reset_peak_memory_stats for this allocator).
+  void resetPeak() {
+    std::lock_guard<std::mutex> lock(mu_);
+    peakInUse_ = inUse_;
+  }
+
   void emptyCache() {
     std::lock_guard<std::mutex> lock(mu_);
     dropCache();
@@ -172,5 +178,10 @@ OP(cpuAllocatorStats) {
 // Unmaps every cached free block, as torch.cuda.empty_cache() does for CUDA (e.g. between two phases of a job).
 OP(cpuAllocatorEmptyCache) {
   allocator()->emptyCache();
+  return c.undef();
+}
+// Restarts peakInUse from the bytes in use now, so a peak can be measured over one phase of a job.
+OP(cpuAllocatorResetPeak) {
+  allocator()->resetPeak();
   return c.undef();
 }

@@ -1,14 +1,14 @@
 // c10d process groups, as torch.distributed uses them: a TCPStore rendezvous, then a Gloo (CPU) or NCCL
 // (CUDA builds) backend, and the blocking collectives the trainer needs. Each collective waits for its
-// Work with the group's timeout, so a dead or stuck peer ends in an error (mapped to a named
+// Work with the group's timeout (waitWork), so a dead or stuck peer ends in an error (mapped to a named
 // DistributedError in src/engine/distributed.ts), never a hang.
 //
 // The store keys are laid out as torch.distributed.init_process_group lays out its default group
 // ("default_pg" / "0/" / "<device>/"), so a Python process can join the same group.
-#include "common.h"
+#include "process_group.h"
 
-#include <chrono>
-#include <torch/csrc/distributed/c10d/Backend.hpp>
+#include <thread>
+#include <type_traits>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #if RDT_WITH_GLOO
@@ -19,19 +19,52 @@
 #endif
 
 using rdt::Ctx;
-using Ms = std::chrono::milliseconds;
+using rdt::GroupHolder;
+using rdt::Ms;
 
 namespace {
 napi_type_tag kGroupTag = {0x7264746c69626572ULL, 0x63313064677270ULL};
 
-struct GroupHolder {
-  c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::Backend> backend;
-  Ms timeout{0};
-};
-
 void finalizeGroup(napi_env, void* data, void*) { delete static_cast<GroupHolder*>(data); }
 
+c10d::ReduceOp reduceOp(Ctx& c, size_t i) {
+  std::string op = c.s(i);
+  if (op == "sum") return c10d::ReduceOp::SUM;
+  if (op == "max") return c10d::ReduceOp::MAX;
+  if (op == "min") return c10d::ReduceOp::MIN;
+  if (op == "product") return c10d::ReduceOp::PRODUCT;
+  c.fail("unknown reduce op '" + op + "' (use 'sum', 'max', 'min' or 'product')");
+}
+
+// Waits for every Work (all were started before the first is waited for); the first failure is rethrown.
+void waitAll(GroupHolder& g, const std::vector<c10::intrusive_ptr<c10d::Work>>& works, bool onCuda, const char* what) {
+  for (auto& w : works) rdt::waitWork(g, w, onCuda, true, what);
+}
+
+// Backend::shutdown() and abort() are virtual on c10d::Backend in recent torch (2.13's Backend.hpp); older
+// releases lack them and leave the cleanup to the backend's destructor. Detected, not version-checked.
+template <typename B, typename = void>
+struct HasShutdown : std::false_type {};
+template <typename B>
+struct HasShutdown<B, std::void_t<decltype(std::declval<B&>().shutdown())>> : std::true_type {};
+template <typename B, typename = void>
+struct HasAbort : std::false_type {};
+template <typename B>
+struct HasAbort<B, std::void_t<decltype(std::declval<B&>().abort())>> : std::true_type {};
+
+template <typename B>
+void closeBackend(B& b, bool abort) {
+  if constexpr (HasAbort<B>::value) {
+    if (abort) {  // collectives may be stuck (a dead or stalled peer): abort them rather than wait for them
+      b.abort();
+      return;
+    }
+  }
+  if constexpr (HasShutdown<B>::value) b.shutdown();
+}
+}  // namespace
+
+namespace rdt {
 GroupHolder* groupOf(Ctx& c, size_t i) {
   bool ok = false;
   napi_valuetype vt;
@@ -45,20 +78,28 @@ GroupHolder* groupOf(Ctx& c, size_t i) {
   return g;
 }
 
-c10d::ReduceOp reduceOp(Ctx& c, size_t i) {
-  std::string op = c.s(i);
-  if (op == "sum") return c10d::ReduceOp::SUM;
-  if (op == "max") return c10d::ReduceOp::MAX;
-  if (op == "min") return c10d::ReduceOp::MIN;
-  if (op == "product") return c10d::ReduceOp::PRODUCT;
-  c.fail("unknown reduce op '" + op + "' (use 'sum', 'max', 'min' or 'product')");
+void waitWork(GroupHolder& g, const c10::intrusive_ptr<c10d::Work>& work, bool onCuda, bool hostBlocking, const std::string& what) {
+  try {
+    if (!onCuda) {
+      work->wait(g.timeout);
+      return;
+    }
+    if (hostBlocking) {
+      auto deadline = std::chrono::steady_clock::now() + g.timeout;
+      while (!work->isCompleted()) {
+        if (std::chrono::steady_clock::now() >= deadline)
+          throw std::runtime_error(what + " timed out after " + std::to_string(g.timeout.count()) + " ms (the NCCL work did not complete)");
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+      if (!work->isSuccess()) std::rethrow_exception(work->exception());
+    }
+    work->wait();  // the current stream waits for the collective
+  } catch (...) {
+    g.failed = true;
+    throw;
+  }
 }
-
-// Waits for every Work; the first failure (a timeout, a lost peer) is rethrown by wait().
-void waitAll(const std::vector<c10::intrusive_ptr<c10d::Work>>& works, Ms timeout) {
-  for (auto& w : works) w->wait(timeout);
-}
-}  // namespace
+}  // namespace rdt
 
 // distBackends() -> the backends this build can create, e.g. ['gloo'] or ['gloo', 'nccl'].
 OP(distBackends) {
@@ -114,7 +155,11 @@ OP(distInit) {
 #if RDT_WITH_NCCL
       h->store = c10::make_intrusive<c10d::PrefixStore>("cuda/", store);
       auto o = c10d::ProcessGroupNCCL::Options::create();
-      o->timeout = timeout;
+      // Our own waits (waitWork) name a timeout after `timeout`. NCCL's watchdog, which tears the process down
+      // on a timed-out collective (TORCH_NCCL_ASYNC_ERROR_HANDLING, left at torch's default), is the backstop:
+      // it gets twice as long, since a bucket all-reduce started during backward is older than the wait that
+      // notices it.
+      o->timeout = 2 * timeout;
       h->backend = c10::make_intrusive<c10d::ProcessGroupNCCL>(h->store, static_cast<int>(rank), static_cast<int>(size), o);
 #else
       c.fail("this build of rdt-libero has no NCCL (it needs a CUDA libtorch with NCCL); use backend 'gloo'");
@@ -135,7 +180,7 @@ OP(distInit) {
 // distAllReduce(group, tensors, op): reduces each tensor in place across ranks. All are started before
 // any is waited for, so several buckets are in flight at once.
 OP(distAllReduce) {
-  auto* g = groupOf(c, 0);
+  auto* g = rdt::groupOf(c, 0);
   auto ts = c.ts(1);
   c10d::AllreduceOptions o;
   o.reduceOp = reduceOp(c, 2);
@@ -145,13 +190,13 @@ OP(distAllReduce) {
     std::vector<at::Tensor> one{t};
     works.push_back(g->backend->allreduce(one, o));
   }
-  waitAll(works, g->timeout);
+  waitAll(*g, works, !ts.empty() && ts[0].is_cuda(), "all_reduce");
   return c.undef();
 }
 
 // distBroadcast(group, tensors, root): overwrites each tensor with root's, in place.
 OP(distBroadcast) {
-  auto* g = groupOf(c, 0);
+  auto* g = rdt::groupOf(c, 0);
   auto ts = c.ts(1);
   c10d::BroadcastOptions o;
   o.rootRank = c.i64(2);
@@ -161,44 +206,51 @@ OP(distBroadcast) {
     std::vector<at::Tensor> one{t};
     works.push_back(g->backend->broadcast(one, o));
   }
-  waitAll(works, g->timeout);
+  waitAll(*g, works, !ts.empty() && ts[0].is_cuda(), "broadcast");
   return c.undef();
 }
 
 // distAllGather(group, output, input): output (worldSize * input.numel() elements) = every rank's input,
 // in rank order (all_gather_into_tensor).
 OP(distAllGather) {
-  auto* g = groupOf(c, 0);
+  auto* g = rdt::groupOf(c, 0);
   auto out = c.t(1), in = c.t(2);
   c10d::AllgatherOptions o;
   o.timeout = g->timeout;
-  waitAll({g->backend->_allgather_base(out, in, o)}, g->timeout);
+  waitAll(*g, {g->backend->_allgather_base(out, in, o)}, out.is_cuda(), "all_gather");
   return c.undef();
 }
 
 // distReduceScatter(group, output, input, op): output = rank's slice of the reduction of every rank's
 // input (reduce_scatter_tensor); input holds worldSize * output.numel() elements.
 OP(distReduceScatter) {
-  auto* g = groupOf(c, 0);
+  auto* g = rdt::groupOf(c, 0);
   auto out = c.t(1), in = c.t(2);
   c10d::ReduceScatterOptions o;
   o.reduceOp = reduceOp(c, 3);
   o.timeout = g->timeout;
-  waitAll({g->backend->_reduce_scatter_base(out, in, o)}, g->timeout);
+  waitAll(*g, {g->backend->_reduce_scatter_base(out, in, o)}, out.is_cuda(), "reduce_scatter");
   return c.undef();
 }
 
 OP(distBarrier) {
-  auto* g = groupOf(c, 0);
+  auto* g = rdt::groupOf(c, 0);
   c10d::BarrierOptions o;
   o.timeout = g->timeout;
-  waitAll({g->backend->barrier(o)}, g->timeout);
+  bool nccl = g->backend->getBackendName() == "nccl";
+  waitAll(*g, {g->backend->barrier(o)}, nccl, "barrier");
   return c.undef();
 }
 
-// distDestroy(group): closes the backend's connections and the store (destroy_process_group).
+// distDestroy(group): closes the backend's connections and the store (destroy_process_group): shut down, or
+// aborted when a collective failed or timed out (it may still be in flight).
 OP(distDestroy) {
-  auto* g = groupOf(c, 0);
+  auto* g = rdt::groupOf(c, 0);
+  try {
+    closeBackend(*g->backend, g->failed);
+  } catch (...) {
+    // a backend that cannot close cleanly after a failure is dropped all the same
+  }
   g->backend.reset();
   g->store.reset();
   return c.undef();

@@ -102,6 +102,35 @@ OP(adamwStep) {
   return c.undef();
 }
 
+// torch.nn.utils.clip_grad_norm_ in two halves, so a sharded run (ZeRO-2: each rank holds some gradients) can
+// assemble the per-tensor norms of every rank in between and still compute the very bits one process does.
+static std::vector<at::Tensor> definedGrads(const std::vector<at::Tensor>& ps) {
+  std::vector<at::Tensor> grads;
+  for (auto& p : ps)
+    if (p.grad().defined()) grads.push_back(p.grad());
+  return grads;
+}
+
+// The per-tensor norms, stacked (one element per parameter that has a gradient, in order).
+static at::Tensor gradNormsOf(const std::vector<at::Tensor>& grads, double normType) {
+  auto norms = at::_foreach_norm(grads, normType);
+  auto dev = grads[0].device();
+  for (auto& n : norms) n = n.to(dev);
+  return at::stack(norms);
+}
+
+// The norm of `norms`, then grads *= min(1, max/(norm+1e-6)); returns the total norm.
+static double clipWithNorms(Ctx& c, std::vector<at::Tensor>& grads, const at::Tensor& norms, double maxNorm, double normType, bool errorIfNonfinite) {
+  auto total = at::linalg_vector_norm(norms, normType);
+  double totalD = total.item<double>();
+  if (errorIfNonfinite && !std::isfinite(totalD))
+    c.fail("the total norm of order " + std::to_string(normType) +
+           " of the gradients is non-finite, so it cannot be clipped (pass errorIfNonfinite: false to scale anyway)");
+  auto coef = at::clamp_max(at::reciprocal(total + 1e-6) * maxNorm, 1.0);
+  if (!grads.empty()) at::_foreach_mul_(grads, coef.to(grads[0].device()));
+  return totalD;
+}
+
 // clipGradNorm(params, maxNorm, normType, errorIfNonfinite) -> total norm before clipping
 // (torch.nn.utils.clip_grad_norm_: per-tensor norms, the norm of those, then grads *= min(1, max/(norm+1e-6))).
 OP(clipGradNorm) {
@@ -110,19 +139,32 @@ OP(clipGradNorm) {
   double normType = c.d(2);
   bool errorIfNonfinite = !c.isNullish(3) && c.b(3);
   at::NoGradGuard noGrad;
-  std::vector<at::Tensor> grads;
-  for (auto& p : ps)
-    if (p.grad().defined()) grads.push_back(p.grad());
+  auto grads = definedGrads(ps);
   if (grads.empty()) return c.num(0);
-  auto norms = at::_foreach_norm(grads, normType);
-  auto dev = grads[0].device();
-  for (auto& n : norms) n = n.to(dev);
-  auto total = at::linalg_vector_norm(at::stack(norms), normType);
-  double totalD = total.item<double>();
-  if (errorIfNonfinite && !std::isfinite(totalD))
-    c.fail("the total norm of order " + std::to_string(normType) +
-           " of the gradients is non-finite, so it cannot be clipped (pass errorIfNonfinite: false to scale anyway)");
-  auto coef = at::clamp_max(at::reciprocal(total + 1e-6) * maxNorm, 1.0);
-  at::_foreach_mul_(grads, coef);
-  return c.num(totalD);
+  return c.num(clipWithNorms(c, grads, gradNormsOf(grads, normType), maxNorm, normType, errorIfNonfinite));
+}
+
+// gradNorms(params, normType) -> the per-tensor norms of the parameters that have a gradient (1-D, in order;
+// empty when none has one): clipGradNorm's first half.
+OP(gradNorms) {
+  auto ps = c.ts(0);
+  double normType = c.d(1);
+  at::NoGradGuard noGrad;
+  auto grads = definedGrads(ps);
+  if (grads.empty()) return c.wrap(at::empty({0}, at::kFloat));
+  return c.wrap(gradNormsOf(grads, normType));
+}
+
+// clipGradsWithNorms(params, norms, maxNorm, normType, errorIfNonfinite) -> total norm: clipGradNorm's second
+// half, with the per-tensor norms of the whole model given (e.g. gathered from every rank).
+OP(clipGradsWithNorms) {
+  auto ps = c.ts(0);
+  auto norms = c.t(1);
+  double maxNorm = c.d(2);
+  double normType = c.d(3);
+  bool errorIfNonfinite = !c.isNullish(4) && c.b(4);
+  at::NoGradGuard noGrad;
+  if (norms.numel() == 0) return c.num(0);
+  auto grads = definedGrads(ps);
+  return c.num(clipWithNorms(c, grads, norms, maxNorm, normType, errorIfNonfinite));
 }

@@ -1,9 +1,11 @@
-// Data-parallel training end to end on Gloo with real processes (issue 13's acceptance): 2 processes at
+// Data-parallel training end to end on Gloo with real processes (issues 13 and 25): 2 processes at
 // train_batch_size 4 train the same weights as 1 process at 8 (with and without accumulation, with
-// condition dropout, state noise and image augmentation on); the ranks' loaders split every global batch;
-// resuming 2 -> 1 and 1 -> 2 processes continues the same trajectory; killing a rank ends the job with
-// a message naming it and leaves the last complete checkpoint usable; torchrun --no-python works.
-// The reference is always a 1-process run of the same global batch.
+// condition dropout, state noise and image augmentation on); gradients reduced during backward and after it give
+// the same bits, and so do ZeRO-2's reduce-to-owner and ZeRO-0's all-reduce; the ranks' loaders split every global
+// batch; resuming 2 -> 1 and 1 -> 2 processes continues the same trajectory; killing a rank, or stopping one, ends
+// the job with a named line from every process; 2 nodes x 2 processes train the weights of 1 node x 4;
+// torchrun --no-python works. The reference is a 1-process run of the same global batch, or, where bits must
+// match, the same job with the other setting.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
@@ -97,14 +99,28 @@ const TOL = 1e-6; // float32: the two runs sum the same per-sample gradients in 
 
 let ref: string;
 let refAcc: string;
+let ddpB4: string;
+let ddpAcc: string;
+
+/** Every safetensors tensor of two files, compared: the largest difference (0: the same bits, NaN never). */
+function fileDiff(a: string, b: string): number {
+  const [ta, tb] = [torch.loadSafetensors(a).tensors, torch.loadSafetensors(b).tensors];
+  assert.deepEqual([...tb.keys()].sort(), [...ta.keys()].sort());
+  let m = 0;
+  for (const [k, t] of ta) m = Math.max(m, maxAbsDiff(t.toFloat64(), tb.get(k)!.toFloat64()));
+  for (const t of [...ta.values(), ...tb.values()]) t.dispose();
+  return m;
+}
 
 test('2 processes x batch 4 train the weights of 1 process x batch 8 (max diff <= 1e-6)', async () => {
   ref = join(work, 'ref-b8');
   await trainHere(ref, { train_batch_size: 8 });
   const two = join(work, 'ddp-b4');
+  ddpB4 = two;
   const d = await launch2(two);
   assert.equal(d.code, 0, d.err);
   assert.match(d.err, /effective batch 8 = 4 x 1 accumulation x 2 processes/);
+  assert.match(d.err, /gradients averaged in buckets of 25 MB during backward/);
   for (const step of [2, 4]) {
     const diff = weightDiff(join(ref, `checkpoint-${step}`), join(two, `checkpoint-${step}`));
     assert.ok(diff <= TOL, `checkpoint-${step}: max weight difference ${diff}`);
@@ -122,12 +138,31 @@ test('with gradient accumulation (2 micro-batches): 2 x 4 x 2 equals 1 x 8 x 2',
   refAcc = join(work, 'ref-b8-acc2');
   await trainHere(refAcc, { train_batch_size: 8, gradient_accumulation_steps: 2 });
   const two = join(work, 'ddp-b4-acc2');
+  ddpAcc = two;
   const d = await launch2(two, { gradient_accumulation_steps: 2 });
   assert.equal(d.code, 0, d.err);
   const diff = weightDiff(join(refAcc, 'final'), join(two, 'final'));
   assert.ok(diff <= TOL, `max weight difference ${diff}`);
   // And it is a different run from the one without accumulation (the check can fail).
   assert.ok(weightDiff(join(ref, 'final'), join(two, 'final')) > 1e-4);
+});
+
+test('gradients reduced after backward (ddp.overlap_comm false) give the same bits as during it, with accumulation and small buckets', async () => {
+  // Small buckets (0.01 MiB: several per model) so that buckets really go out one by one during backward.
+  const small = { gradient_accumulation_steps: 2, 'ddp.bucket_cap_mb': 0.01 };
+  const on = join(work, 'overlap-on');
+  const off = join(work, 'overlap-off');
+  const a = await launch2(on, small);
+  assert.equal(a.code, 0, a.err);
+  const b = await launch2(off, { ...small, 'ddp.overlap_comm': 'false' });
+  assert.equal(b.code, 0, b.err);
+  assert.match(b.err, /buckets of 0\.01 MB after backward/);
+  for (const step of [2, 4]) {
+    assert.equal(fileDiff(join(on, `checkpoint-${step}`, 'model.safetensors'), join(off, `checkpoint-${step}`, 'model.safetensors')), 0, `checkpoint-${step} weights`);
+    assert.equal(fileDiff(join(on, `checkpoint-${step}`, 'training_state.safetensors'), join(off, `checkpoint-${step}`, 'training_state.safetensors')), 0, 'AdamW state');
+  }
+  // Other bucket sizes add the same numbers: the default-bucket run of the same job has these bits too.
+  assert.equal(fileDiff(join(ddpAcc, 'final', 'model.safetensors'), join(on, 'final', 'model.safetensors')), 0);
 });
 
 test('ZeRO-2 (zero_stage 2): the same weights, each rank keeping half the optimizer state; its checkpoint resumes unsharded in 1 process', async () => {
@@ -143,6 +178,9 @@ test('ZeRO-2 (zero_stage 2): the same weights, each rank keeping half the optimi
   assert.equal(p0[1] + p1[1], Number(kept[0][5]));
   assert.ok(Math.abs(p0[1] - p1[1]) < 0.1 * Number(kept[0][5]), `balanced: ${p0[1]} vs ${p1[1]} elements`);
   assert.ok(weightDiff(join(ref, 'checkpoint-2'), join(two, 'checkpoint-2')) <= TOL);
+  // Reduced to the owners instead of all-reduced, clipped from the gathered per-parameter norms: the bits of ZeRO-0.
+  assert.equal(fileDiff(join(ddpB4, 'checkpoint-2', 'model.safetensors'), join(two, 'checkpoint-2', 'model.safetensors')), 0, 'ZeRO-2 weights = ZeRO-0 weights');
+  assert.equal(fileDiff(join(ddpB4, 'checkpoint-2', 'training_state.safetensors'), join(two, 'checkpoint-2', 'training_state.safetensors')), 0, 'and AdamW state');
   // The checkpoint holds the whole optimizer state, as an unsharded run writes it.
   const state = (dir: string) => torch.loadSafetensors(join(dir, 'training_state.safetensors')).tensors;
   const [a, b] = [state(join(ref, 'checkpoint-2')), state(join(two, 'checkpoint-2'))];
@@ -175,7 +213,8 @@ test('ZeRO-2 under bf16: sharded float32 masters and AdamW state equal the unsha
     assert.ok([...a.keys()].some((k) => k.startsWith('masters.')), 'float32 masters are saved');
     let m = 0;
     for (const [k, t] of a) m = Math.max(m, maxAbsDiff(t.toFloat64(), b.get(k)!.toFloat64()));
-    assert.ok(m <= 1e-5, `checkpoint-${step}: masters / AdamW state max difference ${m}`);
+    assert.equal(m, 0, `checkpoint-${step}: masters / AdamW state max difference ${m}`);
+    assert.equal(fileDiff(join(plain, `checkpoint-${step}`, 'model.safetensors'), join(sharded, `checkpoint-${step}`, 'model.safetensors')), 0, 'bf16 weights');
   }
 });
 
@@ -227,9 +266,7 @@ test('killing one rank ends the job with a message naming it; the last complete 
     assert.ok(Date.now() - t0 < 60_000, 'no checkpoint within a minute');
     await new Promise((r) => setTimeout(r, 100));
   }
-  const children = execFileSync('ps', ['-o', 'pid=', '--ppid', String(launcher)], { encoding: 'utf8' }).trim().split(/\s+/).map(Number);
-  const rank1 = children.find((pid) => readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes('RANK=1'));
-  assert.ok(rank1, `rank 1 among ${children}`);
+  const rank1 = workerPid(launcher, 1);
   const tKill = Date.now();
   process.kill(rank1, 'SIGKILL');
   const d = await job;
@@ -243,6 +280,58 @@ test('killing one rank ends the job with a message naming it; the last complete 
   verifyFolder(last.path, 'full');
   const r = await trainHere(out, { train_batch_size: 8, resume_from_checkpoint: 'latest', max_train_steps: last.step + 1 });
   assert.equal(r.steps, last.step + 1);
+});
+
+/** The pid of the launcher's worker with RANK=rank. */
+function workerPid(launcher: number, rank: number): number {
+  const children = execFileSync('ps', ['-o', 'pid=', '--ppid', String(launcher)], { encoding: 'utf8' }).trim().split(/\s+/).map(Number);
+  const pid = children.find((c) => readFileSync(`/proc/${c}/environ`, 'utf8').split('\0').includes(`RANK=${rank}`));
+  assert.ok(pid, `rank ${rank} among ${children}`);
+  return pid;
+}
+
+test('a stalled rank (SIGSTOP) ends the job after dist_timeout_s: a named timeout on rank 0, a named lost peer on the stalled one', async () => {
+  const out = join(work, 'stalled');
+  let launcher = 0;
+  const t0 = Date.now();
+  // 20 s: far above a step of this model even on a loaded machine, so only the stall can time out.
+  const job = launch2(out, { max_train_steps: 100000, checkpointing_period: 100000, dist_timeout_s: 20 }, (pid) => (launcher = pid));
+  while (!existsSync(join(out, 'metrics.jsonl')) || losses(out).length < 2) {
+    assert.ok(Date.now() - t0 < 120_000, 'no training step within two minutes');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const rank1 = workerPid(launcher, 1);
+  const tStop = Date.now();
+  process.kill(rank1, 'SIGSTOP');
+  const d = await job;
+  const took = Date.now() - tStop;
+  assert.equal(d.code, 1, d.err);
+  // Rank 0: one line naming the timeout; the launcher names rank 0 and what it said.
+  assert.match(d.err, /the job stopped because rank 0 exited with code 1: .*DistributedTimeoutError.*no answer from the other ranks within 20000 ms/);
+  // The stalled rank, continued by the launcher, fails by name too (its peer is gone), instead of being killed.
+  assert.match(d.err, /\[rank 1\] .*(PeerLostError|DistributedError)/);
+  assert.match(d.err, /then stopped: rank 1/);
+  assert.ok(took >= 19_000 && took < 20_000 + 40_000, `the job ended ${took} ms after the stall (timeout 20000 ms)`);
+});
+
+test('2 nodes x 2 processes (--nnodes 2 --node_rank R on the loopback) train the weights of 1 node x 4 processes', async () => {
+  const over = { train_batch_size: 2, max_train_steps: 2, checkpointing_period: 2 };
+  const one = join(work, 'nodes-1x4');
+  const port1 = await freePort();
+  const d1 = await run(process.execPath, [MAIN, 'train', '--nproc_per_node', '4', '--master_port', String(port1), '--dist_timeout_s', '300', ...overrides(one, over)]);
+  assert.equal(d1.code, 0, d1.err);
+  const two = join(work, 'nodes-2x2');
+  const port = await freePort();
+  const node = (rank: number) => run(process.execPath, [MAIN, 'train', '--nproc_per_node', '2', '--nnodes', '2', '--node_rank', String(rank),
+    '--master_addr', '127.0.0.1', '--master_port', String(port), '--dist_timeout_s', '300', ...overrides(two, over)]);
+  const [n0, n1] = await Promise.all([node(0), node(1)]);
+  assert.equal(n0.code, 0, n0.err);
+  assert.equal(n1.code, 0, n1.err);
+  assert.match(n0.err, /effective batch 8 = 2 x 1 accumulation x 4 processes/);
+  assert.equal(fileDiff(join(one, 'final', 'model.safetensors'), join(two, 'final', 'model.safetensors')), 0, 'same weights, same bits');
+  assert.equal(fileDiff(join(one, 'checkpoint-2', 'training_state.safetensors'), join(two, 'checkpoint-2', 'training_state.safetensors')), 0);
+  // And 4 x 2 is the 1-process batch of 8 (within float32 summation order).
+  assert.ok(weightDiff(join(ref, 'checkpoint-2'), join(two, 'checkpoint-2')) <= TOL);
 });
 
 test('LoRA: 2 processes train the adapters of 1 process with the same global batch', async () => {

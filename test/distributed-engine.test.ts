@@ -120,6 +120,68 @@ test('a rank that stops answering makes the other time out with DistributedTimeo
   assert.ok(Number(res.ms) >= 1400 && Number(res.ms) < 15_000, `timed out after ${res.ms} ms`);
 });
 
+// The gradient reducer (PyTorch DDP's Reducer, native/grad_reducer.cc), with 2 real processes. Expected values are
+// written from each rank's local gradients as float32 does it: (a + b) rounded, times 1/2 rounded.
+const f32 = Math.fround;
+const mean2 = (a: number[], b: number[]) => a.map((x, i) => f32(f32(x + b[i]) * 0.5));
+type Grads = (number[] | null)[];
+
+async function reducerRun(env: Record<string, string> = {}) {
+  const port = await freePort();
+  const runs = await Promise.all([0, 1].map((r) => start('node', [worker, 'reducer'], rankEnv(r, 2, port, env))));
+  for (const d of runs) assert.equal(d.code, 0, d.err);
+  return runs.map((d) => lastJson(d) as { owners: number[]; local1: Grads; local2: Grads; reduced1: Grads; reduced2: Grads; layout: number[][];
+    step1: { launchedInBackward: number; buckets: number; defined: boolean[] }; step2: { launchedInBackward: number; buckets: number } });
+}
+
+test('gradient reducer: hooks fire in reverse order during backward, buckets are averaged, no_sync accumulates locally', async () => {
+  const [a, b] = await reducerRun();
+  // The layout is the order gradients became ready, the reverse of the registration order (weight i = 2k, bias 2k+1
+  // of layer k), cut into buckets of at most 17000 bytes: 256-byte biases, 16384-byte weights.
+  assert.deepEqual(a.layout.flat(), [7, 6, 5, 4, 3, 2, 1, 0]);
+  assert.deepEqual(a.layout, [[7, 6, 5], [4, 3], [2, 1], [0]]);
+  assert.deepEqual(b.layout, a.layout);
+  // First step: a bucket launches when the next one's first gradient arrives, so 3 of 4 go during backward; the
+  // layout is then fixed and a bucket launches as soon as it is complete: all 4 during backward.
+  assert.equal(a.step1.buckets, 4);
+  assert.equal(a.step1.launchedInBackward, 3);
+  assert.equal(a.step2.launchedInBackward, 4);
+  assert.deepEqual(a.step1.defined, Array(8).fill(true));
+  for (const [rank, res] of [a, b].entries())
+    for (let i = 0; i < 8; i++) {
+      assert.notDeepEqual(a.local1[i], b.local1[i], 'the ranks saw different inputs');
+      assert.deepEqual(res.reduced1[i], mean2(a.local1[i]!, b.local1[i]!), `rank ${rank} parameter ${i}, one micro-batch`);
+      // Two micro-batches: the local sum (accumulated by backward, no communication), averaged once.
+      assert.deepEqual(res.reduced2[i], mean2(a.local2[i]!, b.local2[i]!), `rank ${rank} parameter ${i}, accumulated`);
+    }
+});
+
+test('gradient reducer without overlap: the same layout and the same bits, every bucket launched after backward', async () => {
+  const [on] = await reducerRun();
+  const [off, offB] = await reducerRun({ DIST_TEST_OVERLAP: 'false' });
+  assert.equal(off.step1.launchedInBackward, 0);
+  assert.equal(off.step2.launchedInBackward, 0);
+  assert.deepEqual(off.layout, on.layout);
+  assert.deepEqual(off.reduced1, on.reduced1);
+  assert.deepEqual(off.reduced2, on.reduced2);
+  assert.deepEqual(offB.reduced2, on.reduced2);
+});
+
+test('gradient reducer, ZeRO-2 owners: each bucket is reduced to its owners; the others drop their gradients', async () => {
+  const [a, b] = await reducerRun({ DIST_TEST_OWNERS: '1' });
+  assert.deepEqual(a.owners, [0, 1, 0, 1, 0, 1, 0, 1]);
+  for (const [rank, res] of [a, b].entries())
+    for (let i = 0; i < 8; i++) {
+      if (res.owners[i] !== rank) {
+        assert.equal(res.reduced1[i], null, `rank ${rank} does not own parameter ${i}: no gradient left`);
+        assert.equal(res.reduced2[i], null);
+        continue;
+      }
+      assert.deepEqual(res.reduced1[i], mean2(a.local1[i]!, b.local1[i]!), `owner ${rank}, parameter ${i}`);
+      assert.deepEqual(res.reduced2[i], mean2(a.local2[i]!, b.local2[i]!), `owner ${rank}, parameter ${i}, accumulated`);
+    }
+});
+
 test('the torchrun environment is read, and a partial one is refused by name', () => {
   assert.equal(envFromTorchrun({}), null);
   assert.deepEqual(envFromTorchrun({ RANK: '3', WORLD_SIZE: '8', LOCAL_RANK: '1', MASTER_ADDR: 'node0', MASTER_PORT: '29400', TORCHELASTIC_USE_AGENT_STORE: 'True' }),

@@ -2,9 +2,11 @@
 // Gloo on CPU, NCCL on CUDA builds) and the blocking collectives data-parallel training needs. Collectives
 // work in place on contiguous tensors, like torch.distributed's. Every call is bounded by the group's
 // timeout: a rank that died or stopped answering ends in a named error, never a hang.
-import { N, type GroupHandle, type Handle } from './native.js';
+import { N, type GroupHandle, type Handle, type ReducerHandle, type ReducerStep } from './native.js';
 import { EngineError } from './errors.js';
 import type { Tensor } from './tensor.js';
+
+export type { ReducerStep } from './native.js';
 
 export type Backend = 'gloo' | 'nccl';
 export type ReduceOp = 'sum' | 'max' | 'min' | 'product';
@@ -69,7 +71,8 @@ export function availableBackends(): Backend[] {
 
 // c10d's messages for the two failures a user must tell apart; anything else stays a DistributedError.
 const TIMEOUT = /timed out|timeout/i;
-const PEER_LOST = /connection closed by peer|connection reset|broken pipe|read error|connection refused|EOF/i;
+// NCCL reports a dead peer as 'remote process exited or there was a network error' (ncclRemoteError).
+const PEER_LOST = /connection closed by peer|connection reset|broken pipe|read error|connection refused|EOF|remote process exited/i;
 
 function classify(where: string, e: unknown, timeoutMs: number): DistributedError {
   const raw = e instanceof Error ? e.message : String(e);
@@ -107,7 +110,8 @@ export class ProcessGroup {
     this.g = g;
   }
 
-  private call<T>(what: string, f: (g: GroupHandle) => T): T {
+  /** Run `f` on the native group; a c10d failure comes back as a named DistributedError. */
+  call<T>(what: string, f: (g: GroupHandle) => T): T {
     if (!this.g) throw new DistributedError(`${what}: the process group was destroyed`);
     try {
       return f(this.g);
@@ -143,6 +147,10 @@ export class ProcessGroup {
   }
   barrier(): void {
     this.call('barrier', (g) => N.distBarrier(g));
+  }
+  /** A reducer of `params`' gradients during backward (see GradReducer). */
+  gradReducer(params: readonly Tensor[], opts: GradReducerOptions = {}): GradReducer {
+    return new GradReducer(this, params, opts);
   }
   /** destroy_process_group: closes the connections. Further calls are refused. */
   destroy(): void {
@@ -182,4 +190,75 @@ export function initProcessGroup(opts: InitOptions = {}): ProcessGroup {
     throw classify(where, e, timeoutMs);
   }
   return new ProcessGroup(g, env.rank, env.worldSize, backend, timeoutMs);
+}
+
+export interface GradReducerOptions {
+  /** Bytes of gradient per bucket (PyTorch DDP's bucket_cap_mb: 25 MB by default). */
+  bucketBytes?: number;
+  /** Launch each bucket as soon as its gradients are ready, during backward (default true); false: after backward. */
+  overlap?: boolean;
+  /**
+   * ZeRO-2: the owner rank of each parameter. Each bucket's segment of an owner is reduced to that owner only, the
+   * gradients leave every rank as soon as they are in a bucket, and only owners get theirs back, averaged.
+   */
+  owners?: readonly number[];
+  /** At most this many buckets in flight (0: no bound; default 0, or 2 with owners: DeepSpeed's two reduce buffers). */
+  maxInFlight?: number;
+}
+
+/**
+ * Gradient averaging overlapped with backward, as PyTorch DDP's Reducer does it (native/grad_reducer.cc): a hook
+ * on each parameter's gradient accumulator marks it ready; full buckets are reduced while backward goes on, in
+ * bucket order on every rank. Per optimizer step: `backward(loss, sync)` for each micro-batch (sync only on the
+ * last: earlier ones accumulate locally, DDP's no_sync), then `finalize()`, which reduces what is left, waits,
+ * and leaves each reduced parameter's `.grad` holding the average over ranks. The bucket layout follows the order
+ * in which gradients became ready in the first synchronised backward, then stays fixed; `layout()` shows it.
+ * Keep it referenced while training, and destroy() it after (a collected reducer removes its hooks).
+ */
+export class GradReducer {
+  private r: ReducerHandle | null;
+  readonly bucketBytes: number;
+  readonly overlap: boolean;
+  constructor(
+    readonly group: ProcessGroup,
+    readonly params: readonly Tensor[],
+    opts: GradReducerOptions = {},
+  ) {
+    this.bucketBytes = opts.bucketBytes ?? 25 * 2 ** 20;
+    this.overlap = opts.overlap ?? true;
+    if (!(this.bucketBytes >= 1)) throw new DistributedError(`gradient buckets of ${this.bucketBytes} bytes: give a positive size`);
+    const maxInFlight = opts.maxInFlight ?? (opts.owners ? 2 : 0);
+    const hs = params.map((p) => p.h);
+    this.r = group.call('gradient reducer', (g) => N.reducerNew(g, hs, opts.owners ?? null, Math.round(this.bucketBytes), this.overlap, maxInFlight));
+  }
+
+  private handle(what: string): ReducerHandle {
+    if (!this.r) throw new DistributedError(`${what}: the gradient reducer was destroyed`);
+    return this.r;
+  }
+
+  /** loss.backward(), with this backward's gradients reduced (sync) or only accumulated locally (no_sync). */
+  backward(loss: Tensor, sync: boolean): void {
+    const r = this.handle('backward');
+    N.reducerPrepare(r, sync);
+    // A bucket's collective that fails inside backward (a lost peer, a timeout) surfaces here.
+    this.group.call('backward with gradient reduction', () => loss.backward());
+  }
+
+  /** Reduce the buckets not yet launched, wait for all, write the averaged gradients; see ReducerStep. */
+  finalize(): ReducerStep {
+    const r = this.handle('finalize');
+    return this.group.call('gradient reduction', () => N.reducerFinalize(r));
+  }
+
+  /** The buckets, as indices into `params`, in launch order (empty until the first finalize). */
+  layout(): number[][] {
+    return N.reducerLayout(this.handle('layout'));
+  }
+
+  destroy(): void {
+    if (!this.r) return;
+    N.reducerDestroy(this.r);
+    this.r = null;
+  }
 }

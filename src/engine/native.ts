@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { EngineError } from './errors.js';
 import { opTableMismatch, type NativeOps } from './native_ops.js';
 
-export type { Handle, GenHandle, GroupHandle, NativeOps } from './native_ops.js';
+export type { Handle, GenHandle, GroupHandle, ReducerHandle, ReducerStep, NativeOps } from './native_ops.js';
 
 function findAddon(): string {
   // dist/src/engine/native.js and src/engine/native.ts both sit three levels below the root.

@@ -14,6 +14,10 @@ export type GenHandle = { readonly __gen: unique symbol };
 type H = Handle;
 /** An opaque reference to a c10d process group (store + backend). */
 export type GroupHandle = { readonly __group: unique symbol };
+/** An opaque reference to a gradient reducer (native/grad_reducer.cc). */
+export type ReducerHandle = { readonly __reducer: unique symbol };
+/** What one step of a gradient reducer did (reducerFinalize). */
+export type ReducerStep = { defined: boolean[]; fingerprint: number; buckets: number; launchedInBackward: number; waitMs: number };
 /** A Generator, or null for libtorch's default one. */
 type Gen = GenHandle | null;
 /** A c10::ScalarType code (DTYPE_CODE in dtype.ts). */
@@ -64,6 +68,7 @@ export const NATIVE_FILES = {
   'cpu_allocator.cc': {
     cpuAllocatorStats: op<() => CpuAllocatorStats>(),
     cpuAllocatorEmptyCache: op<() => void>(),
+    cpuAllocatorResetPeak: op<() => void>(),
   },
   'ops_autograd.cc': {
     requiresGrad: op<(t: H) => boolean>(),
@@ -125,6 +130,14 @@ export const NATIVE_FILES = {
     distReduceScatter: op<(g: GroupHandle, output: H, input: H, op: string) => void>(),
     distBarrier: op<(g: GroupHandle) => void>(),
     distDestroy: op<(g: GroupHandle) => void>(),
+  },
+  'grad_reducer.cc': {
+    // Gradient buckets reduced during backward (src/engine/distributed.ts GradReducer).
+    reducerNew: op<(g: GroupHandle, params: H[], owners: readonly number[] | null, bucketBytes: number, overlap: boolean, maxInFlight: number) => ReducerHandle>(),
+    reducerPrepare: op<(r: ReducerHandle, sync: boolean) => void>(),
+    reducerFinalize: op<(r: ReducerHandle) => ReducerStep>(),
+    reducerLayout: op<(r: ReducerHandle) => number[][]>(),
+    reducerDestroy: op<(r: ReducerHandle) => void>(),
   },
   'ops_encoders.cc': {
     // Reads a tensor stored as `srcDtype` in a file straight into `dstDtype` on `device`, 4 MB at a time
@@ -199,6 +212,8 @@ export const NATIVE_FILES = {
     setData: op<(t: H, src: H) => void>(),
     adamwStep: op<(params: H[], expAvgs: H[], expAvgSqs: H[], steps: readonly number[], lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, fused?: boolean) => void>(),
     clipGradNorm: op<(params: H[], maxNorm: number, normType: number, errorIfNonfinite?: boolean) => number>(),
+    gradNorms: op<(params: H[], normType: number) => H>(),
+    clipGradsWithNorms: op<(params: H[], norms: H, maxNorm: number, normType: number, errorIfNonfinite?: boolean) => number>(),
   },
   'ops_random.cc': {
     randn: op<(shape: Ints, generator: Gen, dtype: Code, device: Dev) => H>(),

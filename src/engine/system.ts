@@ -53,6 +53,8 @@ export const cpuMemory = {
   stats: (): CpuAllocatorStats => N.cpuAllocatorStats(),
   /** Unmap the cached free blocks (like torch.cuda.empty_cache), e.g. after a phase that used other sizes. */
   emptyCache: (): void => N.cpuAllocatorEmptyCache(),
+  /** Restart peakInUse from what is in use now, to measure the peak of one phase (torch.cuda.reset_peak_memory_stats). */
+  resetPeak: (): void => N.cpuAllocatorResetPeak(),
 };
 
 /** Live native tensor handles: created and not yet disposed. A leak shows as growth here. */

@@ -37,6 +37,14 @@ export interface LoraConfig {
   train_adaptors: boolean;
 }
 
+/** Data-parallel gradient reduction (src/train/ddp.ts); only used with several processes. */
+export interface DdpConfig {
+  /** Bytes of gradient per bucket, in MiB (PyTorch DDP's bucket_cap_mb, default 25). */
+  bucket_cap_mb: number;
+  /** Reduce each bucket as soon as its gradients are ready, during backward (DeepSpeed's overlap_comm); false: after backward. */
+  overlap_comm: boolean;
+}
+
 export interface DataConfig {
   /** Folder holding libero_spatial/, libero_object/, ... (or the suite folders themselves). */
   dataset_root: string;
@@ -114,6 +122,7 @@ export interface TrainConfig {
   max_bad_steps: number;
   /** 0: every process keeps the whole optimizer state; 2: ZeRO-2-style sharding across processes (src/train/zero.ts). */
   zero_stage: 0 | 2;
+  ddp: DdpConfig;
   ema: EmaConfig;
   lora: LoraConfig;
   data: DataConfig;
@@ -160,6 +169,7 @@ export const DEFAULT_CONFIG: TrainConfig = {
   log_every: 10,
   max_bad_steps: 10,
   zero_stage: 0,
+  ddp: { bucket_cap_mb: 25, overlap_comm: true },
   ema: { enabled: true, update_after_step: 0, inv_gamma: 1.0, power: 0.75, min_value: 0.0, max_value: 0.9999 },
   lora: { enabled: false, rank: 32, alpha: 32, targets: ['attn.qkv', 'attn.proj', 'cross_attn.q', 'cross_attn.kv', 'cross_attn.proj', 'ffn.fc1', 'ffn.fc2'], train_adaptors: true },
   data: {

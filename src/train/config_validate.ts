@@ -74,6 +74,7 @@ export function validate(c: TrainConfig, originOf: (key: string) => string): voi
   range('ema.power', (v) => v > 0, '> 0');
   range('ema.min_value', prob, 'in [0, 1]');
   range('ema.max_value', (v) => prob(v) && v >= c.ema.min_value, 'in [ema.min_value, 1]');
+  range('ddp.bucket_cap_mb', (v) => v > 0, '> 0 (MiB of gradient per bucket)');
   int('lora.rank', 1);
   range('lora.alpha', (v) => v > 0, '> 0');
   if (c.lora.enabled && !c.lora.targets.length) fail(`'lora.targets' is empty: name the linears of each block to adapt (e.g. attn.qkv, ffn.fc1)`);

@@ -1,28 +1,81 @@
 // Data-parallel training over a c10d process group (src/engine/distributed.ts): what the trainer does
-// differently when it is one of several processes. Rank 0's weights are broadcast at the start; after each
-// optimizer step's micro-batches, gradients are averaged in buckets (each bucket flattened into one tensor
-// and all-reduced once, every bucket in flight before the first is waited for); gradient accumulation
-// communicates only after the last micro-batch, because the trainer calls the sync once per optimizer step.
-// Ranks also agree on the loss, on skipping a non-finite step, on stopping, and on the step of each
-// checkpoint before it is declared complete.
+// differently when it is one of several processes. Rank 0's weights are broadcast at the start. Gradients are
+// averaged in buckets by a GradReducer (PyTorch DDP's Reducer): each bucket is reduced as soon as backward has
+// produced its gradients, while backward goes on (ddp.overlap_comm), in buckets of ddp.bucket_cap_mb; with
+// gradient accumulation only the last micro-batch's backward communicates (DDP's no_sync), so the result is the
+// sum of every micro-batch on every rank, as before. Under ZeRO-2 the buckets are reduced to the parameters'
+// owners only (zero.ts). Ranks also agree on the loss, on skipping a non-finite step, on the bucket layout, on
+// stopping, and on the step of each checkpoint before it is declared complete.
 import * as torch from '../engine/index.js';
 import type { nn, Tensor } from '../engine/index.js';
-import { DistributedError, type ProcessGroup } from '../engine/distributed.js';
+import { DistributedError, type GradReducer, type ProcessGroup, type ReducerStep } from '../engine/distributed.js';
 import type { GradientSync } from './hooks.js';
 import type { Zero2 } from './zero.js';
+
+export interface DataParallelOptions {
+  /** Bytes of gradient per bucket: PyTorch DDP's default bucket_cap_mb of 25. */
+  bucketBytes?: number;
+  /** Reduce buckets during backward (true) or after it (false); bit-identical results. */
+  overlap?: boolean;
+}
+
+/** What the last optimizer step's gradient reduction did (for benches and logs). */
+export interface SyncStats {
+  /** Milliseconds the step spent after its last backward until the averaged gradients were ready (finalize + control all-reduce). */
+  afterBackwardMs: number;
+  /** Milliseconds the host was blocked waiting for buckets, in backward and after. */
+  waitMs: number;
+  buckets: number;
+  /** Buckets launched while backward was still running. */
+  launchedInBackward: number;
+}
 
 export class DataParallel {
   readonly rank: number;
   readonly worldSize: number;
-  /** zero_stage 2: the sharding of the optimizer side (set once the model is built). */
+  readonly bucketBytes: number;
+  readonly overlap: boolean;
+  /** zero_stage 2: the sharding of the optimizer side (set by attach). */
   zero: Zero2 | null = null;
+  /** The reducer of the trained parameters' gradients (set by attach). */
+  reducer: GradReducer | null = null;
+  /** The last step's reduction (see SyncStats). */
+  last: SyncStats | null = null;
+  /** Which trained parameters had a gradient in the last step (the same on every rank: gradientSync checks). */
+  lastDefined: boolean[] = [];
   constructor(
     readonly group: ProcessGroup,
-    /** Bytes of gradient per all-reduce: PyTorch DDP's default bucket_cap_mb of 25. */
-    readonly bucketBytes = 25 * 2 ** 20,
+    opts: DataParallelOptions = {},
   ) {
     this.rank = group.rank;
     this.worldSize = group.worldSize;
+    this.bucketBytes = opts.bucketBytes ?? 25 * 2 ** 20;
+    this.overlap = opts.overlap ?? true;
+  }
+
+  /**
+   * Hook the trained parameters' gradient accumulators: from now on backward(loss, last) reduces their gradients.
+   * `zero` (zero_stage 2): each bucket is reduced to the parameters' owners only.
+   */
+  attach(params: readonly nn.Parameter[], zero: Zero2 | null = null): void {
+    if (this.reducer) throw new DistributedError('the data-parallel gradients are already attached to a model');
+    this.zero = zero;
+    this.reducer = this.group.gradReducer(params, { bucketBytes: this.bucketBytes, overlap: this.overlap, ...(zero ? { owners: zero.owner } : {}) });
+  }
+
+  /**
+   * loss.backward() for one micro-batch; `last`: the optimizer step's last one, whose backward reduces the
+   * accumulated gradients (the earlier ones only accumulate locally, as under DDP's no_sync).
+   */
+  backward(loss: Tensor, last: boolean): void {
+    if (!this.reducer) throw new DistributedError('backward before attach(): the gradients have nowhere to go');
+    this.reducer.backward(loss, last);
+  }
+
+  /** Remove the gradient hooks (the end of a run). */
+  detach(): void {
+    this.reducer?.destroy();
+    this.reducer = null;
   }
 
   get isMain(): boolean {
@@ -54,83 +107,38 @@ export class DataParallel {
       throw new DistributedError(`checkpoint at step ${step}: the ranks are at steps ${-lo}..${hi}; the checkpoint is not marked complete`);
   }
 
-  /** Split the parameters (in order) into buckets of about bucketBytes of gradient each. */
-  buckets(params: readonly nn.Parameter[]): nn.Parameter[][] {
-    const out: nn.Parameter[][] = [];
-    let cur: nn.Parameter[] = [];
-    let bytes = 0;
-    for (const p of params) {
-      const b = p.numel() * torch.DTYPE_BYTES[p.dtype];
-      if (cur.length && bytes + b > this.bucketBytes) {
-        out.push(cur);
-        cur = [];
-        bytes = 0;
-      }
-      cur.push(p);
-      bytes += b;
-    }
-    if (cur.length) out.push(cur);
-    return out;
-  }
-
-  /** Average the gradients of `params` across ranks, in place, one all-reduce per bucket. */
-  averageGradients(params: readonly nn.Parameter[]): void {
-    const W = this.worldSize;
-    torch.scope(() => {
-      const flats: Tensor[] = [];
-      const grads: Tensor[][] = [];
-      for (const bucket of this.buckets(params)) {
-        const gs = bucket.map((p) => p.grad!);
-        grads.push(gs);
-        flats.push(torch.cat(gs.map((g) => g.reshape([-1]))));
-      }
-      this.group.allReduce(flats, 'sum');
-      torch.noGrad(() => {
-        flats.forEach((flat, k) => {
-          flat.mul_(1 / W);
-          let off = 0;
-          for (const g of grads[k]) {
-            g.copy_(flat.narrow(0, off, g.numel()).view(g.shape));
-            off += g.numel();
-          }
-        });
-      });
-    });
-  }
-
   /**
-   * The trainer's gradient synchroniser. One small all-reduce first (loss, non-finite flag, how many
-   * parameters have gradients): a step is skipped on every rank when any rank's loss was NaN/Inf; then the
-   * gradients are averaged. Parameters without a gradient (unused in this forward) stay without one, as in
-   * a one-process run; ranks must agree which those are.
+   * The trainer's gradient synchroniser, called after the step's last backward. It waits for the buckets still in
+   * flight (launching those backward did not complete), then runs one small all-reduce: the loss, a non-finite flag,
+   * how many parameters had gradients and the bucket layout's fingerprint. A step is skipped on every rank when any
+   * rank's loss was NaN/Inf. Parameters without a gradient (unused in this forward) stay without one, as in a
+   * one-process run; ranks must agree which those are, and in which order their gradients became ready.
    */
   gradientSync(): GradientSync {
     return (s) => {
-      const has = defined(s.params);
-      const withGrad = s.params.filter((_, i) => has[i]);
-      const [lossSum, bad, minDefined, maxDefined] = torch.scope(() => {
+      if (!this.reducer) throw new DistributedError('gradientSync before attach(): no gradients are hooked');
+      const t0 = performance.now();
+      const r: ReducerStep = this.reducer.finalize();
+      const withGrad = r.defined.filter(Boolean).length;
+      this.lastDefined = r.defined;
+      const [lossSum, bad, minDefined, maxDefined, minLayout, maxLayout] = torch.scope(() => {
         const sums = torch.tensor([Number.isFinite(s.loss) ? s.loss : 0, s.finite ? 0 : 1], { dtype: 'float64' });
-        const counts = torch.tensor([-withGrad.length, withGrad.length], { dtype: 'float64' });
+        const maxes = torch.tensor([-withGrad, withGrad, -r.fingerprint, r.fingerprint], { dtype: 'float64' });
         this.group.allReduce(sums, 'sum');
-        this.group.allReduce(counts, 'max');
+        this.group.allReduce(maxes, 'max');
         const [a, b] = Array.from(sums.toFloat64());
-        const [c, d] = Array.from(counts.toFloat64());
-        return [a, b, -c, d];
+        const [c, d, e, f] = Array.from(maxes.toFloat64());
+        return [a, b, -c, d, -e, f];
       });
+      this.last = { afterBackwardMs: performance.now() - t0, waitMs: r.waitMs, buckets: r.buckets, launchedInBackward: r.launchedInBackward };
+      if (minLayout !== maxLayout)
+        throw new DistributedError(`step ${s.step}: the ranks formed different gradient buckets (their backward produced gradients in different orders), ` +
+          'so the averaged gradients would mix parameters; every rank must run the same model on batches of the same shape');
       if (bad > 0) return { loss: NaN, finite: false };
       if (minDefined !== maxDefined)
         throw new DistributedError(`step ${s.step}: ranks have gradients for ${minDefined} to ${maxDefined} of the ${s.params.length} trained ` +
           'parameters; every rank must run the same model on batches of the same shape');
-      this.averageGradients(withGrad);
       return { loss: lossSum / this.worldSize, finite: true };
     };
   }
-}
-
-function defined(params: readonly nn.Parameter[]): boolean[] {
-  return params.map((p) => {
-    const g = p.grad;
-    g?.dispose();
-    return g !== null;
-  });
 }

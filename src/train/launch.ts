@@ -90,7 +90,13 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   let killTimer: NodeJS.Timeout | null = null;
 
   const terminateOthers = () => {
-    for (const w of workers) if (!w.exit) w.proc.kill('SIGTERM');
+    for (const w of workers)
+      if (!w.exit) {
+        w.proc.kill('SIGTERM');
+        // A stopped worker (SIGSTOP, a debugger, a job-control stop) handles SIGTERM only once it runs again, as
+        // systemd's stop sequence knows: continue it, so it fails by name instead of waiting for the kill.
+        w.proc.kill('SIGCONT');
+      }
     // A worker blocked in a collective or a long step gets a grace period, then is killed: never a hang.
     killTimer ??= setTimeout(() => {
       for (const w of workers) if (!w.exit) w.proc.kill('SIGKILL');

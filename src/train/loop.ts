@@ -125,7 +125,8 @@ export async function runLoop(ctx: TrainContext, state: RunState, hooks: Resolve
           // This rank's samples are block `rank` of the global batch that starts at batch.position.
           rng = new SampleRng(cfg.seed, { step: state.step, epoch: batch.epoch, first: batch.position + (dist?.rank ?? 0) * batch.size });
           return prepareInputs(batch, parts.encoders, { ...augment, rng }, cfg.device);
-        }, () => rng!.diffusion(cfg.train_batch_size, rc.pred_horizon, rc.action_dim, rc.noise_scheduler.num_train_timesteps));
+        }, () => rng!.diffusion(cfg.train_batch_size, rc.pred_horizon, rc.action_dim, rc.noise_scheduler.num_train_timesteps),
+        dist ? { run: (l, last) => dist.backward(l, last), always: true } : undefined);
         if (hooks.gradientSync) {
           const agreed = await hooks.gradientSync({ step: state.step, loss, finite, params: trainable }, ctx);
           if (agreed) ({ loss, finite } = agreed);
@@ -141,7 +142,6 @@ export async function runLoop(ctx: TrainContext, state: RunState, hooks: Resolve
           continue;
         }
         state.badInRow = 0;
-        zero?.dropForeignGrads();
         const lr = cfg.learning_rate * lrFactor(cfg.lr_scheduler, state.step, cfg.lr_warmup_steps, total);
         for (const g of optimizer.paramGroups) g.lr = lr;
         if (masters) masters.gradsToMasters();

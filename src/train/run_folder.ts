@@ -21,6 +21,7 @@ export const RESUME_SAFE_KEYS = new Set([
   'max_train_steps', 'num_train_epochs', 'checkpointing_period', 'checkpoints_total_limit', 'sample_period',
   'sample_batch_size', 'num_sample_batches', 'log_every', 'report_to', 'resume_from_checkpoint', 'overwrite',
   'output_dir', 'device', 'data.num_workers', 'data.dataset_root', 'max_bad_steps', 'zero_stage',
+  'ddp.bucket_cap_mb', 'ddp.overlap_comm',
 ]);
 
 /** Make output_dir usable and writable, with a one-line error naming the folder when it is not. */

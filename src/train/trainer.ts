@@ -81,7 +81,9 @@ function checkUpFront(cfg: TrainConfig, hooks: ResolvedHooks): void {
 
 /** Run a training job. Everything it builds (model, optimizer, EMA, encoders, loader) is freed when it returns or fails. */
 export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<TrainResult> {
-  const dist = opts.group && opts.group.worldSize > 1 ? new DataParallel(opts.group) : null;
+  const dist = opts.group && opts.group.worldSize > 1
+    ? new DataParallel(opts.group, { bucketBytes: cfg.ddp.bucket_cap_mb * 2 ** 20, overlap: cfg.ddp.overlap_comm })
+    : null;
   const main = !dist || dist.isMain;
   // Only rank 0 talks; the launcher prefixes and forwards every rank's errors.
   const verbose = (opts.verbose ?? true) && main;
@@ -123,7 +125,8 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
         'start it with --nproc_per_node N (or torchrun), or set zero_stage: 0');
     let zero: Zero2 | null = null;
     parts = buildParts(cfg, hooks.encoders, say, dist && cfg.zero_stage === 2 ? (trainable) => (zero = new Zero2(dist, trainable)).owned() : undefined);
-    if (dist) dist.zero = zero;
+    // From here each backward's gradient hooks feed the reducer (buckets reduced while backward runs).
+    dist?.attach(parts.trainable, zero);
     if (zero) {
       // Each rank says what it keeps (the launcher prefixes the other ranks' lines), so sharding is visible.
       const z = zero as Zero2;
@@ -149,7 +152,8 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
       // Every rank starts from rank 0's weights (and float32 masters), whatever it built or loaded. Sharded
       // masters have a single owner each (built from the same seed or loaded from the same checkpoint).
       dist.broadcastFromMain([...parts.runner.parameters(), ...(zero ? [] : parts.masters?.masters ?? [])]);
-      say(`data-parallel: ${dist.worldSize} processes (${opts.group!.backend}), gradients averaged in buckets of ${dist.bucketBytes / 2 ** 20} MB` +
+      say(`data-parallel: ${dist.worldSize} processes (${opts.group!.backend}), gradients averaged in buckets of ${dist.bucketBytes / 2 ** 20} MB ` +
+        (dist.overlap ? 'during backward' : 'after backward') +
         (zero ? '; ZeRO-2: each process keeps the masters, AdamW state and gradients of its share of the parameters' : ''));
     }
     const r = await runLoop(ctx, state, hooks, { haltAfterStep: opts.haltAfterStep, onCheckpointWrite: opts.onCheckpointWrite, verbose, resumedFrom: resume?.path ?? null });
@@ -160,6 +164,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
       lastCheckpoint: r.lastCheckpoint, finalModelDir: r.finalModelDir, stoppedBy: r.stoppedBy, samplesPerSecond: r.samplesPerSecond, dataWaitShare: r.dataWaitShare,
     };
   } finally {
+    dist?.detach();
     parts?.dispose();
     await data?.close();
   }

@@ -1,13 +1,16 @@
 // ZeRO-2-style sharding of the optimizer side (zero_stage: 2), on top of data-parallel training (ddp.ts).
 // Each trained parameter is owned by one rank (whole parameters, balanced by size); a rank keeps the float32
-// master weight, the AdamW moments and, after the gradient average, the gradient of its own parameters only.
-// After AdamW, each owner broadcasts its updated parameters. Clipping uses the global gradient norm.
+// master weight, the AdamW moments and the averaged gradient of its own parameters only. The gradients are
+// reduced bucket by bucket during backward, each bucket's segment of an owner to that owner only (the
+// GradReducer's owners mode: an uneven reduce-scatter, as DeepSpeed's stage-2 average_tensor issues it as one
+// reduce per partition); every rank drops its local gradients once they are in a bucket, so no rank ever holds
+// the full reduced gradients. After AdamW, each owner broadcasts its updated parameters. Clipping uses the global
+// gradient norm, computed from every rank's per-parameter norms exactly as one process computes it.
 // Checkpoints keep the unsharded layout: before one is written, rank 0 collects every owner's state, so a
 // sharded run resumes with any world size, sharded or not, and its optimizer state loads in Python as before.
-// Divergence from DeepSpeed's ZeRO-2: gradients are all-reduced (then the foreign ones dropped) rather than
-// reduce-scattered into flat partitions, so the communication volume is plain data parallelism's.
+// Divergence from DeepSpeed's ZeRO-2: ownership is by whole parameter, not by flat partitions of equal size.
 import * as torch from '../engine/index.js';
-import type { nn, Tensor } from '../engine/index.js';
+import { optim, type nn, type Tensor } from '../engine/index.js';
 import type { AdamWStateDict } from '../engine/optim/adamw.js';
 import type { DataParallel } from './ddp.js';
 import { TrainError } from './errors.js';
@@ -53,31 +56,25 @@ export class Zero2 {
     return this.mine.map((i) => this.params[i]);
   }
 
-  /** After the gradient average: drop the gradients of parameters another rank owns (their memory is the point). */
-  dropForeignGrads(): void {
-    this.params.forEach((p, i) => {
-      if (this.owner[i] !== this.dp.rank) p.grad = null;
-    });
-  }
-
   /**
-   * clip_grad_norm_ over the whole model while each rank holds its own gradients: the squared norms are
-   * summed across ranks. Returns the total norm (the same on every rank).
+   * clip_grad_norm_ over the whole model while each rank holds its own parameters' gradients (`owned`: those, or
+   * their float32 masters, in this.mine's order). The per-parameter norms of every rank are assembled in the
+   * model's order (an all-reduce in which each position has one non-zero term, so the sum is exact) and reduced
+   * by the same native code as optim.clipGradNorm_: the total norm and the clipped gradients are the bits of an
+   * unsharded run. Returns the total norm (the same on every rank).
    */
   clipGradNorm(owned: readonly Tensor[], maxNorm: number): number {
+    const defined = this.dp.lastDefined;
+    if (defined.length !== this.params.length) throw new TrainError('internal: clipGradNorm before the first gradient reduction');
     return torch.noGrad(() => torch.scope(() => {
-      let sq = 0;
-      for (const p of owned) {
-        const g = p.grad;
-        if (g) sq += g.float().norm().item() ** 2;
-      }
-      const t = torch.tensor([sq], { dtype: 'float64' });
-      this.dp.group.allReduce(t, 'sum');
-      const total = Math.sqrt(t.item());
-      // torch.nn.utils.clip_grad_norm_: coef = max_norm / (total + 1e-6), applied only when below 1.
-      const coef = maxNorm / (total + 1e-6);
-      if (coef < 1) for (const p of owned) p.grad?.mul_(coef);
-      return total;
+      const position = new Map<number, number>();
+      defined.forEach((d, i) => d && position.set(i, position.size));
+      const mineWithGrad = this.mine.filter((i) => defined[i]);
+      const local = optim.gradNorms(owned);
+      const all = torch.zeros([position.size], { dtype: local.numel() ? local.dtype : 'float32', device: owned[0].device });
+      mineWithGrad.forEach((i, k) => all.narrow(0, position.get(i)!, 1).copy_(local.narrow(0, k, 1)));
+      this.dp.group.allReduce(all, 'sum');
+      return optim.clipGradsWithNorms(owned, all, maxNorm);
     }));
   }
 

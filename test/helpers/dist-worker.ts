@@ -2,6 +2,7 @@
 // the torchrun environment. argv[2] picks the scenario; the rank prints one JSON line of what it saw.
 import { existsSync, writeFileSync } from 'node:fs';
 import * as torch from '../../src/engine/index.js';
+import { nn } from '../../src/engine/index.js';
 import { initProcessGroup, DistributedError } from '../../src/engine/distributed.js';
 
 const scenario = process.argv[2];
@@ -65,6 +66,47 @@ if (scenario === 'collectives') {
     writeFileSync(done, '');
     process.exit(0);
   }
+} else if (scenario === 'reducer') {
+  // A chain of 4 Linear layers (64 -> 64), registered in forward order; buckets of one layer each (DIST_TEST_BUCKET
+  // bytes), DIST_TEST_OWNERS=1 for ZeRO-2's owners mode (owner of parameter i: i % W). Rank r's inputs are seeded by
+  // r. Each case prints the local gradients (a no_sync backward: nothing is communicated) and then the reduced ones.
+  const overlap = process.env.DIST_TEST_OVERLAP !== 'false';
+  const zero2 = process.env.DIST_TEST_OWNERS === '1';
+  const layers = Array.from({ length: 4 }, (_, k) => new nn.Linear(64, 64, { generator: new torch.Generator(10 + k) }));
+  const params = layers.flatMap((l) => [l.weight, l.bias] as torch.Tensor[]);
+  const owners = params.map((_, i) => i % pg.worldSize);
+  const red = pg.gradReducer(params, { bucketBytes: Number(process.env.DIST_TEST_BUCKET ?? 17_000), overlap, ...(zero2 ? { owners } : {}) });
+  const gen = new torch.Generator(100 + r);
+  const inputs = [0, 1, 2].map(() => torch.randn([8, 64], { generator: gen }));
+  const loss = (x: torch.Tensor) => torch.scope(() => {
+    let h = x;
+    layers.forEach((l, k) => (h = k < 3 ? l.forward(h).tanh() : l.forward(h)));
+    return h.square().mean();
+  });
+  const grads = () => params.map((p) => { const g = p.grad; const v = g ? values(g) : null; g?.dispose(); return v; });
+  const zero = () => params.forEach((p) => (p.grad = null));
+  const out: Record<string, unknown> = { rank: r, owners };
+  // Case 1: one micro-batch. Local gradients first (sync false), then the same backward reduced.
+  red.backward(loss(inputs[0]), false);
+  out.local1 = grads();
+  zero();
+  red.backward(loss(inputs[0]), true);
+  out.step1 = red.finalize();
+  out.reduced1 = grads();
+  out.layout = red.layout();
+  zero();
+  // Case 2: two micro-batches accumulated (no_sync on the first), with the layout now fixed.
+  red.backward(loss(inputs[1]), false);
+  red.backward(loss(inputs[2]), false);
+  out.local2 = grads();
+  zero();
+  red.backward(loss(inputs[1]), false);
+  red.backward(loss(inputs[2]), true);
+  out.step2 = red.finalize();
+  out.reduced2 = grads();
+  red.destroy();
+  report(out);
+  pg.destroy();
 } else {
   throw new Error(`unknown scenario ${scenario}`);
 }
