@@ -376,10 +376,12 @@ OP(reducerLayout) {
   return arr;
 }
 
-// reducerDestroy(reducer): removes the hooks; further calls are refused.
+// reducerDestroy(reducer): removes the hooks and lets go of the parameters (their storage is not held until the
+// JS handle is collected); further calls are refused.
 OP(reducerDestroy) {
   auto* r = reducerOf(c, 0);
   r->inflight.clear();
   r->removeHooks();
+  r->params.clear();
   return c.undef();
 }

@@ -69,7 +69,11 @@ test('ZeRO-2 with gradient accumulation holds the whole local gradient between m
   const one = memoryPlan(loadConfig({ overrides: { model: 'rdt-1b', encoders: 'demo', mixed_precision: 'bf16', gradient_accumulation_steps: 1 } }), W);
   const acc = memoryPlan(loadConfig({ overrides: { model: 'rdt-1b', encoders: 'demo', mixed_precision: 'bf16', gradient_accumulation_steps: 4 } }), W);
   assert.equal(acc.zero2.gradients, 2 * n);
-  assert.ok(acc.zero2.peak > one.zero2.peak + 1.5 * n, 'the local bf16 gradients of the whole model');
+  // At the end of the last backward: the whole local bf16 gradient, plus the one bucket being copied.
+  const r = acc.zero2;
+  assert.equal(r.peak, r.weights + r.masterWeights + r.optimizerState + r.ema + 2 * n + r.reductionBuffers);
+  assert.ok(r.reductionBuffers < one.zero2.reductionBuffers, 'one bucket at a time instead of three');
+  assert.ok(acc.zero2.peak > one.zero2.peak + n, `${acc.zero2.peak} vs ${one.zero2.peak}`);
   assert.deepEqual(acc.dataParallel, one.dataParallel);
 });
 
@@ -122,7 +126,7 @@ function runConfigs(world: number): Record<string, string | number>[] {
     for (const zero of [0, 2])
       out.push({
         model: MODEL, encoders: 'demo', output_dir: join(work, `w${world}-${precision}-z${zero}`), train_batch_size: 1, gradient_accumulation_steps: 1,
-        max_train_steps: 100, checkpointing_period: 100, sample_period: 0, report_to: 'none', mixed_precision: precision, zero_stage: zero,
+        max_train_steps: 100, checkpointing_period: 100, sample_period: 0, report_to: 'jsonl', mixed_precision: precision, zero_stage: zero,
         'ddp.bucket_cap_mb': 1, 'ema.enabled': 'true', 'data.dataset_root': root, 'data.num_workers': 0, 'data.holdout_demos_per_task': 1,
       });
   return out;

@@ -29,7 +29,11 @@ export class Ema {
         for (const [name, p] of model.namedParameters()) {
           const s = this.shadow.get(name);
           if (!s || !p.requiresGrad) continue;
-          s.lerp_(p.dtype === 'float32' ? p : p.to('float32'), w);
+          // One float32 copy at a time (bf16 weights): kept to the end of the scope they would add up to a second
+          // float32 copy of the whole model at every update.
+          const f = p.dtype === 'float32' ? p : p.to('float32');
+          s.lerp_(f, w);
+          if (f !== p) f.dispose();
         }
       }),
     );
