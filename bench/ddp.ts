@@ -45,7 +45,7 @@ interface Timing {
 /** One rank: build the case's model, run warm-up + timed steps, print its timing. */
 async function worker(): Promise<void> {
   torch.setNumThreads(Number(values.threads));
-  const device = values.device!.startsWith('cuda') ? `cuda:${envFromTorchrun()?.localRank ?? 0}` : 'cpu';
+  const device = values.device!.startsWith('cuda') ? `cuda:${(envFromTorchrun()?.localRank ?? 0) % torch.cuda.deviceCount()}` : 'cpu';
   const env = envFromTorchrun();
   const group = env && env.worldSize > 1 ? initProcessGroup({ env, backend: device.startsWith('cuda') ? 'nccl' : 'gloo', timeoutMs: 600_000 }) : null;
   const dp = group ? new DataParallel(group, { bucketBytes: Number(values['bucket-mb']) * 2 ** 20, overlap: values.overlap === 'true' }) : null;

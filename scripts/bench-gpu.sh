@@ -2,7 +2,9 @@
 # npm run bench:gpu [-- --batch 8 --rounds 3]: on a machine with an NVIDIA GPU and a CUDA build of torch, build the
 # addon against that torch, run `doctor`, then bench/gpu.ts (rdt-1b, random weights: one bf16 mixed-precision
 # training step and predictAction, ours against the PyTorch reference on the same GPU; samples/s, latency, peak
-# GPU memory, ratios). Without CUDA or a CUDA torch it stops with one line saying what is missing (exit 2).
+# GPU memory, ratios), then bench/nccl.ts (NCCL across every GPU, or 2 ranks on one where NCCL allows it:
+# all-reduce bandwidth, a stalled rank's named timeout, data-parallel step time with gradients reduced during
+# backward and after it). Without CUDA or a CUDA torch it stops with one line saying what is missing (exit 2).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -20,4 +22,5 @@ npm run build >"$log" 2>&1 || fail "building the addon against torch $ver failed
 grep -q '"cuda": *true' build/libtorch.json || fail "the addon was built without CUDA (build/libtorch.json); is LIBTORCH set to a CPU libtorch?"
 
 node dist/src/cli/main.js doctor || fail "rdt-libero doctor failed"
-exec node dist/bench/gpu.js "$@"
+node dist/bench/gpu.js "$@" || fail "bench/gpu.ts failed (its output is above)"
+node dist/bench/nccl.js

@@ -25,3 +25,11 @@ test('bench/gpu.ts on an addon without CUDA: one line, exit 2', { skip }, () => 
   assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   assert.match(r.stderr, /^bench:gpu: no CUDA to run on: libtorch is a CPU build/);
 });
+
+test('bench/nccl.ts (bench:gpu\'s NCCL part) on an addon without CUDA: one line, exit 2', { skip }, () => {
+  const r = spawnSync(process.execPath, [join(repoRoot(), 'dist', 'bench', 'nccl.js')], { encoding: 'utf8' });
+  assert.equal(r.status, 2, r.stderr);
+  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  assert.match(r.stderr, /^bench:gpu nccl: no NCCL to run on: libtorch is a CPU build/);
+  assert.equal(r.stdout, '');
+});
