@@ -1,11 +1,12 @@
 // Paths and small helpers for the encoder fixtures (shared/fixtures/encoders). Every size is read from
 // the files themselves, so the held-out configuration B (other sizes, vocabulary, images) runs the same tests.
 import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as torch from '../../src/engine/index.js';
 import type { Tensor } from '../../src/engine/index.js';
-import { fixture } from './fixtures.js';
+import { fixture, repoRoot } from './fixtures.js';
 import { rdtPreset, type RdtConfig } from '../../src/model/config.js';
 
 export const enc = (...p: string[]): string => fixture('encoders', ...p);
@@ -47,6 +48,30 @@ export function config(folder: string): Record<string, unknown> {
   return JSON.parse(readFileSync(enc(folder, 'config.json'), 'utf8')) as Record<string, unknown>;
 }
 
+/**
+ * The encoder computed by the installed PyTorch on this machine (test/py/encoders_ref.py: plain torch, written
+ * from the fixture README's description of transformers' computation), on the inputs of `ioFile`, with this
+ * process's thread count. The portable reference for bf16: same CPU, same kernels. Tensors are kept.
+ */
+export function torchReference(which: 't5' | 'siglip', folder: string, dtype: 'float32' | 'bfloat16', ioFile: string,
+  threads = torch.getNumThreads()): Map<string, Tensor> {
+  const dir = mkdtempSync(join(tmpdir(), 'rdt-encref-'));
+  try {
+    const out = join(dir, 'ref.safetensors');
+    try {
+      execFileSync(process.env.PYTHON || 'python3', [join(repoRoot(), 'test', 'py', 'encoders_ref.py'), which, enc(folder), dtype,
+        String(threads), enc(ioFile), out], { stdio: ['ignore', 'ignore', 'pipe'] });
+    } catch (e) {
+      throw new Error(`test/py/encoders_ref.py ${which} ${dtype} failed:\n${(e as { stderr?: Buffer }).stderr?.toString() ?? e}`);
+    }
+    const { tensors } = torch.loadSafetensors(out);
+    for (const t of tensors.values()) t.keep();
+    return tensors;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** Largest |a - b| (float64 on the CPU). */
 export function maxDiff(a: Tensor, b: Tensor): number {
   return torch.scope(() => a.to({ dtype: 'float64', device: 'cpu' }).sub(b.to({ dtype: 'float64', device: 'cpu' })).abs().max().item());
@@ -75,12 +100,13 @@ export function scratch(prefix: string): { dir: string; copy: (from: string, to:
 }
 
 /**
- * bf16 tolerance: one bf16 unit in the last place of the expected value (2^-7 relative, 2^-8 absolute
- * near zero). Our kernels are libtorch's own, so on the reference machine type the results are
- * bit-identical (the tests print the measured difference); another CPU's GEMM may accumulate in another
- * order and flip one final rounding. Real mistakes are many ulps: rounding the bias separately moves
- * SigLIP by 0.043, running in float32 moves T5 by up to 0.066 (fixture README), and the tests check
- * that the float32 result does NOT pass this tolerance.
+ * bf16 tolerance: one bf16 unit in the last place of the expected value (2^-7 relative, 2^-8 absolute near
+ * zero), against a reference computed on this machine (`torchReference`). Never against the fixtures' bf16
+ * tensors: oneDNN picks its bf16 GEMM by CPU feature (native AVX512-BF16/AMX dot products or float32
+ * emulation), so a bf16 result made on another CPU differs by up to 0.0625 here (measured with
+ * ONEDNN_MAX_CPU_ISA=AVX2). Real mistakes are many ulps: rounding the bias separately moves SigLIP by 0.043,
+ * running in float32 moves T5 by up to 0.066 (fixture README), and the tests check that the float32 result
+ * does NOT pass this tolerance.
  */
 export const BF16 = { atol: 2 ** -8, rtol: 2 ** -7 };
 

@@ -1,4 +1,6 @@
-// Where the shared golden fixtures live: ../shared/fixtures beside the checkout (as on CI), or $RDT_SHARED/fixtures.
+// Where the golden fixtures live: test/fixtures in this repository (test/fixtures/README.md names the producer of
+// each file). RDT_FIXTURES=DIR runs the same tests against another configuration of the same format (every size
+// is read from the files); RDT_SHARED=DIR, the older way to say it, means DIR/fixtures.
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,10 +12,15 @@ export function repoRoot(): string {
   return dir;
 }
 
+/** The fixtures this repository carries, whatever RDT_FIXTURES says. */
+export function repoFixturesDir(): string {
+  return join(repoRoot(), 'test', 'fixtures');
+}
+
 export function fixturesDir(): string {
-  const base = process.env.RDT_SHARED ? resolve(process.env.RDT_SHARED) : join(repoRoot(), '..', 'shared');
-  const dir = join(base, 'fixtures');
-  if (!existsSync(dir)) throw new Error(`golden fixtures not found at ${dir}; set RDT_SHARED to the shared/ folder`);
+  const dir = process.env.RDT_FIXTURES ? resolve(process.env.RDT_FIXTURES)
+    : process.env.RDT_SHARED ? join(resolve(process.env.RDT_SHARED), 'fixtures') : repoFixturesDir();
+  if (!existsSync(dir)) throw new Error(`golden fixtures not found at ${dir}; unset RDT_FIXTURES/RDT_SHARED to use test/fixtures`);
   return dir;
 }
 

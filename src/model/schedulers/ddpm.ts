@@ -1,7 +1,7 @@
 // DDPM forward noising, as diffusers 0.27.2 `DDPMScheduler(num_train_timesteps=1000,
 // beta_schedule="squaredcos_cap_v2", prediction_type="sample", clip_sample=False)`.
 // Training only uses `add_noise` (rdt-spec.md 3.1). The tables are computed in plain JS, bit for
-// bit as PyTorch computes them (shared/fixtures/README.md explains the cumprod).
+// bit as PyTorch computes them (test/fixtures/README.md explains the cumprod).
 import * as torch from '../../engine/index.js';
 import type { Tensor } from '../../engine/index.js';
 import { ModelError } from '../errors.js';

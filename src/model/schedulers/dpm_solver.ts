@@ -6,7 +6,7 @@
 // The solver is stateless here: `step(k, m_k, x, m_{k-1})` takes the previous model output from the
 // caller instead of keeping a history, so the sampling loop owns every tensor's lifetime.
 // The per-step coefficients are computed with 0-dim float32 tensors in the same op order as
-// diffusers, so float32 and bf16 runs reproduce it bit for bit (see shared/fixtures/README.md: in
+// diffusers, so float32 and bf16 runs reproduce it bit for bit (see test/fixtures/README.md: in
 // bf16, the model-output terms are rounded to bf16 before they are added to the float32 sample term).
 import * as torch from '../../engine/index.js';
 import type { Tensor } from '../../engine/index.js';
