@@ -309,6 +309,16 @@ const EFFECTS: Record<string, Check> = {
     await assert.rejects(run({ zero_stage: 2 }), /zero_stage: 2 shards the optimizer state across processes, and this run has one/);
     assert.throws(() => cfgOf({ zero_stage: 1 }), /'zero_stage' must be 0 \(no sharding\) or 2/);
   },
+  'ddp.bucket_cap_mb': async () => {
+    // Gradient buckets exist with several processes: their layout (cut at this size) and the same bits whatever the
+    // size are checked with real processes in distributed-engine.test.ts and ddp-train.test.ts; one process refuses it.
+    await assert.rejects(run({ ddp: { bucket_cap_mb: 5 } }), /ddp\.bucket_cap_mb: 5 applies to several processes, and this run has one/);
+    assert.throws(() => cfgOf({ ddp: { bucket_cap_mb: 0 } }), /'ddp\.bucket_cap_mb' must be > 0/);
+  },
+  'ddp.overlap_comm': async () => {
+    // Reducing during or after backward: checked bit for bit with 2 processes in ddp-train.test.ts; one process refuses it.
+    await assert.rejects(run({ ddp: { overlap_comm: false } }), /ddp\.overlap_comm: false applies to several processes, and this run has one/);
+  },
   max_bad_steps: async () => {
     // lr 1e30 blows the weights up in the first update: every later loss is NaN/Inf.
     await assert.rejects(run({ learning_rate: 1e30, lr_scheduler: 'constant', max_bad_steps: 2, max_train_steps: 10 }), /loss was NaN\/Inf in 2 optimizer steps in a row/);

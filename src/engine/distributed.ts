@@ -241,8 +241,15 @@ export class GradReducer {
   backward(loss: Tensor, sync: boolean): void {
     const r = this.handle('backward');
     N.reducerPrepare(r, sync);
-    // A bucket's collective that fails inside backward (a lost peer, a timeout) surfaces here.
-    this.group.call('backward with gradient reduction', () => loss.backward());
+    try {
+      loss.backward();
+    } catch (e) {
+      // A bucket's collective that failed inside backward (a lost peer, a timeout) is named like any collective's
+      // failure; anything else (out of memory, a bad op) stays what it was.
+      const raw = e instanceof Error ? e.message : String(e);
+      if (TIMEOUT.test(raw) || PEER_LOST.test(raw)) throw classify(`backward with gradient reduction on rank ${this.group.rank} of ${this.group.worldSize} (${this.group.backend})`, e, this.group.timeoutMs);
+      throw e;
+    }
   }
 
   /** Reduce the buckets not yet launched, wait for all, write the averaged gradients; see ReducerStep. */

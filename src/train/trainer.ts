@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import * as torch from '../engine/index.js';
 import { CachedTextEncoder } from '../encoders/text_cache.js';
-import { checkEncoderFolders, type TrainConfig } from './config.js';
+import { checkEncoderFolders, DEFAULT_CONFIG, type TrainConfig } from './config.js';
 import { buildParts, type TrainParts } from './build.js';
 import { resumeFrom } from './checkpoints.js';
 import { removeStaleTemporaries, resolveResume } from './checkpoint_dir.js';
@@ -123,6 +123,10 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
     if (cfg.zero_stage === 2 && !dist)
       throw new TrainError('zero_stage: 2 shards the optimizer state across processes, and this run has one; ' +
         'start it with --nproc_per_node N (or torchrun), or set zero_stage: 0');
+    for (const k of ['bucket_cap_mb', 'overlap_comm'] as const)
+      if (!dist && cfg.ddp[k] !== DEFAULT_CONFIG.ddp[k])
+        throw new TrainError(`ddp.${k}: ${cfg.ddp[k]} applies to several processes, and this run has one; ` +
+          `start it with --nproc_per_node N (or torchrun), or remove it (default ${DEFAULT_CONFIG.ddp[k]})`);
     let zero: Zero2 | null = null;
     parts = buildParts(cfg, hooks.encoders, say, dist && cfg.zero_stage === 2 ? (trainable) => (zero = new Zero2(dist, trainable)).owned() : undefined);
     // From here each backward's gradient hooks feed the reducer (buckets reduced while backward runs).
