@@ -27,7 +27,7 @@ try {
   log(`bench:eval: ${cpus().length} cores, load average ${loadavg()[0].toFixed(1)}, ${values.threads} libtorch thread(s); training the tiny policy (${values.size}px) ...`);
   const { policy: dir } = await makeTinyPolicy(work, { size: Number(values.size) });
   const run = async (workers: number, tag: string) => {
-    const policy = await openPolicy({ policy: dir, seed: 7, threads: Number(values.threads) });
+    const policy = await openPolicy({ policy: dir, threads: Number(values.threads) });
     try {
       const r = await runEval(policy, {
         out: join(work, tag), suites: ['libero_goal'], tasks: [0], episodesPerTask: Number(values.episodes), protocol: PROTOCOLS.openpi,

@@ -7,8 +7,10 @@ back-end need none of it. What this file takes care of, each a known trap of LIB
   - The fixed initial states are torch.save'd numpy arrays: torch >= 2.6 refuses them unless weights_only=False.
   - robosuite's horizon (default 1000) is set above the harness's episode budget, so a long episode never hits
     "executing action in terminated episode".
-  - The env is re-seeded before every episode (env.reset() re-samples fixture placement that set_init_state
-    does not restore; openvla#342).
+  - Seeding (env.reset() re-samples fixture placement that set_init_state does not restore; openvla#342): numpy
+    and the env are seeded when the task's env is made (`open`, as openpi's examples/libero/main.py at 15a9616
+    does once per task) and again before a reset whose request carries a `seed` (rdt-libero's per-episode
+    seeding); a reset without one draws on (openpi's order, --seeding per-task).
   - MUJOCO_GL defaults to egl on Linux without a display (like openpi's images); a render failure becomes one
     message naming the back-end and the alternatives.
 """
@@ -21,7 +23,7 @@ from sidecar_errors import RequestError, SetupError
 SUITES = ("libero_spatial", "libero_object", "libero_goal", "libero_10", "libero_90")
 INSTALL_FIX = ("install LIBERO into the interpreter given with --sim-python: "
                "git clone https://github.com/Lifelong-Robot-Learning/LIBERO && pip install -e LIBERO "
-               "&& pip install robosuite==1.4.1 mujoco bddl==1.0.1 easydict gym==0.25.2 future matplotlib cloudpickle torch")
+               "&& pip install robosuite==1.4.1 mujoco==3.2.3 bddl==1.0.1 easydict gym==0.25.2 future matplotlib cloudpickle torch")
 
 
 def _choose_gl():
@@ -124,15 +126,16 @@ class LiberoEnv:
             if any(w in str(e) for w in ("EGL", "OSMesa", "GLFW", "OpenGL", "gladLoadGL")):
                 raise SetupError(f"creating the renderer failed: {type(e).__name__}: {e}", self._gl_fix())
             raise
+        if req.get("seed") is not None:
+            self._seed(int(req["seed"]))
         return {"language": task.language, "task_name": task.name, "num_init_states": int(self.init_states.shape[0]),
                 "state_dim": int(self.init_states.shape[1]), "cameras": ["agentview", "robot0_eye_in_hand"], "horizon": horizon}
 
     def reset(self, req):
         if self.env is None:
             raise RequestError("reset before open")
-        seed = int(req.get("seed", 0))
-        self.np.random.seed(seed)
-        self.env.seed(seed)  # before reset: reset re-samples fixture placement (openvla#342)
+        if req.get("seed") is not None:
+            self._seed(int(req["seed"]))  # before reset: reset re-samples fixture placement (openvla#342)
         self.env.reset()
         if req.get("state") is not None:
             state = self.np.asarray(req["state"], float)
@@ -146,6 +149,10 @@ class LiberoEnv:
         self.t = 0
         obs = self.env.set_init_state(state)
         return self._reply(obs, False, 0.0)
+
+    def _seed(self, seed):
+        self.np.random.seed(seed)
+        self.env.seed(seed)  # LIBERO's env.seed seeds numpy's global generator, which reset draws placements from
 
     def step(self, action):
         if self.env is None:

@@ -16,7 +16,9 @@ Images (HxWx3 uint8), rendered upside down like robosuite's OpenGL frames (row 0
     the target is a red disc (TARGET_RGB, radius 0.03 m), the gripper a blue (open) or green (closed) square.
   - robot0_eye_in_hand looks down from the gripper: the same scene, 3x magnified, centred on the gripper.
 The target always lies on the table at z = TARGET_Z; the 50 fixed initial states per task come from a seeded
-generator, so they are the same on every machine.
+generator, so they are the same on every machine. Like LIBERO's reset, which re-samples fixture placements that
+set_init_state does not restore (openvla#342), every reset moves the target by up to PLACEMENT_JITTER in x and y,
+drawn from the env's generator: seeded at `open` and again by a reset that carries a `seed`, drawn on otherwise.
 """
 import json
 import os
@@ -35,6 +37,7 @@ WORKSPACE_HI = np.array([0.3, 0.3, 1.30])
 TARGET_Z = 0.92
 SUCCESS_RADIUS = 0.025
 FULL_OPEN = 0.0387
+PLACEMENT_JITTER = 0.002
 TARGET_RGB = (220, 30, 30)
 TABLE_RGB = (200, 180, 150)
 # Pointing down: the gripper frame rotated pi about world x, quaternion (x, y, z, w) = (1, 0, 0, 0).
@@ -89,6 +92,7 @@ class ReachEnv:
         self.kill_once = os.environ.get("RDT_TEST_ENV_KILL_ONCE")
         self.hang_once = os.environ.get("RDT_TEST_ENV_HANG_ONCE")
         self.action_log = os.environ.get("RDT_TEST_ENV_ACTION_LOG")
+        self.reset_log = os.environ.get("RDT_TEST_ENV_RESET_LOG")
 
     def versions(self):
         return {"numpy": np.__version__, "backend": "reach (test geometry, no LIBERO)"}
@@ -106,6 +110,7 @@ class ReachEnv:
         self.horizon = int(req.get("horizon", 1000))
         self.inits = init_states(suite, task)
         self.init_index = None
+        self.rng = np.random.default_rng(int(req.get("seed") or 0))
         self._build_grid()
         return {"language": f"reach the red target and close the gripper on it (task {task})",
                 "task_name": f"REACH_{suite.upper()}_task{task}", "num_init_states": NUM_INIT_STATES, "state_dim": 7,
@@ -131,9 +136,16 @@ class ReachEnv:
                 raise RequestError(f"field 'init_index' must be 0..{NUM_INIT_STATES - 1}, got {k!r}")
             state = self.inits[k]
             self.init_index = k
-        self.rng = np.random.default_rng(int(req.get("seed", 0)))
+        if req.get("seed") is not None:
+            self.rng = np.random.default_rng(int(req["seed"]))
+        placement = self.rng.uniform(-PLACEMENT_JITTER, PLACEMENT_JITTER, 2)
+        if self.reset_log:
+            with open(self.reset_log, "a") as f:
+                f.write(json.dumps({"suite": self.suite, "task": self.task, "init": self.init_index, "seeded": req.get("seed") is not None,
+                                    "placement": placement.tolist()}) + "\n")
         self.pos = state[0:3].copy()
         self.target = state[3:6].copy()
+        self.target[0:2] += placement
         self.grip = float(state[6])
         self.R = R_DOWN.copy()
         self.t = 0

@@ -1,13 +1,17 @@
 // The real rdt-libero policy (a tiny trained checkpoint) in the evaluation loop on the test back-end: the
-// conventions (render size, history) come from its policy.json; the first executed actions equal the policy's
-// own predict on the observation the simulator gave, step 0 decoded against the pose measured then and step 1
-// against the pose measured after step 0 (Policy.predict's `poses`), so observation -> model input and chunk ->
-// action go through exactly the data layer and decoder of training. Two workers share batched model calls.
+// conventions (render size, history, exec horizon) come from its policy.json; the first executed actions equal the
+// policy's own predict on the observation the simulator gave, with the request's seed computed here from the
+// documented rule, step 0 decoded against the pose measured then and step 1 against the pose measured after step 0
+// (Policy.predict's `poses`), so observation -> model input and chunk -> action go through exactly the data layer
+// and decoder of training. Two workers share batched model calls. Reproducibility: --workers 1, --workers 3 and a
+// run killed with SIGKILL and resumed execute the same actions in every episode (the noise of request i of an
+// episode comes from its own seed, never from the batch or the process history), and record the same outcomes,
+// step counts and replanning points.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { repoRoot } from './helpers/fixtures.js';
 import { obsFrameFromEnv } from '../src/data/adapter.js';
 import { openPolicy, RdtChunkPolicy } from '../src/eval/policy_source.js';
@@ -32,11 +36,12 @@ before(async () => {
 
 test('the tiny policy through the loop: conventions from policy.json, first actions = Policy.predict on the same observation', async () => {
   const log = join(work, 'actions.log');
-  const chunkPolicy = await openPolicy({ policy: policyDir, seed: 11 });
+  const chunkPolicy = await openPolicy({ policy: policyDir });
   assert.ok(chunkPolicy instanceof RdtChunkPolicy);
   assert.equal(chunkPolicy.resolution, 32);
   assert.equal(chunkPolicy.historySize, 2);
   assert.equal(chunkPolicy.checkpointStep, 2);
+  assert.equal(chunkPolicy.execHorizon, 16, 'policy.json action.exec_horizon');
   const out = join(work, 'one');
   try {
     await runEval(chunkPolicy, testEvalOptions(out, { tasks: [1], episodesPerTask: 1, maxSteps: 20, execHorizon: 8, seed: 11 }, { RDT_TEST_ENV_ACTION_LOG: log }));
@@ -57,11 +62,12 @@ test('the tiny policy through the loop: conventions from policy.json, first acti
     for (let i = 0; i < 10; i++) o = await sim.step(PROTOCOLS.openpi.waitAction);
     const f0 = obsFrameFromEnv(o.obs);
     const input = { history: [null, f0], instruction: info.language };
-    const a0 = policy.predict(input, { seed: 11 }).actions.slice(0, 7);
+    const seed = fnv1a31('11/libero_goal/1/0/0'); // request 0 of episode 0 of libero_goal task 1, --seed 11
+    const a0 = policy.predict(input, { seed }).actions.slice(0, 7);
     assert.deepEqual(ep[10].action, Array.from(a0), 'policy step 0');
     const o1 = await sim.step(a0);
     const f1 = obsFrameFromEnv(o1.obs);
-    const a1 = policy.predict(input, { seed: 11, poses: [[undefined, f1.robot]] }).actions.slice(7, 14);
+    const a1 = policy.predict(input, { seed, poses: [[undefined, f1.robot]] }).actions.slice(7, 14);
     assert.deepEqual(ep[11].action, Array.from(a1), 'policy step 1, decoded against the pose measured after step 0');
   } finally {
     policy.dispose();
@@ -70,12 +76,12 @@ test('the tiny policy through the loop: conventions from policy.json, first acti
 });
 
 test('a folder that is not a policy is refused when the eval opens it, with the loader\'s message', async () => {
-  await assert.rejects(openPolicy({ policy: join(work, 'nope'), seed: 0 }), /policy folder .*nope does not exist/);
-  await assert.rejects(openPolicy({ policy: join(work, 'data'), seed: 0 }), /EvalError|no policy.json|config/);
+  await assert.rejects(openPolicy({ policy: join(work, 'nope') }), /policy folder .*nope does not exist/);
+  await assert.rejects(openPolicy({ policy: join(work, 'data') }), /EvalError|no policy.json|config/);
 });
 
 test('two workers: every episode recorded with its budget; the model calls are shared (fewer calls than chunk requests)', async () => {
-  const p = await openPolicy({ policy: policyDir, seed: 3 });
+  const p = await openPolicy({ policy: policyDir });
   try {
     const r = await runEval(p, testEvalOptions(join(work, 'two'), { tasks: [0], episodesPerTask: 4, maxSteps: 16, execHorizon: 4, workers: 2, maxBatch: 2 }));
     const recs = readRecords(join(work, 'two', 'episodes.jsonl'));
@@ -119,4 +125,57 @@ test('rdt-libero eval with the policy folder: its render size and history from p
   const [rec] = readRecords(join(out, 'episodes.jsonl'));
   if (!rec.success) assert.deepEqual(rec.replans, [0, 4]);
   assert.ok(rec.video && existsSync(join(out, rec.video)));
+});
+
+/** seeding.ts's documented rule, written out here: 32-bit FNV-1a of the UTF-8 string, modulo 2^31. */
+function fnv1a31(s: string): number {
+  let h = 0x811c9dc5;
+  for (const b of Buffer.from(s, 'utf8')) h = Math.imul(h ^ b, 0x01000193) >>> 0;
+  return h % 2 ** 31;
+}
+
+test('--workers 1, --workers 3 and a run killed with SIGKILL and resumed: the same actions in every episode, the same outcomes, steps and replans', async () => {
+  const MAIN = join(repoRoot(), 'dist', 'src', 'cli', 'main.js');
+  const env = { ...process.env, OMP_NUM_THREADS: '1' };
+  const args = (out: string, workers: number) => [MAIN, 'eval', '--policy', policyDir, '--sim', 'test', '--suite', 'libero_goal', '--tasks', '0,1', '--episodes', '3',
+    '--max-steps', '12', '--exec-horizon', '4', '--seed', '5', '--workers', String(workers), '--threads', '1', '--videos', 'none', '--out', out];
+  const runs: Record<string, { out: string; log: string; stderr: string }> = {};
+  for (const [tag, workers] of [['w1', 1], ['w3', 3]] as const) {
+    const out = join(work, `repro-${tag}`), log = join(work, `repro-${tag}.log`);
+    const r = spawnSync(process.execPath, args(out, workers), { encoding: 'utf8', env: { ...env, RDT_TEST_ENV_ACTION_LOG: log } });
+    assert.equal(r.status, 0, r.stderr);
+    runs[tag] = { out, log, stderr: r.stderr };
+  }
+  // The 3-worker run shared model calls: the batch-independence of the noise was exercised.
+  assert.ok(Number(/mean batch ([\d.]+)/.exec(runs.w3.stderr)![1]) > 1, runs.w3.stderr);
+  // Killed after its second episode, then the same command again.
+  const out = join(work, 'repro-killed'), log = join(work, 'repro-killed.log');
+  const child = spawn(process.execPath, args(out, 1), { stdio: 'ignore', env: { ...env, RDT_TEST_ENV_ACTION_LOG: log } });
+  const file = join(out, 'episodes.jsonl');
+  const t0 = Date.now();
+  while ((existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).length : 0) < 2 && Date.now() - t0 < 120_000) await new Promise((r) => setTimeout(r, 20));
+  child.kill('SIGKILL');
+  await new Promise((r) => child.once('exit', r));
+  const again = spawnSync(process.execPath, args(out, 1), { encoding: 'utf8', env: { ...env, RDT_TEST_ENV_ACTION_LOG: log } });
+  assert.equal(again.status, 0, again.stderr);
+  assert.match(again.stderr, /resuming .*: [2-5] episode\(s\) already recorded/);
+  runs.killed = { out, log, stderr: again.stderr };
+
+  const outcome = (tag: string) => readRecords(join(runs[tag].out, 'episodes.jsonl')).map((r) => `${r.task}/${r.episode}: ${r.success} ${r.steps} [${r.replans}] ${r.model_calls}`).sort();
+  assert.equal(outcome('w1').length, 6);
+  assert.deepEqual(outcome('w3'), outcome('w1'));
+  assert.deepEqual(outcome('killed'), outcome('w1'));
+  // Every episode's executed actions: the last start of each (task, init) in the log (the killed run's cut episode
+  // was started again). One worker: bit-identical; three (batches of up to 3): equal to float32 rounding.
+  const actions = (tag: string) => {
+    const m = new Map<string, number[][]>();
+    for (const ep of actionLog(runs[tag].log)) m.set(`${ep[0].task}/${ep[0].init}`, ep.map((a) => a.action));
+    return m;
+  };
+  const a1 = actions('w1');
+  assert.equal(a1.size, 6);
+  assert.deepEqual(actions('killed'), a1);
+  let worst = 0;
+  for (const [k, ep] of actions('w3')) ep.forEach((a, t) => a.forEach((x, d) => (worst = Math.max(worst, Math.abs(x - a1.get(k)![t][d])))));
+  assert.ok(worst < 1e-4, `workers 3 vs 1: actions differ by ${worst}`);
 });

@@ -1,23 +1,28 @@
 // `rdt-libero eval --policy ws://...`: a remote policy over openpi's websocket protocol in the evaluation loop.
 // The request is built as openpi's LIBERO example client builds it (checked against that client's preprocessing
-// done in Python with PIL and robosuite's quat2axisangle, test/py/openpi_client_check.py); end to end,
-// `rdt-libero serve` on a tiny policy + `rdt-libero eval --sim test` executes exactly the actions the in-process
-// policy predicts for the observation the simulator gave (same seed, the server's documented inverse computed in
-// Python); a server killed mid-run stops the eval with a clear error after bounded, counted reconnects, the
-// finished episodes are kept and the same command resumes; a dropped connection is reconnected and counted; a
-// server's error frame is an eval error, never a silent failure; the native format goes through as well.
+// done in Python with PIL and robosuite's quat2axisangle, test/py/openpi_client_check.py). Against a server that
+// behaves as openpi's upstream server does (test/py/openpi_server_double.py: every frame to policy.infer, a
+// traceback text frame and close 1011 on error, no acknowledgements), whole evaluations with default flags and with
+// --exec-horizon 5 record every episode and send nothing but openpi's LIBERO requests. End to end, `rdt-libero
+// serve` on a tiny policy + `rdt-libero eval --sim test` executes exactly the actions the in-process policy predicts
+// for the observation the simulator gave (its request's seed, the server's documented inverse computed in Python);
+// through `serve --format native` the same checkpoint executes, for whole episodes, exactly the actions of a local
+// evaluation. A server killed mid-run stops the eval with a clear error after bounded, counted reconnects, the
+// finished episodes are kept and the same command resumes; a connection dropped mid-episode restarts the episode; a
+// server's error frame is an eval error, never a silent failure.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as torch from '../src/engine/index.js';
 import { obsFrameFromEnv } from '../src/data/adapter.js';
 import { Rng } from '../src/data/rng.js';
 import { PROTOCOLS } from '../src/eval/protocol.js';
 import { readRecords } from '../src/eval/results.js';
+import { requestSeed } from '../src/eval/seeding.js';
 import { SidecarWorker } from '../src/eval/sidecar.js';
-import { EvalError } from '../src/eval/errors.js';
+import { EvalError, PolicyReconnected } from '../src/eval/errors.js';
 import { liberoRequest, resizeWithPad } from '../src/eval/openpi_request.js';
 import { WsChunkPolicy } from '../src/eval/ws_policy.js';
 import { openPolicy } from '../src/eval/policy_source.js';
@@ -28,6 +33,8 @@ import { loadPolicy, type Policy } from '../src/policy/index.js';
 import { repoRoot } from './helpers/fixtures.js';
 import { runPythonJson, tempDir } from './helpers/python.js';
 import { actionLog } from './helpers/eval.js';
+import { OpenpiClient } from '../src/serve/client.js';
+import { ServeError } from '../src/serve/errors.js';
 import { makeTinyPolicy } from './helpers/tiny-policy.js';
 
 const { dir: work, cleanup } = tempDir('eval-remote');
@@ -53,8 +60,8 @@ after(() => {
 });
 
 /** `rdt-libero serve` on the tiny policy at a free port; resolves with its address once it listens. */
-function serve(): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [MAIN, 'serve', '--checkpoint', policyDir, '--port', '0', '--threads', '1'], { env: ENV, stdio: ['ignore', 'pipe', 'pipe'] });
+function serve(...extra: string[]): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, [MAIN, 'serve', '--checkpoint', policyDir, '--port', '0', '--threads', '1', ...extra], { env: ENV, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   let out = '';
   return new Promise((resolve, reject) => {
@@ -140,8 +147,8 @@ test('rdt-libero serve + rdt-libero eval --policy ws:// with 2 workers: each epi
 
   // Independently, per episode: the same episode start in a fresh sidecar at openpi's 256 px, the request and the
   // server's documented inverse (crop, rotate back, PIL bicubic to the checkpoint's 32 px) in Python, predict().
-  // Both episodes' first requests are request 0 (seed 11) on a fresh server-side history: had the two workers
-  // shared a connection, one would have seen the other's frame as its previous one.
+  // Each episode's first request carries its own seed (seeding.ts's rule for --seed 11, task 1, request 0), and the
+  // server sees the libero format's one frame with the older slot empty.
   for (const ep of episodes) {
     const init = ep[0].init;
     const sim = await SidecarWorker.start({ backend: 'test' });
@@ -164,7 +171,7 @@ out = {'agent': recovered(req['observation/image'], 32, 32).ravel().tolist(), 'w
       robot: { eefPos: ref.state.slice(0, 3), eefAxisAngle: ref.state.slice(3, 6), gripperQpos: ref.state.slice(6, 8) },
       images: { agentview: Uint8Array.from(ref.agent), eyeInHand: Uint8Array.from(ref.wrist) },
     };
-    const want = policy.predict({ history: [null, frame], instruction: recs[0].language }, { seed: 11 }).actions;
+    const want = policy.predict({ history: [null, frame], instruction: recs[0].language }, { seed: requestSeed(11, 'libero_goal', 1, init, 0) }).actions;
     // Steps 0-3 execute rows 0-3 of the first reply as sent (decoded by the server against the request's pose).
     for (let k = 0; k < 4; k++) assert.deepEqual(ep[10 + k].action, Array.from(want.subarray(k * 7, k * 7 + 7)), `init ${init}, policy step ${k}`);
   }
@@ -199,63 +206,86 @@ test('a server killed mid-run: a clear error after 3 counted reconnect attempts,
   assert.deepEqual(recs.map((x) => x.episode).sort(), [0, 1, 2, 3, 4]);
 });
 
-test('in process: a dropped connection is reconnected and counted; a server error frame is an EvalError; the native format', async () => {
+test('in process: a connection dropped between episodes is reopened (counted); mid-episode the episode is interrupted; a server error frame is an EvalError', async () => {
   const opts = { ...SERVE_DEFAULTS, checkpoint: policyDir, port: 0, threads: 1, log: () => {} };
   let server = await PolicyServer.start(opts);
   const lines: string[] = [];
-  const remote = await openPolicy({ policy: server.url, seed: 5, log: (l) => lines.push(l) }) as WsChunkPolicy;
+  const remote = await openPolicy({ policy: server.url, log: (l) => lines.push(l) }) as WsChunkPolicy;
   assert.ok(remote instanceof WsChunkPolicy);
+  assert.equal(remote.execHorizon, 16, 'the metadata\'s exec_horizon (policy.json)');
+  assert.match(remote.inputs, /^the current frame only, with the 1 older history slot\(s\) empty/);
   const sim = await SidecarWorker.start({ backend: 'test' });
+  const restart = async () => {
+    const port = Number(new URL(server.url).port);
+    await server.close();
+    server = await PolicyServer.start({ ...opts, port });
+  };
   try {
     await sim.open({ suite: 'libero_goal', task: 0, resolution: 256, seed: 5, horizon: 100 });
     const f = obsFrameFromEnv((await sim.reset({ initIndex: 0, seed: 5 })).obs);
     const input = { history: [f], instruction: 'put the bowl on the plate' };
-    await remote.startEpisode(0, { seed: 5 });
-    const [a] = await remote.predictChunks([input], [0]);
+    remote.startEpisode(0);
+    const [a] = await remote.predictChunks([input], [0], [5]);
     assert.equal(a.length, 64);
-    // The server goes away and comes back on the same port: the next request reconnects (counted, logged).
-    const port = Number(new URL(server.url).port);
-    await server.close();
-    server = await PolicyServer.start({ ...opts, port });
-    const [b] = await remote.predictChunks([input], [0]);
+    // The server goes away and comes back on the same port while the episode runs: whatever it held for the
+    // episode is gone, so the episode is interrupted (the run retries it from its initial state).
+    await restart();
+    await assert.rejects(remote.predictChunks([input], [0], [6]), (e: unknown) => e instanceof PolicyReconnected && /after 1 reply of this episode/.test((e as Error).message));
+    // The retried episode's first request opens a new connection (counted) and is served.
+    remote.startEpisode(0);
+    const [b] = await remote.predictChunks([input], [0], [5]);
     assert.equal(remote.reconnects, 1);
-    assert.match(lines.join('\n'), /connection closed .*reconnecting \(attempt 1 of 3\)/);
     assert.equal(b.length, 64);
-    assert.equal(b.action(63, f.robot).length, 7);
+    assert.deepEqual(Array.from(b.action(0, f.robot)), Array.from(a.action(0, f.robot)), 'the same request and seed: the same actions');
+    // Dropped between episodes: the next episode's first request reconnects (counted, logged), no interruption.
+    await restart();
+    remote.startEpisode(0);
+    await remote.predictChunks([input], [0], [7]);
+    assert.equal(remote.reconnects, 2);
+    assert.match(lines.join('\n'), /connection closed .*reconnecting \(attempt 1 of 3\)/);
     // The server's error frame (a prompt over its limit): an EvalError naming the kind, not retried.
-    await assert.rejects(remote.predictChunks([{ ...input, instruction: 'x'.repeat(5000) }], [0]),
-      (e: unknown) => e instanceof EvalError && /answered BadRequest: 'prompt' must be a non-empty string/.test((e as Error).message));
-    assert.equal(remote.reconnects, 1);
+    await assert.rejects(remote.predictChunks([{ ...input, instruction: 'x'.repeat(5000) }], [0], [8]),
+      (e: unknown) => e instanceof EvalError && !(e instanceof PolicyReconnected) && /answered BadRequest: 'prompt' must be a non-empty string/.test((e as Error).message));
+    assert.equal(remote.reconnects, 2);
   } finally {
     await remote.close();
     await server.close();
     await sim.close();
   }
+});
 
-  // --format native: frames as rendered at the server's size; actions = predict() on obsFrameFromEnv's frame.
-  const native = await PolicyServer.start({ ...opts, format: 'native', actionHorizon: 8 });
-  const np = await WsChunkPolicy.open(native.url, { seed: 9 });
-  const sim2 = await SidecarWorker.start({ backend: 'test' });
-  try {
-    assert.equal(np.resolution, 32);
-    assert.equal(np.chunkSize, 8);
-    await sim2.open({ suite: 'libero_goal', task: 1, resolution: 32, seed: 9, horizon: 100 });
-    const f = obsFrameFromEnv((await sim2.reset({ initIndex: 2, seed: 9 })).obs);
-    await np.startEpisode(3, { seed: 9 });
-    const [c] = await np.predictChunks([{ history: [f], instruction: 'open the drawer' }], [3]);
-    const want = policy.predict({ history: [null, f], instruction: 'open the drawer' }, { seed: 9 }).actions;
-    assert.equal(c.length, 8);
-    for (let k = 0; k < 8; k++) assert.deepEqual(Array.from(c.action(k, f.robot)), Array.from(want.subarray(k * 7, k * 7 + 7)), `row ${k}`);
-  } finally {
-    await np.close();
-    await native.close();
-    await sim2.close();
+test('serve --format native: the same checkpoint and seed give, for whole episodes, exactly the actions of a local evaluation', async () => {
+  const { child, url } = await serve('--format', 'native');
+  const logs = { local: join(work, 'identity-local.log'), served: join(work, 'identity-served.log') };
+  const common = ['--sim', 'test', '--suite', 'libero_goal', '--tasks', '0,1', '--episodes', '2', '--max-steps', '24', '--exec-horizon', '4', '--seed', '3', '--videos', 'none'];
+  const served = await cli(['eval', '--policy', url, ...common, '--out', join(work, 'identity-served')], { RDT_TEST_ENV_ACTION_LOG: logs.served }).done;
+  child.kill('SIGTERM');
+  const local = await cli(['eval', '--policy', policyDir, '--threads', '1', ...common, '--out', join(work, 'identity-local')], { RDT_TEST_ENV_ACTION_LOG: logs.local }).done;
+  assert.equal(served.code, 0, served.stderr);
+  assert.equal(local.code, 0, local.stderr);
+  assert.match(served.stderr, /format native, action horizon 64, seeded requests.*sim test at 32px/);
+  const recs = (tag: 'local' | 'served') => readRecords(join(work, `identity-${tag}`, 'episodes.jsonl'));
+  const outcome = (tag: 'local' | 'served') => recs(tag).map((r) => `${r.task}/${r.episode}: ${r.success} ${r.steps} [${r.replans}]`).sort();
+  assert.equal(outcome('local').length, 4);
+  assert.deepEqual(outcome('served'), outcome('local'));
+  for (const r of recs('served')) assert.match(r.inputs, /^the current and 1 previous frame, 1 env step apart as in training \(native format at 32px/);
+  for (const r of recs('local')) assert.match(r.inputs, /^the current and 1 previous frame, 1 env step apart as in training \(the simulator's frames at 32px\)/);
+  // Every action of every episode, bit for bit: up to 24 policy steps = 6 chunks, each decoded step by step against
+  // the pose measured before it, from frames one env step apart.
+  const byEpisode = (f: string) => new Map(actionLog(f).map((ep) => [`${ep[0].task}/${ep[0].init}`, ep.map((x) => x.action)]));
+  const a = byEpisode(logs.local), b = byEpisode(logs.served);
+  assert.equal(a.size, 4);
+  for (const r of recs('local')) {
+    const k = `${r.task}/${r.init}`;
+    assert.equal(a.get(k)!.length, 10 + r.steps, `${k}: wait steps + policy steps`);
+    assert.ok(r.steps > 4, `${k}: more than one chunk executed`);
+    assert.deepEqual(b.get(k), a.get(k), `episode ${k}`);
   }
 });
 
 test('an openpi-like server (empty metadata, 10-action float32 replies, no seed key): horizon from the reply, openpi\'s keys only, bad replies refused', async () => {
-  // A stand-in for openpi's serve_policy.py as libero-facts.md 4.4 describes it: metadata {} on connect, one
-  // reply per request, episode_start acknowledged; its replies are scripted per test step below.
+  // A stand-in for openpi's serve_policy.py: metadata {} on connect, one reply per frame, nothing else; its replies
+  // are scripted per test step below.
   const seen: Record<string, unknown>[] = [];
   let reply: (req: Record<string, unknown>) => unknown = () => ({ actions: { dtype: '<f4', shape: [10, 7], data: Float32Array.from({ length: 70 }, (_, i) => i / 100) } });
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
@@ -265,24 +295,25 @@ test('an openpi-like server (empty metadata, 10-action float32 replies, no seed 
     ws.on('message', (data) => {
       const req = decode(data as Buffer) as Record<string, unknown>;
       seen.push(req);
-      ws.send(encode(req.__ctrl__ ? {} : reply(req)));
+      ws.send(encode(reply(req)));
     });
   });
   const url = `ws://127.0.0.1:${(wss.address() as { port: number }).port}`;
-  const remote = await WsChunkPolicy.open(url, { seed: 1 });
+  const remote = await WsChunkPolicy.open(url);
   try {
     assert.equal(remote.resolution, 256);
+    assert.equal(remote.execHorizon, 5, 'openpi\'s LIBERO client default replan_steps');
     assert.equal(remote.chunkSize, Number.POSITIVE_INFINITY, 'unknown until the first reply');
     assert.match(remote.describe, /^openpi remote ws:\/\/127\.0\.0\.1:\d+ \(format libero, action horizon per reply\)$/);
     const side = 256;
     const frame = { robot: { eefPos: [0, 0, 1], eefQuat: [1, 0, 0, 0], gripperQpos: [0.04, -0.04] }, images: { agentview: new Uint8Array(side * side * 3), eyeInHand: new Uint8Array(side * side * 3) } };
-    await remote.startEpisode(0, { seed: 1 });
-    const [c] = await remote.predictChunks([{ history: [frame], instruction: 'pick up the bowl' }], [0]);
+    remote.startEpisode(0);
+    const [c] = await remote.predictChunks([{ history: [frame], instruction: 'pick up the bowl' }], [0], [1]);
     assert.equal(c.length, 10);
     assert.equal(remote.chunkSize, 10);
     assert.deepEqual(Array.from(c.action(9, frame.robot)), Array.from(Float32Array.from([63, 64, 65, 66, 67, 68, 69].map((i) => i / 100))));
-    assert.deepEqual(seen[0], { __ctrl__: 'episode_start' });
-    assert.deepEqual(Object.keys(seen[1]).sort(), ['observation/image', 'observation/state', 'observation/wrist_image', 'prompt'], 'no seed key for a server that does not list it');
+    assert.equal(seen.length, 1, 'one frame per chunk, nothing else');
+    assert.deepEqual(Object.keys(seen[0]).sort(), ['observation/image', 'observation/state', 'observation/wrist_image', 'prompt'], 'no seed key for a server that does not list it');
     // Replies that are not (H, 7) float actions end the evaluation with an EvalError saying what came back.
     const bad: [unknown, RegExp][] = [
       [{ action: 1 }, /the reply's 'actions' is missing \(reply keys: action\)/],
@@ -291,7 +322,7 @@ test('an openpi-like server (empty metadata, 10-action float32 replies, no seed 
     ];
     for (const [r, re] of bad) {
       reply = () => r;
-      await assert.rejects(remote.predictChunks([{ history: [frame], instruction: 'x' }], [0]), (e: unknown) => e instanceof EvalError && re.test((e as Error).message));
+      await assert.rejects(remote.predictChunks([{ history: [frame], instruction: 'x' }], [0], [2]), (e: unknown) => e instanceof EvalError && re.test((e as Error).message));
     }
   } finally {
     await remote.close();
@@ -299,6 +330,59 @@ test('an openpi-like server (empty metadata, 10-action float32 replies, no seed 
   // A server announcing a format rdt-libero cannot build is refused when the eval opens it.
   wss.removeAllListeners('connection');
   wss.on('connection', (ws) => ws.send(encode({ format: 'droid' })));
-  await assert.rejects(WsChunkPolicy.open(url, { seed: 1 }), /takes observations in format "droid"; rdt-libero eval sends 'libero'/);
+  await assert.rejects(WsChunkPolicy.open(url), /takes observations in format "droid"; rdt-libero eval sends 'libero'/);
   await new Promise((r) => wss.close(r));
+});
+
+/** test/py/openpi_server_double.py on a free port; its log gets one line per frame it received. */
+function openpiDouble(log: string): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.env.PYTHON || 'python3', [join(PY_CLIENT_DIR, 'openpi_server_double.py'), log], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let out = '', err = '';
+  child.stderr!.on('data', (d) => (err += d));
+  return new Promise((resolve, reject) => {
+    child.stdout!.on('data', (d) => {
+      out += d;
+      const m = /port (\d+)/.exec(out);
+      if (m) resolve({ child, url: `ws://127.0.0.1:${m[1]}` });
+    });
+    child.once('exit', (code) => reject(new Error(`the openpi server double exited ${code}: ${err}`)));
+  });
+}
+
+test('against a server that behaves as openpi\'s upstream one: whole evaluations with default flags and --exec-horizon 5 record every episode, sending only openpi\'s LIBERO requests', async () => {
+  const log = join(work, 'double.log');
+  const { child, url } = await openpiDouble(log);
+  try {
+    // What the double does with anything but an observation, as upstream: a traceback text frame, then close 1011.
+    const probe = await OpenpiClient.connect(url);
+    assert.deepEqual(probe.metadata, {});
+    await assert.rejects(probe.infer({ __ctrl__: 'episode_start' }), (e: unknown) => e instanceof ServeError && e.kind === 'InferenceFailed' && /Traceback[\s\S]*KeyError: 'observation\/image'/.test(e.message));
+    await assert.rejects(probe.infer({ __ctrl__: 'episode_start' }), (e: unknown) => e instanceof ServeError && /closed \(code 1011, Internal server error\. Traceback included in previous frame\.\)/.test(e.message));
+    await probe.close();
+    writeFileSync(log, '');
+
+    const common = ['--policy', url, '--sim', 'test', '--suite', 'libero_goal', '--tasks', '0,1', '--episodes', '2', '--max-steps', '12', '--workers', '2', '--videos', 'none'];
+    for (const [tag, extra] of [['default', []], ['h5', ['--exec-horizon', '5']]] as const) {
+      const out = join(work, `double-${tag}`);
+      const r = await cli(['eval', ...common, ...extra, '--out', out]).done;
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /exec_horizon 5/);
+      const recs = readRecords(join(out, 'episodes.jsonl'));
+      assert.deepEqual(recs.map((x) => `${x.task}/${x.episode}`).sort(), ['0/0', '0/1', '1/0', '1/1'], `${tag}: every episode recorded`);
+      for (const x of recs) {
+        assert.equal(x.exec_horizon, 5);
+        assert.equal(x.error, null);
+        if (!x.success) assert.deepEqual([x.steps, x.replans], [12, [0, 5, 10]], `${tag}: replanning every 5 steps of the 10-action replies`);
+        assert.match(x.inputs, /the current frame in openpi's LIBERO request \(224x224 from a 256px render/);
+      }
+      const frames = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      assert.equal(frames.length, recs.reduce((s, x) => s + x.model_calls, 0), `${tag}: one frame per chunk request, nothing else`);
+      for (const f of frames)
+        assert.deepEqual(f, { 'observation/image': ['|u1', [224, 224, 3]], 'observation/wrist_image': ['|u1', [224, 224, 3]], 'observation/state': ['<f8', [8]], prompt: 'str' });
+      writeFileSync(log, '');
+    }
+  } finally {
+    child.kill('SIGKILL');
+  }
 });

@@ -40,8 +40,8 @@ out = {"z": z, "ci": ci}
 function rec(suite: string, task: number, episode: number, success: boolean, steps = 50): EpisodeRecord {
   return {
     suite, task, task_name: `T${task}`, language: `do task ${task}, carefully`, episode, init: episode, seed: 7, success, steps, max_steps: 220, env_steps: steps + 10,
-    wall_s: 1, model_calls: 4, replans: [0, 16, 32, 48], crash_retries: episode === 0 ? 1 : 0, video: null, checkpoint_step: 1000, policy: 'p', protocol: 'openpi',
-    exec_horizon: 16, temporal_ensemble: null, worker: 0, finished_at: '2026-01-01T00:00:00Z',
+    wall_s: 1, model_calls: 4, replans: [0, 16, 32, 48], crash_retries: episode === 0 ? 1 : 0, reconnect_retries: 0, error: null, video: null, checkpoint_step: 1000,
+    policy: 'p', protocol: 'openpi', exec_horizon: 16, temporal_ensemble: null, seeding: 'per-episode', inputs: 'the current frame', worker: 0, finished_at: '2026-01-01T00:00:00Z',
   };
 }
 

@@ -127,7 +127,7 @@ test('every saved folder holds policy.json with the run\'s conventions', () => {
   const p = JSON.parse(readFileSync(join(out, 'final', POLICY_FILE), 'utf8'));
   assert.equal(p.format, 'rdt-libero.policy');
   assert.equal(p.version, 1);
-  assert.deepEqual(p.action, { encoding: 'eef_target_pose', chunk_size: 64, ctrl_freq: 20 });
+  assert.deepEqual(p.action, { encoding: 'eef_target_pose', chunk_size: 64, ctrl_freq: 20, exec_horizon: 16 });
   assert.deepEqual(p.state, { use_joints: false, slots: [10, 30, 31, 32, 33, 34, 35, 36, 37, 38] });
   assert.deepEqual(p.cameras, { slots: { agentview: 0, eye_in_hand: 1 }, orientation: 'flip_v', height: 32, width: 32, history: 2 });
   assert.deepEqual(p.encoders.vision, { kind: 'demo', token_dim: 24, grid: 3, cells: 4, seed: 1234 });
@@ -183,6 +183,9 @@ test('changing any recorded convention changes the result or is refused', async 
     { field: 'action.encoding', set: (p) => (p.action.encoding = 'eef_velocity') },
     { field: 'action.chunk_size', set: (p) => (p.action.chunk_size = 32) },
     { field: 'action.ctrl_freq', set: (p) => (p.action.ctrl_freq = 10) },
+    // Applied by the evaluation, not by predict (its default exec horizon: test/eval-policy.test.ts); here, one
+    // longer than the chunk is refused.
+    { field: 'action.exec_horizon', set: (p) => (p.action.exec_horizon = 65) },
     { field: 'state.use_joints', set: (p) => (p.state.use_joints = true) },
     { field: 'state.slots', set: (p) => (p.state.slots = [10, 30, 31, 32]) },
     { field: 'cameras.slots', set: (p) => (p.cameras.slots = { agentview: 1, eye_in_hand: 0 }) },

@@ -1,6 +1,7 @@
 // The batching queue on its own, with a model stand-in whose calls the test resolves by hand: a lone request goes
 // at once; requests that arrive during a call form the next one (up to maxBatch); each gets its own rows back;
 // a cancelled request leaves the queue; a failed call fails only its own requests; a full queue is ServerBusy.
+import { STATE_VEC_LEN } from '../src/data/state_vec.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Batcher } from '../src/serve/batcher.js';
@@ -12,9 +13,9 @@ const CHUNK = 2;
 /** A model whose calls wait for the test: `calls[i]` is the i-th call's inputs, `finish(i)` answers it. */
 function fakeModel() {
   const calls: { ids: number[]; resolve: (a: Float64Array) => void; reject: (e: Error) => void }[] = [];
-  const predict = (inputs: PolicyInput[]) => new Promise<{ actions: Float64Array; inferMs: number }>((resolve, reject) => {
+  const predict = (inputs: PolicyInput[]) => new Promise<{ actions: Float64Array; raw: Float64Array; inferMs: number }>((resolve, reject) => {
     const ids = inputs.map((x) => Number(x.instruction));
-    calls.push({ ids, resolve: (actions) => resolve({ actions, inferMs: 1 }), reject });
+    calls.push({ ids, resolve: (actions) => resolve({ actions, raw: new Float64Array(ids.length * CHUNK * STATE_VEC_LEN), inferMs: 1 }), reject });
   });
   // Row b of call i: every value is the request's id, so a mix-up between rows shows.
   const finish = (i: number) => calls[i].resolve(Float64Array.from(calls[i].ids.flatMap((id) => new Array(CHUNK * 7).fill(id))));

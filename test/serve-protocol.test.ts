@@ -72,17 +72,19 @@ test('a Python openpi client: metadata, LIBERO requests, replies equal to in-pro
   assert.equal(m.action_horizon, 64);
   assert.equal(m.chunk_size, 64);
   assert.equal(m.history, 2);
+  assert.match(m.history_inputs, /^the current frame only, with the 1 older history slot\(s\) empty as at an episode's first step in training/);
+  assert.equal(m.exec_horizon, 16, 'policy.json action.exec_horizon (the run\'s default)');
   assert.deepEqual(m.image, { height: SIZE, width: SIZE, orientation: 'flip_v' });
-  assert.deepEqual(r.ack, { __ack__: 'episode_start' });
-  assert.deepEqual(r.end_ack, { __ack__: 'episode_end' });
+  assert.equal(m.reset, undefined, 'no control messages, nothing about them');
 
   // The server's frames: openpi's 224 images, un-padded, rotated back and resampled (reference: PIL, in Python).
   const frameOf = (k: number): ObsFrame => ({
     robot: { eefPos: frames[k].state.slice(0, 3), eefAxisAngle: frames[k].state.slice(3, 6), gripperQpos: frames[k].state.slice(6, 8) },
     images: { agentview: Uint8Array.from(r.frames[k].agentview), eyeInHand: Uint8Array.from(r.frames[k].wrist) },
   });
-  // Requests 0 and 1 share an episode (the history fills); episode_start makes request 2 start a new one.
-  const histories = [[null, frameOf(0)], [frameOf(0), frameOf(1)], [null, frameOf(2)]];
+  // The libero format carries one frame: every request is served with the older slot empty, as at an episode's
+  // first step in training (never with the previous request's frame, several env steps old or from another episode).
+  const histories = [[null, frameOf(0)], [null, frameOf(1)], [null, frameOf(2)]];
   const seeds = [11, 12, 13];
   r.replies.forEach((reply: { dtype: string; shape: number[]; actions: number[]; seed: number; keys: string[]; server_timing: Record<string, number>; policy_timing: Record<string, number> }, k: number) => {
     assert.equal(reply.dtype, '<f8');
@@ -94,9 +96,10 @@ test('a Python openpi client: metadata, LIBERO requests, replies equal to in-pro
     const want = policy.predict({ history: histories[k], instruction: PROMPT }, { seed: seeds[k] });
     assert.deepEqual(reply.actions, Array.from(want.actions), `request ${k}: the server's actions differ from predict()`);
   });
-  // The history matters (request 1 with a fresh history would give other actions), so the check above tests it.
-  const fresh = policy.predict({ history: [null, frameOf(1)], instruction: PROMPT }, { seed: 12 });
-  assert.notDeepEqual(r.replies[1].actions, Array.from(fresh.actions));
+  // The older slot matters (request 1 with request 0's frame there would give other actions), so the check above
+  // tests that the server kept no state between the requests.
+  const stateful = policy.predict({ history: [frameOf(0), frameOf(1)], instruction: PROMPT }, { seed: 12 });
+  assert.notDeepEqual(r.replies[1].actions, Array.from(stateful.actions));
 });
 
 test('bad input gets a named one-line error frame and close 1011; the server keeps serving', async () => {
@@ -191,10 +194,12 @@ test('the TypeScript client: metadata, replies as NdArray, server errors as Serv
   assert.deepEqual([a.dtype, a.shape], ['<f8', [64, 7]]);
   assert.ok(a.data instanceof Float64Array);
   assert.equal(r.seed, 7);
-  assert.deepEqual(await c.episodeStart(), { __ack__: 'episode_start' });
-  await assert.rejects(c.infer({ ...liberoObs(), prompt: 42 }), (e: unknown) => e instanceof ServeError && e.kind === 'BadRequest' && /'prompt'/.test(e.message));
-  await assert.rejects(c.infer(liberoObs()), (e: unknown) => e instanceof ServeError && /closed \(code 1011/.test(e.message));
-  await c.close();
+  // A control message (which no openpi client sends) is a request like any other: refused by name, close 1011.
+  await assert.rejects(c.infer({ __ctrl__: 'episode_start' }), (e: unknown) => e instanceof ServeError && e.kind === 'BadRequest' && /unknown key '__ctrl__'/.test(e.message));
+  const c2 = await OpenpiClient.connect(server.url);
+  await assert.rejects(c2.infer({ ...liberoObs(), prompt: 42 }), (e: unknown) => e instanceof ServeError && e.kind === 'BadRequest' && /'prompt'/.test(e.message));
+  await assert.rejects(c2.infer(liberoObs()), (e: unknown) => e instanceof ServeError && /closed \(code 1011/.test(e.message));
+  await Promise.all([c.close(), c2.close()]);
 });
 
 test('limits: --max-connections, --max-queue and --request-timeout-ms each get their named error; a load failure is the policy\'s error', async () => {
@@ -227,33 +232,48 @@ test('limits: --max-connections, --max-queue and --request-timeout-ms each get t
   }
 });
 
-test('the native format: the simulator\'s own keys at the checkpoint resolution, equal to predict() on obsFrameFromEnv', async () => {
+test('the native format: the simulator\'s own keys at the checkpoint resolution and the previous frame in \'history\'; actions and raw chunk equal predict() on obsFrameFromEnv', async () => {
   const native = await start({ format: 'native', actionHorizon: 10 });
   try {
     const c = await OpenpiClient.connect(native.url);
     assert.equal(c.metadata.format, 'native');
     assert.equal(c.metadata.action_horizon, 10);
-    const [f] = rawFrames(1, 9);
+    assert.equal(c.metadata.exec_horizon, 10, 'policy.json\'s 16, at most the served horizon');
+    assert.match(String(c.metadata.history_inputs), /the 1 previous frame\(s\) the request carries in 'history', one env step apart as in training/);
+    const [f, g] = rawFrames(2, 9);
     const quat = [0.9998, 0.0009, -0.0139, 0.0125]; // x, y, z, w, near the LIBERO start pose
-    const obs = {
-      agentview_image: { dtype: '|u1', shape: [SIZE, SIZE, 3], data: Uint8Array.from(f.agentview) },
-      robot0_eye_in_hand_image: { dtype: '|u1', shape: [SIZE, SIZE, 3], data: Uint8Array.from(f.wrist) },
-      robot0_eef_pos: { dtype: '<f8', shape: [3], data: Float64Array.from(f.state.slice(0, 3)) },
+    const keys = (x: typeof f) => ({
+      agentview_image: { dtype: '|u1', shape: [SIZE, SIZE, 3], data: Uint8Array.from(x.agentview) },
+      robot0_eye_in_hand_image: { dtype: '|u1', shape: [SIZE, SIZE, 3], data: Uint8Array.from(x.wrist) },
+      robot0_eef_pos: { dtype: '<f8', shape: [3], data: Float64Array.from(x.state.slice(0, 3)) },
       robot0_eef_quat: { dtype: '<f4', shape: [4], data: Float32Array.from(quat) },
-      robot0_gripper_qpos: { dtype: '<f8', shape: [2], data: Float64Array.from(f.state.slice(6, 8)) },
-      prompt: PROMPT, seed: 21,
-    };
-    const r = await c.infer(obs);
-    const a = r.actions as NdArray;
-    assert.deepEqual(a.shape, [10, 7]);
-    const input: PolicyInput = {
-      history: [null, { robot: { eefPos: f.state.slice(0, 3), eefQuat: Array.from(Float32Array.from(quat)), gripperQpos: f.state.slice(6, 8) }, images: { agentview: Uint8Array.from(f.agentview), eyeInHand: Uint8Array.from(f.wrist) } }],
-      instruction: PROMPT,
-    };
-    const want = policy.predict(input, { seed: 21 }).actions.subarray(0, 70);
-    assert.deepEqual(Array.from(a.data as Float64Array), Array.from(want));
-    await assert.rejects(c.infer({ ...obs, agentview_image: { dtype: '|u1', shape: [224, 224, 3], data: new Uint8Array(224 * 224 * 3) } }),
-      (e: unknown) => e instanceof ServeError && e.kind === 'BadRequest' && /'agentview_image' is 224x224; this checkpoint takes 32x32/.test(e.message));
+      robot0_gripper_qpos: { dtype: '<f8', shape: [2], data: Float64Array.from(x.state.slice(6, 8)) },
+    });
+    const frameOf = (x: typeof f) => ({ robot: { eefPos: x.state.slice(0, 3), eefQuat: Array.from(Float32Array.from(quat)), gripperQpos: x.state.slice(6, 8) }, images: { agentview: Uint8Array.from(x.agentview), eyeInHand: Uint8Array.from(x.wrist) } });
+    // The episode's first step (nothing before it), then the next step with the first as its previous frame.
+    for (const [history, previous, seed] of [[[null], null, 21], [[keys(f)], frameOf(f), 22]] as const) {
+      const r = await c.infer({ ...keys(previous ? g : f), prompt: PROMPT, history, seed });
+      const a = r.actions as NdArray;
+      const raw = r.chunk as NdArray;
+      assert.deepEqual([a.shape, raw.dtype, raw.shape], [[10, 7], '<f8', [10, 128]]);
+      const input: PolicyInput = { history: [previous, frameOf(previous ? g : f)], instruction: PROMPT };
+      const want = policy.predict(input, { seed, raw: true });
+      assert.deepEqual(Array.from(a.data as Float64Array), Array.from(want.actions.subarray(0, 70)));
+      assert.deepEqual(Array.from(raw.data as Float64Array), Array.from(want.raw!.subarray(0, 10 * 128)), 'the raw chunk the actions were decoded from');
+    }
+    const obs = { ...keys(f), prompt: PROMPT, history: [null] };
+    const refused: [Record<string, unknown>, RegExp][] = [
+      [{ ...obs, agentview_image: { dtype: '|u1', shape: [224, 224, 3], data: new Uint8Array(224 * 224 * 3) } }, /'agentview_image' is 224x224; this checkpoint takes 32x32/],
+      [{ ...keys(f), prompt: PROMPT }, /'history' must be a list of the 1 previous frame\(s\), oldest first/],
+      [{ ...obs, history: [null, null] }, /'history' must be a list of the 1 previous frame.*got 2/],
+      [{ ...obs, history: [{ ...keys(f), robot0_eef_pos: { dtype: '<f8', shape: [2], data: new Float64Array(2) } }] }, /'history\[0\]\.robot0_eef_pos' must be a float32 or float64 array of shape \(3,\)/],
+      [{ ...obs, history: [{ ...keys(f), prompt: 'x' }] }, /'history\[0\]' has unknown key\(s\) 'prompt'/],
+    ];
+    for (const [bad, re] of refused) {
+      const cc = await OpenpiClient.connect(native.url);
+      await assert.rejects(cc.infer(bad), (e: unknown) => e instanceof ServeError && e.kind === 'BadRequest' && re.test(e.message), String(re));
+      await cc.close();
+    }
     await c.close();
   } finally {
     await native.close();

@@ -291,6 +291,13 @@ const EFFECTS: Record<string, Check> = {
   state_noise_snr: async () => assert.ok(weightsDiffer(ck(await run({ state_noise_snr: null })), ck(base)), 'state noise changes the trained weights'),
   image_aug: async () => assert.notDeepEqual((await run({ image_aug: true })).r.losses, base.r.losses),
   ctrl_freq: async () => assert.notDeepEqual((await run({ ctrl_freq: 10 })).r.losses, base.r.losses),
+  // Recorded for the evaluation (its default exec horizon, test/eval-policy.test.ts); training does not use it.
+  exec_horizon: async () => {
+    assert.equal(policyOf(base).action.exec_horizon, 16);
+    assert.equal(policyOf(await run({ exec_horizon: 8 })).action.exec_horizon, 8);
+    assert.throws(() => cfgOf({ exec_horizon: 0 }), /'exec_horizon' must be a positive integer, got 0/);
+    await assert.rejects(run({ exec_horizon: 65 }), /exec_horizon 65 is longer than the model's chunk of 64 steps/);
+  },
   report_to: async () => {
     const x = await run({ report_to: ['tensorboard'] });
     assert.ok(readdirSync(join(x.out, 'tensorboard')).some((f) => f.startsWith('events.out.tfevents')));

@@ -40,8 +40,10 @@ options:
 If the inference thread dies, the requests in flight get InferenceFailed, /healthz answers 503 and the server
 stops with exit code 1 (it is not restarted in place): run it under a supervisor that restarts it.
 
-History: a policy that looks at 2 frames keeps them per connection; they restart on a new connection, a new
-prompt, or a {"__ctrl__": "episode_start"} message (openpi_client's episode_start()).
+History: the server keeps no state per client. A policy that looks at H > 1 frames gets them from the native
+format's 'history' key (the H-1 previous frames, one env step apart as in training); the libero format carries
+one frame per request (openpi's LIBERO client sends one per replan), so the older slots stay empty, as at an
+episode's first step in training. The metadata's history_inputs says which; its exec_horizon is policy.json's.
 `;
 
 export async function serve(args: string[]): Promise<number> {

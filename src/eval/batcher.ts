@@ -9,6 +9,8 @@ import type { ActionChunk, ChunkPolicy } from './policy_source.js';
 interface Request {
   env: number;
   input: PolicyInput;
+  /** The request's sampling seed (seeding.ts requestSeed). */
+  seed: number;
   resolve: (c: ActionChunk) => void;
   reject: (e: unknown) => void;
 }
@@ -53,12 +55,17 @@ export class ChunkBatcher {
     this.schedule();
   }
 
-  request(env: number, input: PolicyInput): Promise<ActionChunk> {
+  request(env: number, input: PolicyInput, seed: number): Promise<ActionChunk> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ env, input, resolve, reject });
+      this.queue.push({ env, input, seed, resolve, reject });
       this.due.set(env, 0);
       this.schedule();
     });
+  }
+
+  /** The run stops: every queued request fails with `why` (one already sent to the model finishes first). */
+  abort(why: unknown): void {
+    for (const r of this.queue.splice(0)) r.reject(why);
   }
 
   private ready(): boolean {
@@ -87,7 +94,7 @@ export class ChunkBatcher {
     this.batchSizes.push(batch.length);
     const t0 = performance.now();
     try {
-      const chunks = await this.policy.predictChunks(batch.map((r) => r.input), batch.map((r) => r.env));
+      const chunks = await this.policy.predictChunks(batch.map((r) => r.input), batch.map((r) => r.env), batch.map((r) => r.seed));
       if (chunks.length !== batch.length) throw new Error(`policy returned ${chunks.length} chunks for ${batch.length} observations`);
       batch.forEach((r, i) => r.resolve(chunks[i]));
     } catch (e) {

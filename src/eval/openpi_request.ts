@@ -68,8 +68,8 @@ export function liberoRequest(frame: ObsFrame, side: number, prompt: string): Re
   };
 }
 
-/** One frame in rdt-libero's native format: the simulator's keys and frames as rendered. */
-export function nativeRequest(frame: ObsFrame, side: number, prompt: string): Record<string, unknown> {
+/** One frame in rdt-libero's native format: the simulator's keys and frames as rendered (a previous frame: no prompt). */
+export function nativeRequest(frame: ObsFrame, side: number, prompt: string | null): Record<string, unknown> {
   const r = frame.robot;
   const f64 = (v: ArrayLike<number>, n: number): NdArray => ({ dtype: '<f8', shape: [n], data: Float64Array.from(Array.from(v)) });
   if (!r.eefQuat) throw new EvalError('the simulator observation has no robot0_eef_quat');
@@ -80,6 +80,6 @@ export function nativeRequest(frame: ObsFrame, side: number, prompt: string): Re
     robot0_eef_quat: f64(r.eefQuat, 4),
     robot0_gripper_qpos: f64(r.gripperQpos, 2),
     ...(r.jointPos ? { robot0_joint_pos: f64(r.jointPos, 7) } : {}),
-    prompt,
+    ...(prompt !== null ? { prompt } : {}),
   };
 }

@@ -27,13 +27,18 @@ export interface ChunkPolicy {
   readonly resolution: number;
   /** Training step of the checkpoint, when known. */
   readonly checkpointStep: number | null;
+  /** The policy's own exec horizon, used when --exec-horizon is not given (null: none known, the flag is needed). */
+  readonly execHorizon?: number | null;
+  /** For every episode record: which inputs the model sees (history, spacing, format). */
+  readonly inputs?: string;
   /**
    * One call for the whole batch; rejects (never resolves with garbage) when the policy fails. `envs` names the
-   * simulator worker of each input (a remote policy keeps one connection, and so one server-side history, per env).
+   * simulator worker of each input (a remote policy keeps one connection per env); `seeds` the sampling seed of
+   * each (seeding.ts requestSeed), which a policy that samples must use so that a chunk depends on its own seed only.
    */
-  predictChunks(inputs: readonly PolicyInput[], envs?: readonly number[]): Promise<ActionChunk[]>;
-  /** Called before each episode's reset on that env (a remote policy sends openpi's episode_start). */
-  startEpisode?(env: number, spec: { seed: number }): Promise<void>;
+  predictChunks(inputs: readonly PolicyInput[], envs?: readonly number[], seeds?: readonly number[]): Promise<ActionChunk[]>;
+  /** Called before each episode's reset on that env; sends nothing anywhere (a remote policy notes the episode start). */
+  startEpisode?(env: number): void;
   /** Connections re-opened during the run (remote policies), for the report. */
   readonly reconnects?: number;
   close(): Promise<void>;
@@ -48,6 +53,7 @@ export interface ChunkPolicy {
 export class RdtChunkPolicy implements ChunkPolicy {
   readonly describe: string;
   readonly resolution: number;
+  readonly inputs: string;
   private pending = new Map<number, { resolve: (c: ActionChunk[]) => void; reject: (e: Error) => void; n: number }>();
   private nextId = 1;
   private dead: Error | null = null;
@@ -59,11 +65,13 @@ export class RdtChunkPolicy implements ChunkPolicy {
     readonly chunkSize: number,
     readonly historySize: number,
     readonly checkpointStep: number | null,
+    readonly execHorizon: number | null,
   ) {
     if (adapter.imageHeight !== adapter.imageWidth)
       throw new EvalError(`${dir}: the policy was trained on ${adapter.imageHeight}x${adapter.imageWidth} frames; LIBERO renders square cameras, so it cannot be evaluated there`);
     this.resolution = adapter.imageHeight;
     this.describe = `rdt-libero ${dir} (${adapter.encoding}, ${adapter.orientation}, ${adapter.imageHeight}px, history ${historySize})`;
+    this.inputs = historyInputs(historySize, `the simulator's frames at ${adapter.imageHeight}px`);
     worker.on('message', (m: WorkerReply) => {
       if (m.type === 'error' && m.id === null) return this.die(new EvalError(`policy thread failed: ${m.name}: ${m.message}`));
       const p = this.pending.get(m.id as number);
@@ -77,12 +85,12 @@ export class RdtChunkPolicy implements ChunkPolicy {
   }
 
   /** Load the folder in a new thread; rejects with the loader's error (bad policy.json, LoRA folder, ...). */
-  static open(spec: { dir: string; seed: number; dtype?: DType; device?: string; threads?: number }): Promise<RdtChunkPolicy> {
+  static open(spec: { dir: string; dtype?: DType; device?: string; threads?: number }): Promise<RdtChunkPolicy> {
     const worker = new Worker(new URL('./policy_worker.js', import.meta.url), { workerData: spec });
     return new Promise((done, reject) => {
       worker.once('message', (m: WorkerReply) => {
         // The absolute path names the policy in results, so `dir` and `./dir/` resume the same evaluation.
-        if (m.type === 'ready') done(new RdtChunkPolicy(worker, resolve(spec.dir), m.adapter!, m.chunkSize!, m.historySize!, m.step ?? null));
+        if (m.type === 'ready') done(new RdtChunkPolicy(worker, resolve(spec.dir), m.adapter!, m.chunkSize!, m.historySize!, m.step ?? null, m.execHorizon ?? null));
         else reject(m.name === 'PolicyError' || m.name === 'ModelError' ? new EvalError(m.message!) : new EvalError(`loading ${spec.dir} failed: ${m.name}: ${m.message}`));
       });
       worker.once('error', (e) => reject(new EvalError(`loading ${spec.dir} failed: ${e.message}`)));
@@ -104,12 +112,13 @@ export class RdtChunkPolicy implements ChunkPolicy {
     }));
   }
 
-  predictChunks(inputs: readonly PolicyInput[]): Promise<ActionChunk[]> {
+  predictChunks(inputs: readonly PolicyInput[], _envs?: readonly number[], seeds?: readonly number[]): Promise<ActionChunk[]> {
     if (this.dead) return Promise.reject(this.dead);
+    if (!seeds || seeds.length !== inputs.length) return Promise.reject(new EvalError(`internal: ${inputs.length} observations need as many sampling seeds`));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, n: inputs.length });
-      this.worker.postMessage({ type: 'predict', id, inputs });
+      this.worker.postMessage({ type: 'predict', id, inputs, seeds });
     });
   }
 
@@ -128,6 +137,7 @@ interface WorkerReply {
   chunkSize?: number;
   historySize?: number;
   step?: number | null;
+  execHorizon?: number | null;
   raw?: Float64Array;
   chunk?: number;
   name?: string;
@@ -135,9 +145,8 @@ interface WorkerReply {
 }
 
 export interface PolicySpec {
-  /** A policy folder, ws://host:port, or a built-in scripted policy name (test back-end only). */
+  /** A policy folder, ws://host:port, or a built-in scripted policy name. */
   policy: string;
-  seed: number;
   dtype?: DType;
   device?: string;
   /** libtorch intra-op threads of the policy's thread (default: libtorch's choice). */
@@ -150,11 +159,16 @@ export interface PolicySpec {
 export async function openPolicy(spec: PolicySpec): Promise<ChunkPolicy> {
   if (/^wss?:\/\//.test(spec.policy)) {
     const { WsChunkPolicy } = await import('./ws_policy.js');
-    return WsChunkPolicy.open(spec.policy, { seed: spec.seed, log: spec.log });
+    return WsChunkPolicy.open(spec.policy, { log: spec.log });
   }
   if (spec.policy.startsWith('scripted:')) {
     const { scriptedPolicy } = await import('./scripted_policy.js');
     return scriptedPolicy(spec.policy.slice('scripted:'.length));
   }
-  return RdtChunkPolicy.open({ dir: spec.policy, seed: spec.seed, dtype: spec.dtype, device: spec.device, threads: spec.threads });
+  return RdtChunkPolicy.open({ dir: spec.policy, dtype: spec.dtype, device: spec.device, threads: spec.threads });
+}
+
+/** What a policy of history H sees, for the records: the frames and their spacing (training's: consecutive env steps). */
+export function historyInputs(H: number, frames: string): string {
+  return H === 1 ? `the current frame (${frames})` : `the current and ${H - 1} previous frame${H > 2 ? 's' : ''}, 1 env step apart as in training (${frames})`;
 }

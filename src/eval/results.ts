@@ -23,12 +23,20 @@ export interface EpisodeRecord {
   replans: number[];
   /** Sidecar crashes this episode survived (each one restarted the worker and the episode). */
   crash_retries: number;
+  /** Times the remote policy's connection was re-opened mid-episode (each one restarted the episode). */
+  reconnect_retries: number;
+  /** The simulator error that ended the episode (recorded as a failure, as openpi counts it), or null. */
+  error: string | null;
   video: string | null;
   checkpoint_step: number | null;
   policy: string;
   protocol: string;
   exec_horizon: number;
   temporal_ensemble: number | null;
+  /** seeding.ts: 'per-episode' (rdt-libero's) or 'per-task' (openpi's order). */
+  seeding: string;
+  /** Which inputs the policy saw (history frames and their spacing, request format). */
+  inputs: string;
   worker: number;
   finished_at: string;
 }
@@ -41,10 +49,12 @@ export function resultsFile(out: string, shard: { index: number; count: number }
 }
 
 /**
- * The records of one results file. A last line cut short by a kill (no newline, not JSON) is removed from the
- * file, so appending continues cleanly; a damaged line elsewhere is an error naming it.
+ * The records of one results file. A last line cut short by a kill (no newline, not JSON) is an error, or with
+ * 'repair' removed from the file (its writer is about to append: appending continues cleanly), or with 'skip'
+ * ignored (another process may be appending to that file now); a damaged line elsewhere is an error naming it.
  */
-export function readRecords(file: string, repair = false): EpisodeRecord[] {
+export function readRecords(file: string, cutLast: boolean | 'repair' | 'skip' = false): EpisodeRecord[] {
+  const repair = cutLast === true || cutLast === 'repair';
   if (!existsSync(file)) return [];
   const text = readFileSync(file, 'utf8');
   const lines = text.split('\n');
@@ -61,6 +71,7 @@ export function readRecords(file: string, repair = false): EpisodeRecord[] {
           truncateSync(file, offset);
           break;
         }
+        if (last && cutLast === 'skip') break;
         throw new EvalError(`${file}: line ${i + 1} is not a JSON episode record${last ? ' (cut short; re-run the eval to repair it)' : ''}; remove the line to re-run that episode`);
       }
     }
@@ -69,11 +80,11 @@ export function readRecords(file: string, repair = false): EpisodeRecord[] {
   return out;
 }
 
-/** Every record under `dir` (episodes.jsonl and shard files). */
-export function readAllRecords(dir: string): EpisodeRecord[] {
+/** Every record under `dir` (episodes.jsonl and shard files); 'skip': tolerate last lines being written now. */
+export function readAllRecords(dir: string, cutLast: false | 'skip' = false): EpisodeRecord[] {
   if (!existsSync(dir)) throw new EvalError(`results folder ${dir} does not exist`);
   const files = readdirSync(dir).filter((f) => /^episodes(\.shard-\d+-of-\d+)?\.jsonl$/.test(f)).sort();
-  return files.flatMap((f) => readRecords(join(dir, f)));
+  return files.flatMap((f) => readRecords(join(dir, f), cutLast));
 }
 
 /** Appends records, each fsynced before append() returns. */
@@ -93,7 +104,10 @@ export class RecordWriter {
   }
 }
 
-/** Records merged by episode; two that disagree on the outcome of one episode are an error naming both files' episode. */
+/**
+ * Records merged by episode, each episode once (a folder resumed with --shard after an unsharded run, or two
+ * merged folders, may hold an episode twice); two that disagree on the outcome of one episode are an error naming it.
+ */
 export function mergeRecords(records: readonly EpisodeRecord[]): EpisodeRecord[] {
   const byKey = new Map<string, EpisodeRecord>();
   for (const r of records) {

@@ -4,9 +4,13 @@
 // overlapping chunks' actions (ACT: weights exp(-k i), i = 0 for the oldest). Success = the env's done flag at
 // any policy step. Observations reach the policy through the data layer (obsFrameFromEnv + ObservationHistory,
 // then buildObservation inside the policy), exactly as in training; the wait steps' frames are not part of the
-// history, which starts empty at the first policy step like a training episode.
+// history, which starts empty at the first policy step like a training episode. Request i of the episode is sampled
+// with requestSeed(seed, suite, task, episode, i) (seeding.ts), whatever worker, batch or resume it runs in.
+// A simulator error (the env raised in reset or step) ends the episode as a failure that carries the error, as
+// openpi's LIBERO client counts it, unless the run asks to stop on it; any other error propagates.
 import { type ObsFrame, ObservationHistory, obsFrameFromEnv } from '../data/adapter.js';
-import { EvalError } from './errors.js';
+import { EvalError, SimEnvError } from './errors.js';
+import { requestSeed } from './seeding.js';
 import type { ChunkBatcher } from './batcher.js';
 import type { EvalProtocol } from './protocol.js';
 import type { ActionChunk, ChunkPolicy } from './policy_source.js';
@@ -18,6 +22,7 @@ export interface EpisodeSpec {
   /** Episode number within the task (0-based). */
   episode: number;
   init: number;
+  /** --seed: the base of the env seed and of the requests' sampling seeds. */
   seed: number;
 }
 
@@ -28,6 +33,10 @@ export interface RolloutOptions {
   /** ACT temporal-ensembling coefficient k; null = receding horizon. */
   temporalEnsemble: number | null;
   language: string;
+  /** Seed numpy and the env before the reset (per-episode seeding), or let the reset draw on (per-task). */
+  seedReset: boolean;
+  /** A simulator error ends the episode as a recorded failure (false) or propagates and stops the run (true). */
+  stopOnEnvError: boolean;
 }
 
 export interface EpisodeOutcome {
@@ -38,6 +47,8 @@ export interface EpisodeOutcome {
   modelCalls: number;
   /** Policy steps at which a chunk was requested. */
   replans: number[];
+  /** The simulator error that ended the episode (a failure), or null. */
+  error: string | null;
 }
 
 /** Called with every observation (reset, wait steps, policy steps), for videos. */
@@ -50,18 +61,21 @@ export async function runEpisode(
   const live: { chunk: ActionChunk; start: number }[] = [];
   let success = false;
   let steps = 0;
+  let error: string | null = null;
+  let envSteps = 0;
   let o: SimObs;
   /** One env step, timed for the batcher's gather rule; policyStep null for wait steps. */
   const stepEnv = async (action: ArrayLike<number>, policyStep: number | null) => {
     const t0 = performance.now();
     o = await worker.step(action);
+    envSteps = o.t;
     batcher.noteStep((performance.now() - t0) / 1000);
     onFrame?.(o, policyStep);
   };
   try {
     batcher.setDue(env, Infinity);
-    await policy.startEpisode?.(env, spec);
-    o = await worker.reset({ initIndex: spec.init, seed: spec.seed });
+    policy.startEpisode?.(env);
+    o = await worker.reset({ initIndex: spec.init, seed: opts.seedReset ? spec.seed : undefined });
     onFrame?.(o, null);
     const { waitSteps, waitAction } = opts.protocol;
     for (let i = 0; i < waitSteps; i++) {
@@ -72,8 +86,9 @@ export async function runEpisode(
     let frame: ObsFrame = obsFrameFromEnv(o.obs);
     history.push(frame);
     const ask = async (at: number): Promise<ActionChunk> => {
+      const seed = requestSeed(spec.seed, spec.suite, spec.task, spec.episode, replans.length);
       replans.push(at);
-      const chunk = await batcher.request(env, { history: [...history.current], instruction: opts.language });
+      const chunk = await batcher.request(env, { history: [...history.current], instruction: opts.language }, seed);
       if (chunk.length < (opts.temporalEnsemble === null ? opts.execHorizon : 1))
         throw new EvalError(`the policy returned a ${chunk.length}-step chunk; exec_horizon is ${opts.execHorizon}`);
       return chunk;
@@ -101,10 +116,13 @@ export async function runEpisode(
         break;
       }
     }
+  } catch (e) {
+    if (!(e instanceof SimEnvError) || opts.stopOnEnvError) throw e;
+    error = e.message;
   } finally {
     batcher.leave(env);
   }
-  return { success, steps, envSteps: o!.t, modelCalls: replans.length, replans };
+  return { success, steps, envSteps, modelCalls: replans.length, replans, error };
 }
 
 /** ACT's temporal ensemble: every live chunk's action for this step, weighted exp(-k i) with i = 0 the oldest. */

@@ -1,6 +1,9 @@
-// Scripted policies for the sidecar's test back-end (sidecar/reach_env.py), so the whole evaluation loop can be
-// run and checked without LIBERO or a trained model. They see what a model sees: the observation history turned
-// into model input by the data layer's buildObservation, with their own declared conventions.
+// Scripted policies, so the whole evaluation loop can be run and checked without a trained model. The reach experts
+// (the sidecar's test back-end, sidecar/reach_env.py) see what a model sees: the observation history turned into
+// model input by the data layer's buildObservation, with their own declared conventions.
+//   scripted:zero            holds still: every action is openpi's LIBERO_DUMMY_ACTION [0,0,0,0,0,0,-1] (arm still,
+//                            gripper open), at LIBERO's own 128 px; for checking a simulator install end to end
+//                            (the gated real-LIBERO test), on either back-end.
 //   scripted:reach           finds the red target in the upright agentview image (orientation flip_v, the
 //                            physically correct one), moves there at up to 0.05 m per step, then closes.
 //   scripted:reach-unflipped the same with orientation 'none': it reads the rendered (upside-down) image as
@@ -21,6 +24,8 @@ class ReachExpert implements ChunkPolicy {
   readonly historySize = 1;
   readonly resolution = 64;
   readonly checkpointStep = null;
+  readonly execHorizon = 16;
+  readonly inputs = 'the current frame (64 px agentview, as a model would see it)';
   readonly describe: string;
   private cfg: AdapterConfig;
 
@@ -65,10 +70,30 @@ class ReachExpert implements ChunkPolicy {
   async close(): Promise<void> {}
 }
 
-export const SCRIPTED = ['reach', 'reach-unflipped'] as const;
+/** Holds still (openpi examples/libero/main.py's LIBERO_DUMMY_ACTION), without looking at the observation. */
+class ZeroPolicy implements ChunkPolicy {
+  readonly chunkSize = 64;
+  readonly historySize = 1;
+  readonly resolution = 128;
+  readonly checkpointStep = null;
+  readonly execHorizon = 16;
+  readonly describe = 'scripted:zero (holds still: [0, 0, 0, 0, 0, 0, -1])';
+  readonly inputs = 'none (the observation is not looked at)';
+
+  async predictChunks(inputs: readonly PolicyInput[]): Promise<ActionChunk[]> {
+    return inputs.map(() => ({ length: this.chunkSize, action: () => Float64Array.from([0, 0, 0, 0, 0, 0, -1]) }));
+  }
+
+  async close(): Promise<void> {}
+}
+
+export const SCRIPTED = ['reach', 'reach-unflipped', 'zero'] as const;
+/** The scripted policies that need the test back-end's geometry. */
+export const TEST_BACKEND_ONLY: readonly string[] = ['reach', 'reach-unflipped'];
 
 export function scriptedPolicy(name: string): ChunkPolicy {
   if (name === 'reach') return new ReachExpert('flip_v', name);
   if (name === 'reach-unflipped') return new ReachExpert('none', name);
+  if (name === 'zero') return new ZeroPolicy();
   throw new UsageError(`--policy scripted:${name}: unknown scripted policy (known: ${SCRIPTED.map((s) => `scripted:${s}`).join(', ')})`);
 }

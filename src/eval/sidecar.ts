@@ -3,7 +3,7 @@
 // the raw image bytes the reply announces). Requests are strictly sequential per worker.
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { EvalError, SidecarCrash, SimSetupError } from './errors.js';
+import { EvalError, SidecarCrash, SimEnvError, SimSetupError } from './errors.js';
 
 export const SIDECAR_PROTOCOL = 1;
 export const SIDECAR_SCRIPT = fileURLToPath(new URL('../../../sidecar/rdt_sidecar.py', import.meta.url));
@@ -21,7 +21,9 @@ export interface SidecarOptions {
   /**
    * Seconds a request may take before the sidecar is taken for hung (a render back-end deadlock, a stuck
    * physics solve): it is killed, which the harness handles like a crash. Default 300 (opening a LIBERO task
-   * with its assets takes seconds, a step tens of milliseconds).
+   * with its assets takes seconds, a step tens of milliseconds). The start-up (the LIBERO, robosuite and MuJoCo
+   * imports, the render back-end's initialisation) has the same limit: a sidecar that is not ready by then is
+   * killed and reported as a setup problem (not retried: a hung EGL or LIBERO import hangs again).
    */
   timeoutS?: number;
 }
@@ -70,8 +72,12 @@ export class SidecarWorker {
   private stderrTail: string[] = [];
   /** Why the harness killed it (a request timed out), for the crash message. */
   private hung: string | null = null;
+  /** Killed because it never said ready: a setup problem, not a crash. */
+  private startTimedOut = false;
   private readyWait: Pending;
   readonly ready: Promise<Record<string, unknown>>;
+  /** The ready line's package versions (robosuite, mujoco, numpy, ...), once started. */
+  versions: Record<string, string> = {};
 
   private constructor(readonly opts: SidecarOptions) {
     const python = opts.python ?? process.env.PYTHON ?? 'python3';
@@ -101,10 +107,25 @@ export class SidecarWorker {
     this.child.stdin.on('error', () => {}); // EPIPE after a crash: reported by 'exit'
   }
 
-  /** Start a sidecar and wait for its ready line; a setup failure becomes a SimSetupError with the sidecar's fix. */
+  /**
+   * Start a sidecar and wait for its ready line, at most opts.timeoutS; a setup failure, or no ready line in time,
+   * becomes a SimSetupError with the fix.
+   */
   static async start(opts: SidecarOptions): Promise<SidecarWorker> {
     const w = new SidecarWorker(opts);
-    const hello = await w.ready;
+    const limit = opts.timeoutS ?? 300;
+    const timer = setTimeout(() => {
+      w.hung = `did not start within ${limit} s (--sim-timeout)`;
+      w.startTimedOut = true;
+      w.child.kill('SIGKILL');
+    }, limit * 1000);
+    let hello: Record<string, unknown>;
+    try {
+      hello = await w.ready;
+    } finally {
+      clearTimeout(timer);
+    }
+    w.versions = (hello.versions ?? {}) as Record<string, string>;
     if (hello.protocol !== SIDECAR_PROTOCOL)
       throw new EvalError(`sidecar ${SIDECAR_SCRIPT} speaks protocol ${String(hello.protocol)}, this rdt-libero speaks ${SIDECAR_PROTOCOL}: use the sidecar/ of this checkout`);
     return w;
@@ -124,7 +145,10 @@ export class SidecarWorker {
     this.exited = why;
     const tail = this.stderr(5);
     const msg = `${why}${tail ? `; its last stderr lines:\n${tail}` : ''}`;
-    const err = crash ? new SidecarCrash(msg) : new EvalError(msg);
+    const err = this.startTimedOut
+      ? new SimSetupError(`${why}: the import of LIBERO, robosuite and MuJoCo or the render back-end's start hangs; fix: run \`rdt-libero doctor --sim\` with the same ` +
+        `--sim-python, try MUJOCO_GL=osmesa (CPU) or MUJOCO_GL=egl with a working EGL driver, and check that ~/.libero/config.yaml exists${tail ? `; its last stderr lines:\n${tail}` : ''}`)
+      : crash ? new SidecarCrash(msg) : new EvalError(msg);
     this.readyWait.reject(err);
     const p = this.pending;
     this.pending = null;
@@ -174,7 +198,7 @@ export class SidecarWorker {
     if (!p) return this.fail(`sidecar sent a reply nobody asked for: ${JSON.stringify(header).slice(0, 200)}`, false);
     if (header.ok) return p.resolve({ header, blobs });
     const why = `sidecar ${p.op} failed (${String(header.kind)}): ${String(header.error)}`;
-    p.reject(header.kind === 'setup' ? new SimSetupError(`${why}; fix: ${String(header.fix)}`) : new EvalError(why));
+    p.reject(header.kind === 'setup' ? new SimSetupError(`${why}; fix: ${String(header.fix)}`) : header.kind === 'env' ? new SimEnvError(why) : new EvalError(why));
   }
 
   private request(op: string, fields: Record<string, unknown>): Promise<{ header: Record<string, unknown>; blobs: Map<string, Uint8Array> }> {
@@ -197,7 +221,8 @@ export class SidecarWorker {
     return header as unknown as TaskInfo;
   }
 
-  async reset(r: { initIndex?: number; state?: number[]; seed: number }): Promise<SimObs> {
+  /** Reset to a fixed initial state (or an explicit one); with `seed`, numpy and the env are seeded first, else they draw on. */
+  async reset(r: { initIndex?: number; state?: number[]; seed?: number }): Promise<SimObs> {
     return toObs(await this.request('reset', { init_index: r.initIndex, state: r.state, seed: r.seed }));
   }
 

@@ -1,65 +1,89 @@
 // A remote policy behind the evaluation's ChunkPolicy interface: any server speaking openpi's websocket protocol
-// (rdt-libero serve, openpi's serve_policy.py), so other people's models are evaluated under the same protocol.
+// (rdt-libero serve, openpi's scripts/serve_policy.py), so other people's models are evaluated under the same protocol.
+//
+// What goes on the wire is exactly what openpi's client sends (packages/openpi-client/src/openpi_client/
+// websocket_client_policy.py at openpi 15a9616): on connect, read one metadata frame; then per chunk one binary
+// msgpack frame with the observation, answered by one binary frame. No control messages: openpi's client and
+// server have none (its reset() sends nothing; its server hands every frame to policy.infer, and a frame the policy
+// cannot take gets a traceback text frame and close 1011), so nothing else is ever sent, to any server.
 //
 // - Format: what the server's metadata says. `format: 'native'` (rdt-libero serve --format native) gets the
-//   simulator's own keys at the server's `image` size; anything else (openpi's servers send no format) gets
-//   openpi's LIBERO example request (openpi_request.ts), rendered at 256 like that client.
-// - One connection per simulator worker: the server keeps each connection's observation history, so an env's
-//   frames never mix with another's; `episode_start` is sent on it before every episode (openpi_client's
-//   episode_start). Concurrent envs' requests go out on their own connections at once, so a batching server
-//   serves them in one model call. The request carries only the current frame (historySize 1): the server holds
-//   the history, made of the frames it was sent, i.e. one per replan.
-// - Actions: the reply's `actions` (H, 7) are LIBERO commands already (the server decoded them against the pose
-//   in the request), executed as they are. H comes from the metadata's `action_horizon` when it has one (every
-//   reply must then match it), else from each reply.
-// - Seeds: when the server takes a per-request `seed` (its metadata lists it, as rdt-libero serve does), request
-//   i of an episode (0-based, counted from its episode_start) is sent seed (--seed + i) mod 2^31, so a remote
-//   evaluation is reproducible whatever the worker count and timing. Other servers sample as they like.
-// - Failures: an error frame from the server (BadRequest, InferenceFailed, ...) ends the evaluation with it. A
-//   dropped connection, a client-side timeout, ServerBusy or TooManyConnections is retried on a new connection
-//   up to MAX_RECONNECTS times per request with growing pauses (each counted in `reconnects` and logged); past
-//   that the evaluation ends with an EvalError, keeping the recorded episodes for a resume.
+//   simulator's own keys at the server's `image` size, plus the policy's previous frames ('history', one env step
+//   apart, as in training: the metadata's `history` says how many) and its replies carry the raw chunk, which is
+//   decoded here step by step against the pose measured before each step, as a local evaluation decodes it; so a
+//   checkpoint served natively sees and does exactly what it does locally. Anything else (openpi's servers send
+//   no format) gets openpi's LIBERO example request (openpi_request.ts) of the current frame, rendered at 256 like
+//   that client, and its `actions` are executed as sent.
+// - One connection per simulator worker, so concurrent envs' requests go out at once and a batching server serves
+//   them in one model call.
+// - Exec horizon: the metadata's `exec_horizon` when it names one (rdt-libero serve: the policy.json value), else
+//   openpi's LIBERO client default, replan_steps = 5 (examples/libero/main.py at 15a9616).
+// - Actions: H comes from the metadata's `action_horizon` when it has one (every reply must then match it), else
+//   from each reply.
+// - Seeds: when the server takes a per-request `seed` (its metadata lists it, as rdt-libero serve does), each
+//   request is sent its seeding.ts requestSeed, so a remote evaluation is reproducible whatever the worker count,
+//   timing or resume. Other servers sample as they like.
+// - Failures: an error frame from the server (BadRequest, InferenceFailed, openpi's traceback, ...) ends the
+//   evaluation with it. A dropped connection, a client-side timeout, ServerBusy or TooManyConnections before an
+//   episode's first reply is retried on a new connection up to MAX_RECONNECTS times with growing pauses (each
+//   counted in `reconnects` and logged); past that the evaluation ends with an EvalError, keeping the recorded
+//   episodes for a resume. The same trouble later in an episode ends the episode with PolicyReconnected: whatever
+//   the server held for it is gone, so the run retries it from its initial state (counted, like a sidecar crash).
 import { type NdArray, isNdArray, ndNumbers } from '../serve/codec.js';
 import { OpenpiClient } from '../serve/client.js';
 import { ServeError } from '../serve/errors.js';
-import type { RobotObs } from '../data/adapter.js';
+import { type ObsFrame, type RobotObs, decodeAction } from '../data/adapter.js';
+import { ENCODINGS } from '../data/encodings/index.js';
+import { STATE_VEC_LEN } from '../data/state_vec.js';
 import type { PolicyInput } from '../policy/policy.js';
-import { EvalError } from './errors.js';
-import { OPENPI_RENDER, liberoRequest, nativeRequest } from './openpi_request.js';
-import type { ActionChunk, ChunkPolicy } from './policy_source.js';
+import { EvalError, PolicyReconnected } from './errors.js';
+import { OPENPI_IMAGE, OPENPI_RENDER, liberoRequest, nativeRequest } from './openpi_request.js';
+import { type ActionChunk, type ChunkPolicy, historyInputs } from './policy_source.js';
 
 export const MAX_RECONNECTS = 3;
+/** openpi's LIBERO example client executes replan_steps = 5 actions of each reply (examples/libero/main.py at 15a9616). */
+export const OPENPI_REPLAN_STEPS = 5;
 /** Pause before reconnect attempt k (ms). */
 const BACKOFF_MS = [500, 1000, 2000];
 /** A model's first call may compile (openpi's JAX models): generous, like --sim-timeout's default. */
 const REQUEST_TIMEOUT_MS = 300_000;
-const SEED_MOD = 2 ** 31;
 
 interface EnvConn {
   client: OpenpiClient | null;
-  /** Requests sent since this env's episode_start. */
-  requests: number;
-  seed: number;
+  /** It had a connection before (a new one is then a reconnect, counted). */
+  connected: boolean;
+  /** Requests answered since this env's episode started. */
+  answered: number;
 }
 
 export interface WsPolicyOptions {
-  /** --seed: the base of the per-request seeds. */
-  seed: number;
   log?: (line: string) => void;
+}
+
+const positiveInt = (v: unknown): number | null => (typeof v === 'number' && Number.isInteger(v) && v >= 1 ? v : null);
+
+/** What identifies the served policy across reconnects. */
+function servedPolicy(m: Record<string, unknown>): string {
+  return JSON.stringify([m.format === 'native' ? 'native' : 'libero', positiveInt(m.action_horizon), m.history ?? null, m.action_encoding ?? null, m.policy ?? null]);
 }
 
 export class WsChunkPolicy implements ChunkPolicy {
   readonly describe: string;
-  readonly historySize = 1;
+  readonly historySize: number;
   readonly resolution: number;
   /** The training step the server's metadata names (rdt-libero serve: `checkpoint_step`), for the reports. */
   readonly checkpointStep: number | null;
+  readonly execHorizon: number;
+  readonly inputs: string;
   /** Connections re-opened after a drop, a timeout or a busy server. */
   reconnects = 0;
   private readonly format: 'libero' | 'native';
   private readonly metaHorizon: number | null;
   private lastHorizon: number | null = null;
   private readonly takesSeed: boolean;
+  /** native: the action encoding the reply's raw `chunk` is decoded with. */
+  private readonly encoding: string | null = null;
+  private readonly identity: string;
   private readonly envs = new Map<number, EnvConn>();
   private closed = false;
 
@@ -68,9 +92,10 @@ export class WsChunkPolicy implements ChunkPolicy {
     if (m.format !== undefined && m.format !== 'libero' && m.format !== 'native')
       throw new EvalError(`${url}: the server takes observations in format ${JSON.stringify(m.format).slice(0, 80)}; rdt-libero eval sends 'libero' (openpi's LIBERO client) or 'native' (rdt-libero serve --format native)`);
     this.format = m.format === 'native' ? 'native' : 'libero';
-    const h = m.action_horizon;
-    this.metaHorizon = typeof h === 'number' && Number.isInteger(h) && h >= 1 ? h : null;
+    this.identity = servedPolicy(m);
+    this.metaHorizon = positiveInt(m.action_horizon);
     this.checkpointStep = typeof m.checkpoint_step === 'number' && Number.isInteger(m.checkpoint_step) ? m.checkpoint_step : null;
+    this.execHorizon = positiveInt(m.exec_horizon) ?? OPENPI_REPLAN_STEPS;
     const keys = m.observation_keys as { optional?: unknown } | undefined;
     this.takesSeed = Array.isArray(keys?.optional) && keys.optional.includes('seed');
     if (this.format === 'native') {
@@ -78,14 +103,27 @@ export class WsChunkPolicy implements ChunkPolicy {
       if (typeof img?.height !== 'number' || img.height !== img.width || img.height < 8)
         throw new EvalError(`${url}: the server takes the native format but its metadata has no square 'image' size (${JSON.stringify(img)}); LIBERO renders square cameras`);
       this.resolution = img.height;
-    } else this.resolution = OPENPI_RENDER;
+      const H = positiveInt(m.history);
+      if (H === null) throw new EvalError(`${url}: the server takes the native format but its metadata has no 'history' (frames per observation)`);
+      this.historySize = H;
+      if (typeof m.action_encoding !== 'string' || !(m.action_encoding in ENCODINGS))
+        throw new EvalError(`${url}: the native format's replies carry raw chunks, but the metadata's action_encoding ${JSON.stringify(m.action_encoding)} is not one rdt-libero decodes (${Object.keys(ENCODINGS).join(', ')})`);
+      this.encoding = m.action_encoding;
+      this.inputs = historyInputs(H, `native format at ${this.resolution}px, sent with each request`);
+    } else {
+      this.resolution = OPENPI_RENDER;
+      this.historySize = 1;
+      // rdt-libero serve says what it does with one frame per request; openpi's servers say nothing.
+      this.inputs = typeof m.history_inputs === 'string' ? `${m.history_inputs} (openpi's LIBERO request)`
+        : `the current frame in openpi's LIBERO request (${OPENPI_IMAGE}x${OPENPI_IMAGE} from a ${OPENPI_RENDER}px render, rotated 180 degrees; 8-D state)`;
+    }
     // Names the policy, not the address, so a resume against the same server moved to another port is accepted.
     const who = typeof m.policy === 'string' ? `${typeof m.server === 'string' ? m.server : 'server'} policy '${m.policy}'` : url;
     this.describe = `openpi remote ${who} (format ${this.format}, action horizon ${this.metaHorizon ?? 'per reply'}${this.takesSeed ? ', seeded requests' : ''})`;
   }
 
   /** Connect and read the metadata; a server that cannot be reached is an EvalError naming the address. */
-  static async open(url: string, opts: WsPolicyOptions): Promise<WsChunkPolicy> {
+  static async open(url: string, opts: WsPolicyOptions = {}): Promise<WsChunkPolicy> {
     let client: OpenpiClient;
     try {
       client = await OpenpiClient.connect(url, { timeoutMs: REQUEST_TIMEOUT_MS });
@@ -105,33 +143,34 @@ export class WsChunkPolicy implements ChunkPolicy {
     return this.metaHorizon ?? this.lastHorizon ?? Number.POSITIVE_INFINITY;
   }
 
-  async startEpisode(env: number, spec: { seed: number }): Promise<void> {
-    const s = this.env(env);
-    s.requests = 0;
-    s.seed = spec.seed;
-    const ack = await this.exchange(env, (c) => c.episodeStart());
-    if (ack.__ack__ !== undefined && ack.__ack__ !== 'episode_start')
-      throw new EvalError(`${this.url}: episode_start was answered ${JSON.stringify(ack).slice(0, 200)}`);
+  startEpisode(env: number): void {
+    this.env(env).answered = 0;
   }
 
-  predictChunks(inputs: readonly PolicyInput[], envs?: readonly number[]): Promise<ActionChunk[]> {
-    return Promise.all(inputs.map((input, i) => this.one(envs?.[i] ?? i, input)));
+  predictChunks(inputs: readonly PolicyInput[], envs?: readonly number[], seeds?: readonly number[]): Promise<ActionChunk[]> {
+    return Promise.all(inputs.map((input, i) => this.one(envs?.[i] ?? i, input, seeds?.[i])));
   }
 
-  private async one(env: number, input: PolicyInput): Promise<ActionChunk> {
+  private async one(env: number, input: PolicyInput, seed: number | undefined): Promise<ActionChunk> {
     const frame = input.history[input.history.length - 1];
     if (!frame) throw new EvalError('internal: a remote policy request without a current frame');
-    const obs = this.format === 'native' ? nativeRequest(frame, this.resolution, input.instruction) : liberoRequest(frame, this.resolution, input.instruction);
-    const s = this.env(env);
-    if (this.takesSeed) obs.seed = (s.seed + s.requests) % SEED_MOD;
-    s.requests++;
+    let obs: Record<string, unknown>;
+    if (this.format === 'native') {
+      if (input.history.length !== this.historySize) throw new EvalError(`internal: ${input.history.length} frames for a server that takes ${this.historySize}`);
+      obs = nativeRequest(frame, this.resolution, input.instruction);
+      if (this.historySize > 1) obs.history = input.history.slice(0, -1).map((f: ObsFrame | null) => (f ? nativeRequest(f, this.resolution, null) : null));
+    } else obs = liberoRequest(frame, this.resolution, input.instruction);
+    if (this.takesSeed) {
+      if (seed === undefined) throw new EvalError('internal: a seeded server needs each request\'s seed');
+      obs.seed = seed;
+    }
     const reply = await this.exchange(env, (c) => c.infer(obs));
     return this.chunkOf(reply);
   }
 
   private chunkOf(reply: Record<string, unknown>): ActionChunk {
     const a = reply.actions;
-    const bad = (what: string) => new EvalError(`${this.url}: the reply's 'actions' ${what}; expected a float array (H, 7) of LIBERO commands`);
+    const bad = (what: string, key = 'actions', want = 'a float array (H, 7) of LIBERO commands') => new EvalError(`${this.url}: the reply's '${key}' ${what}; expected ${want}`);
     if (!isNdArray(a)) throw bad(`is ${a === undefined ? 'missing' : 'not an array'} (reply keys: ${Object.keys(reply).join(', ')})`);
     const na = a as NdArray;
     if (!/^<f[48]$/.test(na.dtype) || na.shape.length !== 2 || na.shape[1] !== 7 || na.shape[0] < 1) throw bad(`is ${na.dtype} [${na.shape.join(', ')}]`);
@@ -140,21 +179,29 @@ export class WsChunkPolicy implements ChunkPolicy {
     const rows = Float64Array.from(ndNumbers(na));
     if (!rows.every(Number.isFinite)) throw bad('holds NaN or infinity');
     this.lastHorizon = H;
-    return {
-      length: H,
-      // Decoded by the server against the pose in the request: executed as sent, whatever the pose is now.
-      action: (k: number, _measured: RobotObs) => {
-        if (!(k >= 0 && k < H)) throw new EvalError(`internal: action ${k} of a ${H}-step remote chunk`);
-        return rows.slice(k * 7, k * 7 + 7);
-      },
+    const step = (k: number) => {
+      if (!(k >= 0 && k < H)) throw new EvalError(`internal: action ${k} of a ${H}-step remote chunk`);
     };
+    if (this.encoding !== null) {
+      // native: the raw chunk, decoded against the pose measured before each step, as a local evaluation does.
+      const c = reply.chunk;
+      const want = `a float64 array (${H}, ${STATE_VEC_LEN}) of unified action vectors`;
+      if (!isNdArray(c) || c.dtype !== '<f8' || c.shape.length !== 2 || c.shape[0] !== H || c.shape[1] !== STATE_VEC_LEN)
+        throw bad(isNdArray(c) ? `is ${c.dtype} [${c.shape.join(', ')}]` : 'is missing', 'chunk', want);
+      const raw = Float64Array.from(ndNumbers(c));
+      if (!raw.every(Number.isFinite)) throw bad('holds NaN or infinity', 'chunk', want);
+      const encoding = this.encoding;
+      return { length: H, action: (k: number, measured: RobotObs) => (step(k), decodeAction({ encoding }, raw, k * STATE_VEC_LEN, measured)) };
+    }
+    // Decoded by the server against the pose in the request: executed as sent, whatever the pose is now.
+    return { length: H, action: (k: number, _measured: RobotObs) => (step(k), rows.slice(k * 7, k * 7 + 7)) };
   }
 
   private env(env: number): EnvConn {
     let s = this.envs.get(env);
     if (!s) {
       // The connection that read the metadata serves the first env.
-      s = { client: this.spare, requests: 0, seed: this.opts.seed };
+      s = { client: this.spare, connected: this.spare !== null, answered: 0 };
       this.spare = null;
       this.envs.set(env, s);
     }
@@ -167,8 +214,14 @@ export class WsChunkPolicy implements ChunkPolicy {
     for (let attempt = 0; ; attempt++) {
       if (this.closed) throw new EvalError(`${this.url}: the remote policy was closed`);
       try {
-        s.client ??= await this.reconnect();
-        return await call(s.client);
+        if (!s.client) {
+          s.client = await this.connect();
+          if (s.connected) this.reconnects++;
+          s.connected = true;
+        }
+        const reply = await call(s.client);
+        s.answered++;
+        return reply;
       } catch (e) {
         const c = s.client;
         s.client = null;
@@ -178,10 +231,11 @@ export class WsChunkPolicy implements ChunkPolicy {
         if (!(e instanceof ServeError)) throw new EvalError(`${this.url}: ${why}`);
         if (!retryable(e))
           throw new EvalError(`remote policy ${this.url} answered ${e.kind}: ${why.replace(/^server: /, '')}; the evaluation stops (episodes already recorded are kept)`);
+        if (s.answered > 0)
+          throw new PolicyReconnected(`remote policy ${this.url}: ${why} (${e.kind}) after ${s.answered} repl${s.answered > 1 ? 'ies' : 'y'} of this episode`);
         if (attempt >= MAX_RECONNECTS)
           throw new EvalError(`remote policy ${this.url}: ${why} (${e.kind}), still after ${MAX_RECONNECTS} reconnect attempts; ` +
             'the episodes already recorded are kept: restart the server and re-run the same command to resume');
-        this.reconnects++;
         this.opts.log?.(`eval: remote policy ${this.url}: ${why} (${e.kind}); reconnecting (attempt ${attempt + 1} of ${MAX_RECONNECTS})`);
         await new Promise((r) => setTimeout(r, BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)]));
       }
@@ -189,14 +243,12 @@ export class WsChunkPolicy implements ChunkPolicy {
   }
 
   /** A new connection whose metadata must still describe the same policy. */
-  private async reconnect(): Promise<OpenpiClient> {
+  private async connect(): Promise<OpenpiClient> {
     const c = await OpenpiClient.connect(this.url, { timeoutMs: REQUEST_TIMEOUT_MS });
-    const m = c.metadata;
-    const h = typeof m.action_horizon === 'number' ? m.action_horizon : null;
-    if ((m.format === 'native' ? 'native' : 'libero') !== this.format || h !== this.metaHorizon) {
+    if (servedPolicy(c.metadata) !== this.identity) {
       await c.close();
-      throw new EvalError(`${this.url}: after a reconnect the server describes another policy (format ${String(m.format)}, action horizon ${h}); ` +
-        `it served format ${this.format}, action horizon ${this.metaHorizon} before: results of two policies must not mix`);
+      throw new EvalError(`${this.url}: after a reconnect the server describes another policy (${servedPolicy(c.metadata)} instead of ${this.identity}: ` +
+        'format, action horizon, history, encoding, name); results of two policies must not mix');
     }
     return c;
   }

@@ -81,6 +81,8 @@ export interface RunFacts {
   run: string;
   baseModel: string;
   lora: { enabled: boolean; rank: number; alpha: number; targets: string[] };
+  /** The run's exec_horizon: what an evaluation executes of each chunk by default. */
+  execHorizon: number;
 }
 
 /** The conventions of a run (origin filled per saved folder by withOrigin). Refuses inconsistent runs up front. */
@@ -92,8 +94,10 @@ export function policyConventions(f: RunFacts): PolicyConventions {
     action_mean: s.action_mean, action_std: s.action_std, action_min: s.action_min, action_max: s.action_max,
     action_encoding: s.action_encoding, num_steps: s.num_steps, num_episodes: s.num_episodes,
   };
+  if (f.execHorizon > f.adapter.chunkSize)
+    throw new PolicyError(`exec_horizon ${f.execHorizon} is longer than the model's chunk of ${f.adapter.chunkSize} steps (pred_horizon): an evaluation cannot execute more steps than a chunk plans`);
   const c: PolicyConventions = {
-    action: { encoding: f.adapter.encoding, chunk_size: f.adapter.chunkSize, ctrl_freq: f.adapter.ctrlFreq },
+    action: { encoding: f.adapter.encoding, chunk_size: f.adapter.chunkSize, ctrl_freq: f.adapter.ctrlFreq, exec_horizon: f.execHorizon },
     state: { use_joints: f.adapter.useJoints, slots: stateSlots(f.adapter) },
     cameras: { slots: { ...CAMERA_SLOT }, orientation: f.adapter.orientation, height: f.adapter.imageHeight, width: f.adapter.imageWidth, history: f.adapter.historySize },
     statistics,

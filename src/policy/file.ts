@@ -26,7 +26,11 @@ export type PolicyStatistics = Pick<DatasetStat,
 
 /** Every data convention of a model (the file's content without format and version). */
 export interface PolicyConventions {
-  action: { encoding: string; chunk_size: number; ctrl_freq: number };
+  /**
+   * exec_horizon: the chunk steps an evaluation executes before it asks for the next chunk (the run's
+   * `exec_horizon`; rdt-libero eval's default for this policy). null in folders written before it was recorded.
+   */
+  action: { encoding: string; chunk_size: number; ctrl_freq: number; exec_horizon: number | null };
   /** slots: the unified-vector slots the state fills (derived from use_joints; recorded so a reader sees them). */
   state: { use_joints: boolean; slots: number[] };
   cameras: { slots: Record<string, number>; orientation: ImageOrientation; height: number; width: number; history: number };
@@ -171,8 +175,13 @@ export function parsePolicyFile(obj: unknown, file: string): PolicyFileContent {
   r.only(['format', 'version', 'action', 'state', 'cameras', 'statistics', 'encoders', 'lora', 'origin']);
 
   const a = r.sub('action');
-  a.only(['encoding', 'chunk_size', 'ctrl_freq']);
-  const action = { encoding: a.str('encoding', Object.keys(ENCODINGS)), chunk_size: a.int('chunk_size', 1), ctrl_freq: a.num('ctrl_freq', true) };
+  a.only(['encoding', 'chunk_size', 'ctrl_freq', 'exec_horizon']);
+  const action = {
+    encoding: a.str('encoding', Object.keys(ENCODINGS)), chunk_size: a.int('chunk_size', 1), ctrl_freq: a.num('ctrl_freq', true),
+    exec_horizon: a.obj.exec_horizon === undefined || a.obj.exec_horizon === null ? null : a.int('exec_horizon', 1),
+  };
+  if (action.exec_horizon !== null && action.exec_horizon > action.chunk_size)
+    a.fail('exec_horizon', `is ${action.exec_horizon}, longer than the chunk (chunk_size ${action.chunk_size})`);
 
   const st = r.sub('state');
   st.only(['use_joints', 'slots']);

@@ -66,6 +66,12 @@ export interface PredictOptions {
   /** Noise for the sampler: a generator, a seed, or x_T itself (B, chunk, 128). Default: the global generator. */
   generator?: torch.Generator;
   seed?: number;
+  /**
+   * One seed per observation: row b's x_T is drawn alone from a generator seeded with seeds[b], exactly as
+   * predict(input b, { seed: seeds[b] }) draws it for a batch of one, so an observation's chunk depends on its own
+   * seed and never on what it was batched with (beyond float rounding). The server and the evaluation use this.
+   */
+  seeds?: readonly number[];
   noise?: Tensor;
   /** Solver steps (default: the config's num_inference_timesteps). */
   steps?: number;
@@ -119,13 +125,21 @@ export class Policy {
       batch.instruction[b] = x.instruction;
     });
     const generator = opts.generator ?? (opts.seed !== undefined ? new torch.Generator(opts.seed) : undefined);
+    if (opts.seeds && opts.seeds.length !== B) throw new PolicyError(`predict: ${opts.seeds.length} seeds for ${B} observations`);
     const raw = torch.noGrad(() => torch.scope(() => {
       const inp = prepareInputs(batch, this.encoders, null, this.runner.device);
-      return this.runner.predictAction(inp, { generator, noise: opts.noise, numInferenceSteps: opts.steps }).toFloat64();
+      const noise = opts.noise ?? (opts.seeds ? this.noiseFor(opts.seeds) : undefined);
+      return this.runner.predictAction(inp, { generator, noise, numInferenceSteps: opts.steps }).toFloat64();
     }));
     const measured = list.map((x) => poseOf(x.history[x.history.length - 1]!.robot));
     const actions = this.decodeChunk(raw, measured, opts.poses);
     return { batch: B, chunk: this.chunkSize, actions, ...(opts.raw ? { raw } : {}) };
+  }
+
+  /** x_T (B, chunk, 128) with row b drawn alone from a generator seeded with seeds[b] (see PredictOptions.seeds). */
+  private noiseFor(seeds: readonly number[]): Tensor {
+    const r = this.runner;
+    return torch.cat(seeds.map((s) => torch.randn([1, this.chunkSize, STATE_VEC_LEN], { dtype: r.dtype, device: r.device, generator: new torch.Generator(s) })), 0);
   }
 
   /**
@@ -174,7 +188,7 @@ function completeExplicit(e: ExplicitConventions, dir: string): PolicyConvention
   const sizes = modelSizes(config, identityTokensPerImage(encoders.vision), path);
   const obj = {
     format: POLICY_FORMAT, version: POLICY_VERSION,
-    action: { encoding: e.encoding, chunk_size: sizes.chunkSize, ctrl_freq: e.ctrlFreq ?? 20 },
+    action: { encoding: e.encoding, chunk_size: sizes.chunkSize, ctrl_freq: e.ctrlFreq ?? 20, exec_horizon: null },
     state: { use_joints: e.useJoints ?? false, slots: stateSlots({ useJoints: e.useJoints ?? false }) },
     cameras: { slots: { agentview: 0, eye_in_hand: 1 }, orientation: e.orientation, height: e.imageHeight, width: e.imageWidth, history: sizes.historySize },
     statistics: null, encoders, lora: null, origin: null,

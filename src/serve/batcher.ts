@@ -2,12 +2,15 @@
 // queued (up to maxBatch) goes into one predict call. No timer: a lone request is sent at once (no added latency),
 // and requests that arrive during a call form the next batch. maxBatch 1 turns batching off.
 import type { PolicyInput } from '../policy/index.js';
+import { STATE_VEC_LEN } from '../data/state_vec.js';
 import { ServeError } from './errors.js';
 import type { BatchResult } from './inference.js';
 
 export interface JobResult {
   /** (chunk, 7) decoded actions of this request. */
   actions: Float64Array;
+  /** (chunk, 128) its raw unified vectors. */
+  raw: Float64Array;
   /** The model call's own time, ms. */
   inferMs: number;
   /** Time spent waiting in the queue, ms. */
@@ -75,10 +78,11 @@ export class Batcher {
     this.counts.requests += jobs.length;
     this.counts.maxBatchSeen = Math.max(this.counts.maxBatchSeen, jobs.length);
     const per = this.opts.chunk * 7;
+    const perRaw = this.opts.chunk * STATE_VEC_LEN;
     this.predict(jobs.map((j) => j.input), jobs.map((j) => j.seed))
       .then(
         (r) => jobs.forEach((j, b) => {
-          if (!j.cancelled) j.resolve({ actions: r.actions.slice(b * per, (b + 1) * per), inferMs: r.inferMs, queueMs: started - j.enqueued, batchSize: jobs.length });
+          if (!j.cancelled) j.resolve({ actions: r.actions.slice(b * per, (b + 1) * per), raw: r.raw.slice(b * perRaw, (b + 1) * perRaw), inferMs: r.inferMs, queueMs: started - j.enqueued, batchSize: jobs.length });
         }),
         (e: Error) => jobs.forEach((j) => j.cancelled || j.reject(e)),
       )

@@ -3,7 +3,9 @@
 //   const reply = await c.infer({ 'observation/image': { dtype: '|u1', shape: [224, 224, 3], data }, ..., prompt });
 //   (reply.actions as NdArray) ...; await c.close();
 // Requests go strictly one at a time, as the protocol wants: a second infer() waits for the first. A text frame
-// from the server (its error) rejects with a ServeError of the kind it names; so does a close or a timeout.
+// from the server (its error) rejects with a ServeError of the kind it names; so does a close or a timeout. Like
+// openpi_client's WebsocketClientPolicy (packages/openpi-client/src/openpi_client/websocket_client_policy.py at
+// openpi 15a9616), it sends nothing but observations: openpi's protocol has no control messages.
 import { WebSocket } from 'ws';
 import { decode, encode } from './codec.js';
 import { ServeError, type ServeErrorKind } from './errors.js';
@@ -51,11 +53,6 @@ export class OpenpiClient {
   /** One observation -> the server's reply (ndarrays as NdArray). */
   infer(obs: Record<string, unknown>): Promise<Record<string, unknown>> {
     return this.exchange(obs);
-  }
-
-  /** openpi_client's episode_start: the server restarts this connection's observation history. */
-  episodeStart(): Promise<Record<string, unknown>> {
-    return this.exchange({ __ctrl__: 'episode_start' });
   }
 
   async close(): Promise<void> {

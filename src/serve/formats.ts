@@ -11,8 +11,13 @@
 //   native: the LIBERO simulator's own observation keys (robosuite OffScreenRenderEnv), frames as rendered at the
 //     checkpoint's resolution; converted by obsFrameFromEnv, the function evaluation uses:
 //     agentview_image, robot0_eye_in_hand_image (H, W, 3) uint8; robot0_eef_pos (3,), robot0_eef_quat (4,) xyzw,
-//     robot0_gripper_qpos (2,), robot0_joint_pos (7,) (required when the checkpoint's state uses joints); prompt
+//     robot0_gripper_qpos (2,), robot0_joint_pos (7,) (required when the checkpoint's state uses joints); prompt;
+//     history: for a checkpoint that looks at H > 1 frames, the H-1 previous frames, oldest first, one env step
+//       apart as in training, each a map of the frame keys above (no prompt) or nil before the episode start.
+//       Required then: a request carries every frame the policy sees, so the server keeps no state per client.
 // Both take an optional integer `seed` (0 .. 2^31-1): the sampling noise of that request (see server.ts).
+// The libero format carries one frame (openpi's client sends one per replan): a checkpoint of history H > 1 sees it
+// with the H-1 older slots empty, as at an episode's first step in training (HISTORY_INPUTS says so in the metadata).
 import { type AdapterConfig, type ObsFrame, obsFrameFromEnv } from '../data/adapter.js';
 import { orientFrame } from '../data/images.js';
 // The one PIL-exact resampler in the project (tested against Pillow); the data layer has no resize of its own.
@@ -25,6 +30,8 @@ export type FormatName = (typeof FORMATS)[number];
 
 export interface ParsedRequest {
   frame: ObsFrame;
+  /** The frames before `frame`, oldest first (null before the episode start): what the policy sees with it. */
+  previous: (ObsFrame | null)[];
   prompt: string;
   /** The request's own sampling seed, when it gave one. */
   seed: number | null;
@@ -34,6 +41,16 @@ interface FormatSpec {
   required: readonly string[];
   optional: readonly string[];
   parse(o: Record<string, unknown>, cfg: AdapterConfig): ObsFrame;
+  /** The frames before the current one (H - 1 of them, oldest first). */
+  previous(o: Record<string, unknown>, cfg: AdapterConfig): (ObsFrame | null)[];
+}
+
+/** What a checkpoint of history H sees from each format, for the metadata and the evaluation's records. */
+export function historyInputs(format: FormatName, H: number): string {
+  if (H === 1) return 'the current frame';
+  if (format === 'native') return `the current frame and the ${H - 1} previous frame(s) the request carries in 'history', one env step apart as in training`;
+  return `the current frame only, with the ${H - 1} older history slot(s) empty as at an episode's first step in training: the libero format carries one frame per request ` +
+    "(openpi's LIBERO client sends one per replan, so older frames would be several env steps old, unlike training); use --format native for the trained spacing";
 }
 
 const MAX_SIDE = 4096;
@@ -44,21 +61,22 @@ function bad(key: string, what: string): ServeError {
   return new ServeError('BadRequest', `'${key}' ${what}`);
 }
 
-function image(o: Record<string, unknown>, key: string): { a: NdArray; h: number; w: number } {
+/** o[key] as an image; `at` prefixes the key in errors (a history frame's 'history[0].'). */
+function image(o: Record<string, unknown>, key: string, at = ''): { a: NdArray; h: number; w: number } {
   const a = o[key];
-  if (!isNdArray(a)) throw bad(key, 'must be a numpy array (h, w, 3) uint8');
+  if (!isNdArray(a)) throw bad(at + key, 'must be a numpy array (h, w, 3) uint8');
   const [h, w, c] = a.shape;
   if (a.dtype !== '|u1' || a.shape.length !== 3 || c !== 3 || h < 1 || w < 1 || h > MAX_SIDE || w > MAX_SIDE)
-    throw bad(key, `must be (h, w, 3) uint8 with sides up to ${MAX_SIDE}, got ${a.dtype} [${a.shape.join(', ')}]`);
+    throw bad(at + key, `must be (h, w, 3) uint8 with sides up to ${MAX_SIDE}, got ${a.dtype} [${a.shape.join(', ')}]`);
   return { a, h, w };
 }
 
-function floats(o: Record<string, unknown>, key: string, n: number): Float64Array {
+function floats(o: Record<string, unknown>, key: string, n: number, at = ''): Float64Array {
   const a = o[key];
   if (!isNdArray(a) || (a.dtype !== '<f4' && a.dtype !== '<f8') || a.shape.length !== 1 || a.shape[0] !== n)
-    throw bad(key, `must be a float32 or float64 array of shape (${n},)${isNdArray(a) ? `, got ${a.dtype} [${a.shape.join(', ')}]` : ''}`);
+    throw bad(at + key, `must be a float32 or float64 array of shape (${n},)${isNdArray(a) ? `, got ${a.dtype} [${a.shape.join(', ')}]` : ''}`);
   const v = Float64Array.from(ndNumbers(a));
-  if (!v.every(Number.isFinite)) throw bad(key, 'holds NaN or infinity');
+  if (!v.every(Number.isFinite)) throw bad(at + key, 'holds NaN or infinity');
   return v;
 }
 
@@ -82,6 +100,27 @@ export function fromOpenpiImage(src: Uint8Array, h: number, w: number, H: number
   return rh === H && rw === W ? upright : resizeBicubicPil(upright, rh, rw, H, W);
 }
 
+const NATIVE_FRAME = ['agentview_image', 'robot0_eye_in_hand_image', 'robot0_eef_pos', 'robot0_eef_quat', 'robot0_gripper_qpos'];
+
+/** One native frame (the current one, or history[i] with `at` naming it in errors). */
+function nativeFrame(o: Record<string, unknown>, cfg: AdapterConfig, at: string): ObsFrame {
+  const missing = NATIVE_FRAME.filter((k) => o[k] === undefined);
+  if (missing.length) throw new ServeError('BadRequest', `missing ${missing.map((k) => `'${at}${k}'`).join(', ')}`);
+  const env: Record<string, Uint8Array | Float64Array> = {};
+  for (const k of ['agentview_image', 'robot0_eye_in_hand_image']) {
+    const { a, h, w } = image(o, k, at);
+    if (h !== cfg.imageHeight || w !== cfg.imageWidth)
+      throw bad(`${at}${k}`, `is ${h}x${w}; this checkpoint takes ${cfg.imageHeight}x${cfg.imageWidth} frames as the simulator renders them (policy.json cameras.height/width)`);
+    env[k] = a.data as Uint8Array;
+  }
+  env.robot0_eef_pos = floats(o, 'robot0_eef_pos', 3, at);
+  env.robot0_eef_quat = floats(o, 'robot0_eef_quat', 4, at);
+  env.robot0_gripper_qpos = floats(o, 'robot0_gripper_qpos', 2, at);
+  if (o.robot0_joint_pos !== undefined) env.robot0_joint_pos = floats(o, 'robot0_joint_pos', 7, at);
+  else if (cfg.useJoints) throw bad(`${at}robot0_joint_pos`, 'is required: this checkpoint\'s state holds the 7 joint angles (policy.json state.use_joints)');
+  return obsFrameFromEnv(env);
+}
+
 const SPECS: Record<FormatName, FormatSpec> = {
   libero: {
     required: ['observation/image', 'observation/wrist_image', 'observation/state', 'prompt'],
@@ -99,24 +138,30 @@ const SPECS: Record<FormatName, FormatSpec> = {
         images: { agentview: imgs[0], eyeInHand: imgs[1] },
       };
     },
+    previous: (_o, cfg) => new Array<null>(cfg.historySize - 1).fill(null),
   },
   native: {
-    required: ['agentview_image', 'robot0_eye_in_hand_image', 'robot0_eef_pos', 'robot0_eef_quat', 'robot0_gripper_qpos', 'prompt'],
-    optional: ['robot0_joint_pos', 'seed'],
-    parse(o, cfg) {
-      const env: Record<string, Uint8Array | Float64Array> = {};
-      for (const k of ['agentview_image', 'robot0_eye_in_hand_image']) {
-        const { a, h, w } = image(o, k);
-        if (h !== cfg.imageHeight || w !== cfg.imageWidth)
-          throw bad(k, `is ${h}x${w}; this checkpoint takes ${cfg.imageHeight}x${cfg.imageWidth} frames as the simulator renders them (policy.json cameras.height/width)`);
-        env[k] = a.data as Uint8Array;
+    required: [...NATIVE_FRAME, 'prompt'],
+    optional: ['robot0_joint_pos', 'history', 'seed'],
+    parse: (o, cfg) => nativeFrame(o, cfg, ''),
+    previous(o, cfg) {
+      const n = cfg.historySize - 1;
+      if (n === 0) {
+        if (o.history !== undefined) throw bad('history', 'is given, but this checkpoint looks at the current frame only (policy.json cameras.history 1)');
+        return [];
       }
-      env.robot0_eef_pos = floats(o, 'robot0_eef_pos', 3);
-      env.robot0_eef_quat = floats(o, 'robot0_eef_quat', 4);
-      env.robot0_gripper_qpos = floats(o, 'robot0_gripper_qpos', 2);
-      if (o.robot0_joint_pos !== undefined) env.robot0_joint_pos = floats(o, 'robot0_joint_pos', 7);
-      else if (cfg.useJoints) throw bad('robot0_joint_pos', 'is required: this checkpoint\'s state holds the 7 joint angles (policy.json state.use_joints)');
-      return obsFrameFromEnv(env);
+      const h = o.history;
+      if (!Array.isArray(h) || h.length !== n)
+        throw bad('history', `must be a list of the ${n} previous frame(s), oldest first, each a map of ${NATIVE_FRAME.join(', ')} or nil before the episode start ` +
+          `(this checkpoint looks at ${cfg.historySize} frames one env step apart, policy.json cameras.history)${Array.isArray(h) ? `, got ${h.length}` : ''}`);
+      return h.map((f, i) => {
+        if (f === null) return null;
+        if (typeof f !== 'object' || Array.isArray(f) || isNdArray(f)) throw bad(`history[${i}]`, 'must be a map of frame keys or nil');
+        const fo = f as Record<string, unknown>;
+        const extra = Object.keys(fo).filter((k) => !NATIVE_FRAME.includes(k) && k !== 'robot0_joint_pos');
+        if (extra.length) throw bad(`history[${i}]`, `has unknown key(s) ${extra.slice(0, 5).map((k) => `'${k.slice(0, 64)}'`).join(', ')}; a frame holds ${NATIVE_FRAME.join(', ')} (and robot0_joint_pos)`);
+        return nativeFrame(fo, cfg, `history[${i}].`);
+      });
     },
   },
 };
@@ -154,5 +199,5 @@ export function parseRequest(format: FormatName, value: unknown, cfg: AdapterCon
     if (typeof o.seed !== 'number' || !Number.isSafeInteger(o.seed) || o.seed < 0 || o.seed > SEED_MAX) throw bad('seed', `must be an integer in 0..${SEED_MAX}`);
     seed = o.seed;
   }
-  return { frame: spec.parse(o, cfg), prompt, seed };
+  return { frame: spec.parse(o, cfg), previous: spec.previous(o, cfg), prompt, seed };
 }

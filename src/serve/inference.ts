@@ -32,16 +32,20 @@ export interface PolicyInfo {
   adapter: AdapterConfig;
   /** Training step of the folder (policy.json origin.step), when recorded. */
   step: number | null;
+  /** policy.json action.exec_horizon, when recorded. */
+  execHorizon: number | null;
 }
 export type WorkerReply =
   | { type: 'ready'; info: PolicyInfo }
   | { type: 'failed'; error: WorkerError }
-  | { type: 'result'; id: number; actions: Float64Array; inferMs: number }
+  | { type: 'result'; id: number; actions: Float64Array; raw: Float64Array; inferMs: number }
   | { type: 'error'; id: number; error: WorkerError };
 
 export interface BatchResult {
   /** (B, chunk, 7) decoded LIBERO actions. */
   actions: Float64Array;
+  /** (B, chunk, 128) the raw unified vectors they were decoded from. */
+  raw: Float64Array;
   inferMs: number;
 }
 
@@ -67,7 +71,7 @@ export class InferenceWorker {
       const p = this.pending.get(m.id);
       if (!p) return;
       this.pending.delete(m.id);
-      if (m.type === 'result') p.resolve({ actions: m.actions, inferMs: m.inferMs });
+      if (m.type === 'result') p.resolve({ actions: m.actions, raw: m.raw, inferMs: m.inferMs });
       else {
         if (!m.error.ours) this.log(`inference failed: ${m.error.stack}`);
         p.reject(new ServeError('InferenceFailed', m.error.ours ? m.error.message : `the model call failed (${m.error.name}; details in the server log)`));

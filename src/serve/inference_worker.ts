@@ -4,7 +4,6 @@
 // loads it. Messages: in {id, inputs, seeds}; out {type: 'ready' | 'failed' | 'result' | 'error'}.
 import { parentPort, workerData } from 'node:worker_threads';
 import * as torch from '../engine/index.js';
-import { STATE_VEC_LEN } from '../data/state_vec.js';
 import { type Policy, type PolicyInput, loadPolicy } from '../policy/index.js';
 import { RdtError } from '../util/errors.js';
 import type { WorkerInit, WorkerRequest, WorkerReply, WorkerError } from './inference.js';
@@ -17,32 +16,18 @@ function errorOf(e: unknown): WorkerError {
   return { name: err.name, message: err.message.split('\n')[0], ours: err instanceof RdtError, stack: err.stack ?? '' };
 }
 
-/**
- * x_T for the batch: row b drawn alone from a generator seeded with seeds[b], exactly as predict(input, { seed })
- * draws it for a batch of one. A request's actions thus depend on its seed, never on what it was batched with.
- */
-function noiseFor(policy: Policy, seeds: readonly number[]): torch.Tensor {
-  const r = policy.runner;
-  return torch.scope(() => torch.cat(seeds.map((s) =>
-    torch.randn([1, policy.chunkSize, STATE_VEC_LEN], { dtype: r.dtype, device: r.device, generator: new torch.Generator(s) })), 0));
-}
-
 function serve(policy: Policy): void {
   port.on('message', (m: WorkerRequest) => {
     const t0 = performance.now();
     let reply: WorkerReply;
     try {
-      const noise = noiseFor(policy, m.seeds);
-      try {
-        const out = policy.predict(m.inputs as PolicyInput[], { noise });
-        reply = { type: 'result', id: m.id, actions: out.actions, inferMs: performance.now() - t0 };
-      } finally {
-        noise.dispose();
-      }
+      // Each request's noise from its own seed: its actions never depend on what it was batched with.
+      const out = policy.predict(m.inputs as PolicyInput[], { seeds: m.seeds, raw: true });
+      reply = { type: 'result', id: m.id, actions: out.actions, raw: out.raw!, inferMs: performance.now() - t0 };
     } catch (e) {
       reply = { type: 'error', id: m.id, error: errorOf(e) };
     }
-    port.postMessage(reply, reply.type === 'result' ? [reply.actions.buffer as ArrayBuffer] : []);
+    port.postMessage(reply, reply.type === 'result' ? [reply.actions.buffer as ArrayBuffer, reply.raw.buffer as ArrayBuffer] : []);
   });
 }
 
@@ -51,7 +36,7 @@ try {
   if (init.threads) torch.setNumThreads(init.threads);
   const policy = loadPolicy(init.dir, init.load);
   serve(policy);
-  const reply: WorkerReply = { type: 'ready', info: { chunkSize: policy.chunkSize, historySize: policy.historySize, adapter: policy.adapter, step: policy.conventions.origin?.step ?? null } };
+  const reply: WorkerReply = { type: 'ready', info: { chunkSize: policy.chunkSize, historySize: policy.historySize, adapter: policy.adapter, step: policy.conventions.origin?.step ?? null, execHorizon: policy.conventions.action.exec_horizon } };
   port.postMessage(reply);
 } catch (e) {
   const reply: WorkerReply = { type: 'failed', error: errorOf(e) };

@@ -1,6 +1,8 @@
-// A policy server speaking openpi's websocket protocol (libero-facts.md 4.4; openpi serving/websocket_policy_server.py):
+// A policy server speaking openpi's websocket protocol (libero-facts.md 4.4; src/openpi/serving/
+// websocket_policy_server.py at openpi 15a9616):
 //   - on connect, one binary frame: msgpack of the metadata map;
 //   - then per request one binary frame msgpack(observation) -> one binary frame msgpack(reply), strictly in turn;
+//     every frame is an observation (openpi hands every frame to policy.infer; there are no control messages);
 //   - a failed request gets one TEXT frame "Kind: message" (a short named error, never a stack trace), then close
 //     1011 (openpi sends its traceback there; its client raises on any text frame);
 //   - GET /healthz answers 200 "OK\n" (503 once the inference thread is gone).
@@ -11,13 +13,16 @@
 // `rdt-libero serve` stops with exit code 1 and one line saying why, for a supervisor (systemd, Kubernetes, a
 // shell loop) to restart it and for /healthz-based health checks to notice.
 // The reply holds `actions` (H, 7) float64 in LIBERO's action space, `policy_timing` {infer_ms} and `server_timing`
-// {infer_ms, prev_total_ms from the 2nd request on, queue_ms, batch_size}, and `seed`, the sampling seed used.
+// {infer_ms, prev_total_ms from the 2nd request on, queue_ms, batch_size}, and `seed`, the sampling seed used; in
+// the native format also `chunk` (H, 128) float64, the raw unified vectors, for a client that decodes each step
+// against the pose it measures before executing it (as rdt-libero's local evaluation does).
 //
-// History (policies that look at 2 frames): each connection keeps its last frames. It restarts (the older frames
-// are "before the episode start", as in training) on a new connection, when the prompt changes, and on
-// {"__ctrl__": "episode_start"} (openpi_client's episode_start(); answered {"__ack__": "episode_start"}).
-// openpi's current LIBERO example calls episode_start() per episode; its older versions send nothing between two
-// episodes of one task, so there an episode's first step sees the last frame of the one before.
+// History (policies that look at H > 1 frames): the server keeps no state per client. A native request carries the
+// H-1 previous frames (formats.ts), one env step apart as in training. A libero request carries one frame, because
+// openpi's LIBERO client sends one per replan and never says where an episode starts (its reset() sends nothing):
+// keeping the previous request's frame would give the model a frame several env steps old, and the last frame of
+// the previous episode at an episode's start, inputs it never saw in training. So the older slots stay empty, as at
+// an episode's first step in training; the metadata's `history_inputs` says so.
 //
 // Seeds: a request's noise comes from its own seed (row drawn alone, see inference_worker.ts), so its actions do not
 // depend on what it is batched with (beyond float32 rounding): the request's `seed` key, else the next of the
@@ -30,15 +35,15 @@ import { randomInt } from 'node:crypto';
 import { basename, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import { ObservationHistory } from '../data/adapter.js';
 import { Rng } from '../data/rng.js';
 import type { LoadPolicyOptions } from '../policy/index.js';
 import { Batcher } from './batcher.js';
 import { decode, encode } from './codec.js';
 import { ServeError } from './errors.js';
-import { type FormatName, checkFormat, formatKeys, parseRequest } from './formats.js';
+import { type FormatName, checkFormat, formatKeys, historyInputs, parseRequest } from './formats.js';
 import { InferenceWorker } from './inference.js';
 import { TrafficReport } from './traffic_report.js';
+import { STATE_VEC_LEN } from '../data/state_vec.js';
 
 export interface ServeOptions {
   checkpoint: string;
@@ -91,8 +96,6 @@ function socketClass(maxFrameBytes: number, onRefused: () => void): typeof WebSo
 
 interface Connection {
   ws: WebSocket;
-  history: ObservationHistory;
-  prompt: string | null;
   busy: boolean;
   prevTotalMs: number | null;
   /** Drops the request in flight (disconnect, timeout). */
@@ -132,14 +135,16 @@ export class PolicyServer {
       format: opts.format,
       observation_keys: formatKeys(opts.format),
       action_horizon: this.horizon,
+      // What an evaluation should execute of each reply (policy.json action.exec_horizon; rdt-libero eval's default).
+      ...(info.execHorizon !== null ? { exec_horizon: Math.min(info.execHorizon, this.horizon) } : {}),
       action_dim: 7,
       action_space: 'LIBERO OSC_POSE delta: [dx, dy, dz, rx, ry, rz] in [-1, 1], gripper -1 open / +1 close',
       chunk_size: info.chunkSize,
       history: info.historySize,
+      history_inputs: historyInputs(opts.format, info.historySize),
       action_encoding: a.encoding,
       image: { height: a.imageHeight, width: a.imageWidth, orientation: a.orientation },
       max_frame_bytes: opts.maxFrameBytes,
-      reset: 'history restarts on a new connection, a new prompt, or {"__ctrl__": "episode_start"}',
     };
     this.failed = worker.died.then((e) => {
       this.log(`inference thread died: ${e.message}; requests in flight got InferenceFailed, /healthz answers 503`);
@@ -204,7 +209,7 @@ export class PolicyServer {
       ws.close(1013, 'TooManyConnections');
       return;
     }
-    const c: Connection = { ws, history: new ObservationHistory(this.worker.info.historySize), prompt: null, busy: false, prevTotalMs: null, cancel: null };
+    const c: Connection = { ws, busy: false, prevTotalMs: null, cancel: null };
     this.conns.add(c);
     ws.on('close', () => {
       this.conns.delete(c);
@@ -230,12 +235,8 @@ export class PolicyServer {
     let timer: NodeJS.Timeout | null = null;
     try {
       const frame = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
-      const value = decode(frame);
-      if (typeof value === 'object' && value !== null && '__ctrl__' in value) return this.control(c, value as Record<string, unknown>);
-      const req = parseRequest(this.opts.format, value, this.worker.info.adapter);
-      if (req.prompt !== c.prompt) c.history.reset();
-      c.prompt = req.prompt;
-      const history = [...c.history.push(req.frame)];
+      const req = parseRequest(this.opts.format, decode(frame), this.worker.info.adapter);
+      const history = [...req.previous, req.frame];
       const seed = req.seed ?? this.seeds();
       const job = this.batcher.submit({ history, instruction: req.prompt }, seed);
       c.cancel = job.cancel;
@@ -254,6 +255,7 @@ export class PolicyServer {
       serverTiming.batch_size = r.batchSize;
       const reply = {
         actions: { dtype: '<f8', shape: [this.horizon, 7], data: actions },
+        ...(this.opts.format === 'native' ? { chunk: { dtype: '<f8', shape: [this.horizon, STATE_VEC_LEN], data: r.raw.subarray(0, this.horizon * STATE_VEC_LEN) } } : {}),
         seed,
         policy_timing: { infer_ms: r.inferMs },
         server_timing: serverTiming,
@@ -269,19 +271,6 @@ export class PolicyServer {
       if (timer) clearTimeout(timer);
       c.cancel = null;
     }
-  }
-
-  /** openpi_client's episode_start / episode_end: acknowledged; episode_start also restarts the history. */
-  private control(c: Connection, m: Record<string, unknown>): void {
-    const ctrl = m.__ctrl__;
-    if (ctrl !== 'episode_start' && ctrl !== 'episode_end')
-      throw new ServeError('BadRequest', `'__ctrl__' ${JSON.stringify(ctrl)} is not known (episode_start, episode_end)`);
-    if (ctrl === 'episode_start') {
-      c.history.reset();
-      c.prompt = null;
-    }
-    c.busy = false;
-    c.ws.send(encode({ __ack__: ctrl }));
   }
 
   /** A failed request: one named error frame, then close 1011. Anything not ours is logged, never sent. */

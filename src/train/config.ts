@@ -116,6 +116,8 @@ export interface TrainConfig {
   state_noise_snr: number | null;
   image_aug: boolean;
   ctrl_freq: number;
+  /** Chunk steps an evaluation executes before replanning: recorded in policy.json (action.exec_horizon). */
+  exec_horizon: number;
   report_to: string[];
   log_every: number;
   /** Stop after this many consecutive non-finite losses (each such step is skipped). */
@@ -165,6 +167,7 @@ export const DEFAULT_CONFIG: TrainConfig = {
   state_noise_snr: 40,
   image_aug: false,
   ctrl_freq: 20,
+  exec_horizon: 16,
   report_to: ['jsonl', 'tensorboard'],
   log_every: 10,
   max_bad_steps: 10,

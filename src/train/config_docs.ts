@@ -40,6 +40,7 @@ export const CONFIG_DOCS: Record<string, string> = {
   state_noise_snr: 'state noise SNR in dB added during training; null = no noise',
   image_aug: 'augment half of the valid camera frames: colour jitter and/or Gaussian noise + box blur (official recipe, simplified)',
   ctrl_freq: 'control frequency in Hz fed to the model (LIBERO: 20)',
+  exec_horizon: "chunk steps an evaluation executes before it asks for the next chunk; recorded in every saved policy.json (action.exec_horizon) as rdt-libero eval's and serve's default for the policy; at most the model's chunk",
   report_to: 'metric sinks: jsonl, tensorboard, wandb, none (list, or comma-separated on the command line)',
   log_every: 'write train/* metrics every this many optimizer steps',
   max_bad_steps: 'stop after this many consecutive optimizer steps with a NaN/Inf loss (each is skipped)',

@@ -70,6 +70,7 @@ export function validate(c: TrainConfig, originOf: (key: string) => string): voi
   range('cond_mask_prob', prob, 'in [0, 1]');
   range('cam_ext_mask_prob', (v) => v <= 1, '<= 1 (< 0: use cond_mask_prob)');
   range('ctrl_freq', (v) => v > 0, '> 0 Hz');
+  int('exec_horizon', 1);
   range('ema.inv_gamma', (v) => v > 0, '> 0');
   range('ema.power', (v) => v > 0, '> 0');
   range('ema.min_value', prob, 'in [0, 1]');

@@ -105,12 +105,10 @@ def good(url, inp, out_path):
     out = {"metadata": meta, "replies": [], "frames": []}
     reqs = [libero_request(np.array(fr["agentview"], np.uint8).reshape(shape), np.array(fr["wrist"], np.uint8).reshape(shape),
                            np.array(fr["state"], np.float64), prompt) for fr in z["frames"]]
-    # 0 and 1 on one episode (history grows), then episode_start, then 2 (history restarts). Seeds: np.int64 and int.
+    # One observation per frame on one connection, nothing else: openpi's client (websocket_client_policy.py at
+    # 15a9616) has no control messages and its reset() sends nothing. Seeds: np.int64 and int.
     seeds = [np.int64(11), 12, 13]
     for k, req in enumerate(reqs):
-        if k == 2:  # what openpi_client's episode_start() sends (its LIBERO example calls it per episode)
-            ws.send(packb({"__ctrl__": "episode_start", "__experiment__": "libero_goal", "__task__": prompt, "__episode_id__": 1}))
-            out["ack"] = unpackb(ws.recv())
         r = send_recv(ws, {**req, "seed": seeds[k]})
         a = r["actions"]
         out["replies"].append({
@@ -122,8 +120,6 @@ def good(url, inp, out_path):
             "agentview": recovered(req["observation/image"], H, W).ravel().tolist(),
             "wrist": recovered(req["observation/wrist_image"], H, W).ravel().tolist(),
         })
-    ws.send(packb({"__ctrl__": "episode_end", "__success__": False}))  # episode_end(success=False)
-    out["end_ack"] = unpackb(ws.recv())
     ws.close()
     with open(out_path, "w") as f:
         json.dump(out, f)
