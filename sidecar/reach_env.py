@@ -87,10 +87,12 @@ def init_states(suite, task):
 class ReachEnv:
     def __init__(self):
         self.suite = None
-        # For the harness's tests: fault injection ("MARKER:TASK:INIT:T" = SIGKILL itself, or hang, once, before env
-        # step T of that episode) and a log of every action received (one JSON line per step).
+        # For the harness's tests: fault injection ("MARKER:TASK:INIT:T" = SIGKILL itself, hang, or raise, once,
+        # before env step T of that episode; the marker file gets the sidecar's pid), a log of every action received
+        # (one JSON line per step) and a log of every reset (seeded or not, the placement drawn, resets since open).
         self.kill_once = os.environ.get("RDT_TEST_ENV_KILL_ONCE")
         self.hang_once = os.environ.get("RDT_TEST_ENV_HANG_ONCE")
+        self.raise_once = os.environ.get("RDT_TEST_ENV_RAISE_ONCE")
         self.action_log = os.environ.get("RDT_TEST_ENV_ACTION_LOG")
         self.reset_log = os.environ.get("RDT_TEST_ENV_RESET_LOG")
 
@@ -111,6 +113,7 @@ class ReachEnv:
         self.inits = init_states(suite, task)
         self.init_index = None
         self.rng = np.random.default_rng(int(req.get("seed") or 0))
+        self.resets_since_open = 0
         self._build_grid()
         return {"language": f"reach the red target and close the gripper on it (task {task})",
                 "task_name": f"REACH_{suite.upper()}_task{task}", "num_init_states": NUM_INIT_STATES, "state_dim": 7,
@@ -142,7 +145,8 @@ class ReachEnv:
         if self.reset_log:
             with open(self.reset_log, "a") as f:
                 f.write(json.dumps({"suite": self.suite, "task": self.task, "init": self.init_index, "seeded": req.get("seed") is not None,
-                                    "placement": placement.tolist()}) + "\n")
+                                    "placement": placement.tolist(), "since_open": self.resets_since_open, "pid": os.getpid()}) + "\n")
+        self.resets_since_open += 1
         self.pos = state[0:3].copy()
         self.target = state[3:6].copy()
         self.target[0:2] += placement
@@ -170,14 +174,17 @@ class ReachEnv:
         return self._observe(done)
 
     def _maybe_die(self):
-        for spec, fault in ((self.kill_once, "kill"), (self.hang_once, "hang")):
+        for spec, fault in ((self.kill_once, "kill"), (self.hang_once, "hang"), (self.raise_once, "raise")):
             if not spec:
                 continue
             marker, task, init, t = spec.rsplit(":", 3)
             if (self.task, self.init_index, self.t) == (int(task), int(init), int(t)) and not os.path.exists(marker):
-                open(marker, "w").close()
+                with open(marker, "w") as f:
+                    f.write(str(os.getpid()))
                 if fault == "kill":
                     os.kill(os.getpid(), signal.SIGKILL)
+                if fault == "raise":
+                    raise FloatingPointError("injected: the physics diverged (RDT_TEST_ENV_RAISE_ONCE)")
                 time.sleep(3600)
 
     def _observe(self, done):

@@ -4,7 +4,7 @@
 // a sidecar killed mid-episode (restart + retry, counted) and a policy that fails (an error, never a failure).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runEval } from '../src/eval/run.js';
 import { PROTOCOLS } from '../src/eval/protocol.js';
@@ -13,7 +13,7 @@ import { readRecords } from '../src/eval/results.js';
 import type { ActionChunk, ChunkPolicy } from '../src/eval/policy_source.js';
 import type { PolicyInput } from '../src/policy/policy.js';
 import { actionLog, testEvalOptions } from './helpers/eval.js';
-import { tempDir } from './helpers/python.js';
+import { runPythonJson, tempDir } from './helpers/python.js';
 
 const { dir: work, cleanup } = tempDir('eval-loop');
 after(cleanup);
@@ -181,4 +181,68 @@ test('a policy error stops the run with that error; finished episodes stay recor
 test('exec_horizon longer than the chunk, and results of other settings in --out, are refused', async () => {
   await assert.rejects(runEval(new CountingPolicy(), testEvalOptions(join(work, 'long'), { execHorizon: 6 })), /exec_horizon 6 is longer than the policy's chunk \(5 steps\)/);
   await assert.rejects(runEval(scriptedPolicy('reach'), testEvalOptions(join(work, 'h8'), { execHorizon: 16 })), /eval_config\.json: this folder holds an evaluation with policy = /);
+});
+
+interface ResetLine { task: number; init: number; seeded: boolean; placement: number[]; since_open: number; pid: number }
+const resetLog = (f: string): ResetLine[] => readFileSync(f, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+
+test('seeding: per-episode seeds every reset alike; per-task seeds the task\'s env once and each reset draws on (openpi\'s order), replayed after a resume and on 2 workers', async () => {
+  // reach_env.py's documented placement rule, in numpy here: the env's generator default_rng(seed) from `open` (or
+  // from a seeded reset), one uniform(-0.002, 0.002, 2) draw per reset.
+  const ref = runPythonJson<number[][]>('import numpy as np', 'rng = np.random.default_rng(7); out = [rng.uniform(-0.002, 0.002, 2).tolist() for _ in range(4)]', {});
+  const close = (a: number[], b: number[]) => a.every((x, i) => Math.abs(x - b[i]) < 1e-15);
+
+  // per-episode (the default): every reset is seeded, so every episode draws the first placement.
+  const pe = join(work, 'seed-pe.log');
+  await runEval(scriptedPolicy('reach'), testEvalOptions(join(work, 'seed-pe'), { episodesPerTask: 3, tasks: [2] }, { RDT_TEST_ENV_RESET_LOG: pe }));
+  for (const r of resetLog(pe)) assert.ok(r.seeded && close(r.placement, ref[0]), JSON.stringify(r));
+  assert.deepEqual(readRecords(join(work, 'seed-pe', 'episodes.jsonl')).map((r) => r.seeding), ['per-episode', 'per-episode', 'per-episode']);
+
+  // per-task, one worker: resets 0, 1 of the freshly opened env, unseeded: openpi's first two draws.
+  const pt = join(work, 'seed-pt.log');
+  const out = join(work, 'seed-pt');
+  await runEval(scriptedPolicy('reach'), testEvalOptions(out, { episodesPerTask: 2, tasks: [2], seeding: 'per-task' }, { RDT_TEST_ENV_RESET_LOG: pt }));
+  const first = resetLog(pt);
+  assert.deepEqual(first.map((r) => [r.init, r.seeded, r.since_open]), [[0, false, 0], [1, false, 1]]);
+  first.forEach((r, k) => assert.ok(close(r.placement, ref[k]), `episode ${k}`));
+  // The same folder with 4 episodes: episodes 2 and 3 run in a new process, after the 2 resets openpi made before
+  // them are replayed (reset only), so they draw openpi's 3rd and 4th placements.
+  writeFileSync(pt, '');
+  const r = await runEval(scriptedPolicy('reach'), testEvalOptions(out, { episodesPerTask: 4, tasks: [2], seeding: 'per-task' }, { RDT_TEST_ENV_RESET_LOG: pt }));
+  assert.equal(r.skipped, 2);
+  const resumed = resetLog(pt);
+  assert.deepEqual(resumed.map((x) => [x.init, x.since_open]), [[0, 0], [1, 1], [2, 2], [3, 3]]);
+  resumed.forEach((x, k) => assert.ok(close(x.placement, ref[k]), `reset ${k}`));
+  assert.deepEqual(readRecords(join(out, 'episodes.jsonl')).map((x) => x.init), [0, 1, 2, 3]);
+
+  // Two workers: whichever worker runs episode k, its reset is the k-th of a freshly seeded env.
+  const two = join(work, 'seed-pt2.log');
+  await runEval(scriptedPolicy('reach'), testEvalOptions(join(work, 'seed-pt2'), { episodesPerTask: 4, tasks: [2], seeding: 'per-task', workers: 2, maxBatch: 2 }, { RDT_TEST_ENV_RESET_LOG: two }));
+  const lines = resetLog(two);
+  assert.equal(new Set(lines.map((x) => x.pid)).size, 2);
+  for (const x of lines) assert.ok(x.init === x.since_open && !x.seeded && close(x.placement, ref[x.since_open]), JSON.stringify(x));
+  // A folder evaluated with one seeding refuses the other.
+  await assert.rejects(runEval(scriptedPolicy('reach'), testEvalOptions(out, { episodesPerTask: 4, tasks: [2] })), /this folder holds an evaluation with seeding = "per-task", this run has "per-episode"/);
+});
+
+test('a simulator error ends its episode as a recorded failure carrying the error (as openpi counts it); --stop-on-env-error stops instead', async () => {
+  const marker = join(work, 'raise.marker');
+  const lines: string[] = [];
+  const out = join(work, 'enverr');
+  const r = await runEval(scriptedPolicy('reach'), { ...testEvalOptions(out, { episodesPerTask: 3, tasks: [7] }, { RDT_TEST_ENV_RAISE_ONCE: `${marker}:7:1:14` }), log: (l) => lines.push(l) });
+  const recs = readRecords(join(out, 'episodes.jsonl'));
+  assert.deepEqual(recs.map((x) => [x.init, x.success, x.steps, x.error === null]), [[0, true, recs[0].steps, true], [1, false, 4, false], [2, true, recs[2].steps, true]]);
+  assert.match(recs[1].error!, /sidecar step failed \(env\): FloatingPointError: injected: the physics diverged .* at .*reach_env\.py:\d+/);
+  assert.equal(recs[1].env_steps, 14, 'the 10 wait steps and 4 policy steps before the error');
+  assert.equal(r.summary.suites.libero_goal.env_errors, 1);
+  assert.equal(r.summary.suites.libero_goal.successes, 2);
+  assert.match(r.summaryText, /1 episode\(s\) ended by a simulator error, counted as failures/);
+  assert.ok(lines.some((l) => /the simulator raised .*recorded as a failure with the error, as openpi counts it \(--stop-on-env-error stops instead/.test(l)), lines.join('\n'));
+  assert.match(readFileSync(join(out, 'tasks.csv'), 'utf8'), /,crash_retries,reconnect_retries,env_errors\nlibero_goal,7,.*,0,0,1\n/);
+
+  const marker2 = join(work, 'raise2.marker');
+  const out2 = join(work, 'enverr-stop');
+  await assert.rejects(runEval(scriptedPolicy('reach'), testEvalOptions(out2, { episodesPerTask: 3, tasks: [7], stopOnEnvError: true }, { RDT_TEST_ENV_RAISE_ONCE: `${marker2}:7:1:14` })),
+    /sidecar step failed \(env\): FloatingPointError/);
+  assert.deepEqual(readRecords(join(out2, 'episodes.jsonl')).map((x) => x.init), [0]);
 });

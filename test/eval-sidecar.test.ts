@@ -1,11 +1,15 @@
 // The sidecar protocol and its test back-end, request by request: the geometry (0.05 m per unit action, clipping,
 // world-frame axis-angle rotation by 0.5 rad per unit, the gripper's 0.25-per-step command and finger joints),
 // observations in robosuite's keys and units that the data layer's obsFrameFromEnv consumes, renders upside down,
-// error replies that keep the sidecar serving, and a killed sidecar seen as a crash.
+// error replies that keep the sidecar serving, a killed sidecar seen as a crash, and one that never starts killed
+// after its start-up timeout.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { gripperOpenFraction, obsFrameFromEnv } from '../src/data/adapter.js';
-import { SidecarCrash } from '../src/eval/errors.js';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SidecarCrash, SimSetupError } from '../src/eval/errors.js';
 import { SidecarWorker } from '../src/eval/sidecar.js';
 
 const workers: SidecarWorker[] = [];
@@ -92,4 +96,22 @@ test('bad requests get one error reply naming the field, and the sidecar keeps s
   process.kill(s.pid, 'SIGKILL');
   await assert.rejects(s.step([0, 0, 0, 0, 0, 0, -1]), (e) => e instanceof SidecarCrash && /exited by signal SIGKILL|is not running/.test(e.message));
   assert.equal(s.alive, false);
+});
+
+test('a sidecar that never says ready is killed after --sim-start-timeout and reported as a setup problem with the fix', async () => {
+  // An "interpreter" that hangs like a LIBERO import stuck in EGL initialisation: it never writes the ready line.
+  const dir = mkdtempSync(join(tmpdir(), 'rdt-hang-'));
+  const fake = join(dir, 'python');
+  writeFileSync(fake, '#!/bin/sh\necho $$ > "$0.pid"\nexec sleep 120\n');
+  chmodSync(fake, 0o755);
+  const t0 = Date.now();
+  try {
+    await assert.rejects(SidecarWorker.start({ backend: 'libero', python: fake, startTimeoutS: 1 }),
+      (e) => e instanceof SimSetupError && /did not start within 1 s \(--sim-start-timeout\) and was killed: the import of LIBERO, robosuite and MuJoCo or the render back-end's start hangs; fix: .*MUJOCO_GL=osmesa/.test(e.message));
+    assert.ok(Date.now() - t0 < 30_000);
+    const pid = Number(readFileSync(`${fake}.pid`, 'utf8'));
+    assert.throws(() => process.kill(pid, 0), /ESRCH/, 'the hung process is gone');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -65,8 +65,9 @@ simulator:
   --sim B              libero (default) or test (the sidecar's reach geometry, for CI and checks)
   --sim-python PATH    the Python with LIBERO, robosuite 1.4.x and MuJoCo (default: $PYTHON or python3)
   --sim-timeout S      seconds one simulator request may take before the sidecar is taken for hung, killed and
-                       its episode retried like a crash; also the most a sidecar may take to start (the LIBERO
-                       import, the render back-end) before it is killed and reported as a setup problem (default 300)
+                       its episode retried like a crash (default 300)
+  --sim-start-timeout S  seconds a sidecar may take to start (the LIBERO, robosuite and MuJoCo imports, the render
+                       back-end) before it is killed and the run stops with a setup error (default 300)
 
 model placement (rdt-libero policy folders):
   --device D           cpu (default), cuda, cuda:N
@@ -101,7 +102,7 @@ const OPTIONS = {
   seeding: { type: 'string', default: 'per-episode' }, 'stop-on-env-error': { type: 'boolean' },
   workers: { type: 'string', default: '1' }, 'max-batch': { type: 'string' }, 'max-retries': { type: 'string', default: '2' },
   shard: { type: 'string' }, videos: { type: 'string', default: 'failures' }, sim: { type: 'string', default: 'libero' },
-  'sim-python': { type: 'string' }, 'sim-timeout': { type: 'string', default: '300' }, device: { type: 'string', default: 'cpu' }, dtype: { type: 'string', default: 'float32' },
+  'sim-python': { type: 'string' }, 'sim-timeout': { type: 'string', default: '300' }, 'sim-start-timeout': { type: 'string', default: '300' }, device: { type: 'string', default: 'cpu' }, dtype: { type: 'string', default: 'float32' },
   threads: { type: 'string' }, watch: { type: 'string' }, poll: { type: 'string', default: '60' }, once: { type: 'boolean' },
 } as const;
 
@@ -145,7 +146,7 @@ export async function evalCommand(args: string[]): Promise<number> {
     seeding: oneOf('seeding', v.seeding, SEEDINGS, C), stopOnEnvError: v['stop-on-env-error'] ?? false,
     maxBatch: v['max-batch'] !== undefined ? positiveInt('max-batch', v['max-batch'], C) : workers,
     seed: nonNeg('seed', v.seed), maxRetries: nonNeg('max-retries', v['max-retries']),
-    sidecar: { backend: sim, python: v['sim-python'], timeoutS: positiveInt('sim-timeout', v['sim-timeout'], C) },
+    sidecar: { backend: sim, python: v['sim-python'], timeoutS: positiveInt('sim-timeout', v['sim-timeout'], C), startTimeoutS: positiveInt('sim-start-timeout', v['sim-start-timeout'], C) },
     log: (line) => process.stderr.write(line + '\n'),
   };
   if (opts.protocol.name === 'openpi' && opts.episodesPerTask > 50) throw new UsageError(`--episodes ${opts.episodesPerTask}: the openpi protocol has 50 fixed initial states per task (use --protocol libero to cycle them)`);

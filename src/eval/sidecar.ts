@@ -21,11 +21,15 @@ export interface SidecarOptions {
   /**
    * Seconds a request may take before the sidecar is taken for hung (a render back-end deadlock, a stuck
    * physics solve): it is killed, which the harness handles like a crash. Default 300 (opening a LIBERO task
-   * with its assets takes seconds, a step tens of milliseconds). The start-up (the LIBERO, robosuite and MuJoCo
-   * imports, the render back-end's initialisation) has the same limit: a sidecar that is not ready by then is
-   * killed and reported as a setup problem (not retried: a hung EGL or LIBERO import hangs again).
+   * with its assets takes seconds, a step tens of milliseconds).
    */
   timeoutS?: number;
+  /**
+   * Seconds the start-up (the LIBERO, robosuite and MuJoCo imports, the render back-end's initialisation) may take:
+   * a sidecar not ready by then is killed and reported as a setup problem (not retried: a hung EGL or LIBERO import
+   * hangs again). Default 300.
+   */
+  startTimeoutS?: number;
 }
 
 export interface OpenRequest {
@@ -108,14 +112,14 @@ export class SidecarWorker {
   }
 
   /**
-   * Start a sidecar and wait for its ready line, at most opts.timeoutS; a setup failure, or no ready line in time,
-   * becomes a SimSetupError with the fix.
+   * Start a sidecar and wait for its ready line, at most opts.startTimeoutS; a setup failure, or no ready line in
+   * time, becomes a SimSetupError with the fix.
    */
   static async start(opts: SidecarOptions): Promise<SidecarWorker> {
     const w = new SidecarWorker(opts);
-    const limit = opts.timeoutS ?? 300;
+    const limit = opts.startTimeoutS ?? 300;
     const timer = setTimeout(() => {
-      w.hung = `did not start within ${limit} s (--sim-timeout)`;
+      w.hung = `did not start within ${limit} s (--sim-start-timeout)`;
       w.startTimedOut = true;
       w.child.kill('SIGKILL');
     }, limit * 1000);
