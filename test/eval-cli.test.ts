@@ -111,3 +111,29 @@ test('doctor --sim checks import, reset, step and render through the sidecar; a 
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /the 'libero' package is not installed in this Python; fix: install LIBERO into the interpreter given with --sim-python: .*pip install robosuite==1\.4\.1/);
 });
+
+test('SIGTERM mid-run: every sidecar closed (a hung one killed), the finished episodes kept, the resume command printed; running it finishes the evaluation', async () => {
+  const out = join(work, 'signal');
+  const marker = join(work, 'signal.hang');
+  const args = ['eval', '--policy', 'scripted:reach', '--sim', 'test', '--suite', 'libero_goal', '--tasks', '0', '--episodes', '4', '--workers', '2', '--videos', 'none', '--out', out];
+  // The sidecar running init 1 stops answering at its env step 12 (the request timeout is 300 s).
+  const child = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, RDT_TEST_ENV_HANG_ONCE: `${marker}:0:1:12` }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const t0 = Date.now();
+  while (!existsSync(marker) && Date.now() - t0 < 60_000) await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => setTimeout(r, 200));
+  const hung = Number(readFileSync(marker, 'utf8'));
+  child.kill('SIGTERM');
+  assert.equal(await exited, 143, stderr);
+  assert.ok(Date.now() - t0 < 60_000);
+  assert.throws(() => process.kill(hung, 0), /ESRCH/, 'the hung sidecar was killed');
+  const last = stderr.trim().split('\n').at(-1)!;
+  assert.equal(last, `eval: interrupted by SIGTERM; the episodes recorded in ${out} are kept; resume with: rdt-libero ${args.join(' ')}`);
+  const kept = readRecords(join(out, 'episodes.jsonl'));
+  assert.ok(kept.length < 4 && !kept.some((r) => r.init === 1), `${kept.length} episodes recorded, the interrupted one not among them`);
+  const again = spawnSync(process.execPath, [MAIN, ...last.split('resume with: rdt-libero ')[1].split(' ')], { encoding: 'utf8' });
+  assert.equal(again.status, 0, again.stderr);
+  assert.deepEqual(readRecords(join(out, 'episodes.jsonl')).map((r) => r.init).sort(), [0, 1, 2, 3]);
+});

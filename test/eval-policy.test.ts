@@ -9,7 +9,7 @@
 // step counts and replanning points.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { repoRoot } from './helpers/fixtures.js';
@@ -178,4 +178,24 @@ test('--workers 1, --workers 3 and a run killed with SIGKILL and resumed: the sa
   let worst = 0;
   for (const [k, ep] of actions('w3')) ep.forEach((a, t) => a.forEach((x, d) => (worst = Math.max(worst, Math.abs(x - a1.get(k)![t][d])))));
   assert.ok(worst < 1e-4, `workers 3 vs 1: actions differ by ${worst}`);
+});
+
+test('eval --watch while training deletes old checkpoints: the folder is listed again before each, the newest goes first, a vanished one is skipped', async () => {
+  const run = join(work, 'watch-run');
+  mkdirSync(run);
+  for (const step of [1, 2, 3]) cpSync(join(runDir, 'checkpoint-2'), join(run, `checkpoint-${step}`), { recursive: true });
+  const { out: _unused, ...opts } = testEvalOptions('', { tasks: [0], episodesPerTask: 1, maxSteps: 4, execHorizon: 4 });
+  const lines: string[] = [];
+  const log = (l: string) => {
+    lines.push(l);
+    // Training's checkpoints_total_limit deletes checkpoint-1 just as the watch gets to it, and writes checkpoint-4
+    // while checkpoint-3 is evaluated.
+    if (l.startsWith('eval --watch: checkpoint 1 (')) rmSync(join(run, 'checkpoint-1'), { recursive: true });
+    if (l.startsWith('eval --watch: checkpoint 3 (')) cpSync(join(runDir, 'checkpoint-2'), join(run, 'checkpoint-4'), { recursive: true });
+  };
+  await watchRun(run, { ...opts, log, policyOpts: { dtype: 'float32' as const, device: 'cpu' }, pollS: 1, once: true });
+  assert.deepEqual(lines.filter((l) => /^eval --watch: checkpoint \d+ \(/.test(l)).map((l) => Number(/checkpoint (\d+)/.exec(l)![1])), [3, 4, 2, 1]);
+  assert.ok(lines.some((l) => l === 'eval --watch: checkpoint 1 was deleted before it could be loaded (the run keeps checkpoints_total_limit of them); skipped'), lines.join('\n'));
+  const metrics = readFileSync(join(run, 'eval', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step);
+  assert.deepEqual(metrics, [3, 4, 2]);
 });

@@ -3,7 +3,7 @@
 // line of the results file, and shards merged into the same numbers as one run.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Z95, summarize, tasksCsv, wilson } from '../src/eval/report.js';
 import { type EpisodeRecord, RecordWriter, mergeRecords, readRecords } from '../src/eval/results.js';
@@ -62,9 +62,9 @@ test('summary: per task and suite counts, rates, intervals; the average is the m
   assert.equal(s.average.pooled.successes, 18);
   assert.equal(s.average.pooled.episodes, 24);
   const csv = tasksCsv(s).trim().split('\n');
-  assert.equal(csv[0], 'suite,task,task_name,episodes,successes,success_rate,ci95_low,ci95_high,mean_steps,crash_retries');
+  assert.equal(csv[0], 'suite,task,task_name,episodes,successes,success_rate,ci95_low,ci95_high,mean_steps,crash_retries,reconnect_retries,env_errors');
   assert.equal(csv.length, 4);
-  assert.equal(csv[3], `libero_goal,1,T1,10,10,1.0000,${wilson(10, 10)[0].toFixed(4)},1.0000,50.0,1`);
+  assert.equal(csv[3], `libero_goal,1,T1,10,10,1.0000,${wilson(10, 10)[0].toFixed(4)},1.0000,50.0,1,0,0`);
 });
 
 test('a results line cut short by a kill is dropped on resume; appends continue after it', () => {
@@ -96,4 +96,36 @@ test('--shard 0/2 and 1/2, merged, give the episodes and the numbers of one unsh
   const merged = JSON.parse(readFileSync(join(work, 'merged', 'summary.json'), 'utf8'));
   assert.deepEqual(merged.suites, whole.summary.suites);
   assert.throws(() => mergeInto(join(work, 'merged'), [join(work, 's0')]), /exists; merge into an empty folder/);
+});
+
+test('eval merge refuses folders whose settings or policy differ, naming the setting; a folder resumed with --shard after an unsharded run counts each episode once', async () => {
+  const base = { tasks: [0], episodesPerTask: 2, maxSteps: 10 };
+  const run = (d: string, over: Record<string, unknown>, p = 'reach-unflipped') => runEval(scriptedPolicy(p), testEvalOptions(join(work, d), { ...base, ...over }));
+  await run('m-a', { shard: { index: 0, count: 2 } });
+  await run('m-b', { shard: { index: 1, count: 2 } });
+  await run('m-h8', { shard: { index: 1, count: 2 }, execHorizon: 8 });
+  await run('m-pt', { shard: { index: 1, count: 2 }, seeding: 'per-task' });
+  await run('m-pol', { shard: { index: 1, count: 2 } }, 'reach');
+  const m = (d: string) => mergeInto(join(work, `${d}-out`), [join(work, 'm-a'), join(work, d)]);
+  assert.equal(m('m-b').episodes, 2);
+  assert.throws(() => m('m-h8'), /m-h8\/eval_config\.json has exec_horizon = 8, .*m-a\/eval_config\.json has 16: these folders hold different evaluations/);
+  assert.throws(() => m('m-pt'), /m-pt\/eval_config\.json has seeding = "per-task", .*has "per-episode"/);
+  assert.throws(() => m('m-pol'), /m-pol\/eval_config\.json has policy = "scripted:reach \(test back-end expert, orientation flip_v\)", .*has "scripted:reach-unflipped/);
+  // A record of another policy than its folder's settings name (two evaluations' files copied together).
+  const mixed = join(work, 'm-mixed');
+  cpSync(join(work, 'm-b'), mixed, { recursive: true });
+  const f = join(mixed, 'episodes.shard-1-of-2.jsonl');
+  writeFileSync(f, readFileSync(f, 'utf8').replace(/"policy":"[^"]*"/, '"policy":"another"'));
+  assert.throws(() => m('m-mixed'), /m-mixed holds a record of libero_goal task 0 episode 1 by policy another \(step null\), but its eval_config\.json names scripted:reach-unflipped/);
+  rmSync(join(mixed, 'eval_config.json'));
+  assert.throws(() => m('m-mixed'), /m-mixed\/eval_config\.json is missing/);
+
+  // 2 of 4 episodes run unsharded, then the folder is finished by its two shards: every episode counted once.
+  await run('resumed', {});
+  const s0 = await run('resumed', { episodesPerTask: 4, shard: { index: 0, count: 2 } });
+  assert.deepEqual([s0.ran, s0.skipped], [1, 1], 'shard 0 (episodes 0 and 2): episode 0 was recorded by the unsharded run');
+  const s1 = await run('resumed', { episodesPerTask: 4, shard: { index: 1, count: 2 } });
+  assert.deepEqual([s1.ran, s1.skipped], [1, 1]);
+  assert.equal(s1.summary.suites.libero_goal.episodes, 4);
+  assert.equal(JSON.parse(readFileSync(join(work, 'resumed', 'summary.json'), 'utf8')).average.pooled.episodes, 4);
 });
