@@ -20,7 +20,7 @@ after(cleanup);
 
 test('real LIBERO: doctor --sim passes every stage on the given interpreter', { skip }, () => {
   const r = spawnSync(process.execPath, [MAIN, 'doctor', '--sim', '--sim-python', PY!], { encoding: 'utf8', timeout: 600_000 });
-  process.stdout.write(r.stdout.split('\n').filter((l) => l.startsWith('sim ')).map((l) => `# ${l}\n`).join(''));
+  process.stdout.write(r.stdout.split('\n').filter((l) => l.startsWith('sim ')).map((l) => `${l}\n`).join(''));
   assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
   for (const stage of ['sim import', 'sim open', 'sim reset', 'sim step']) assert.match(r.stdout, new RegExp(`^${stage} +ok`, 'm'));
   assert.match(r.stdout, /^sim versions +(ok|warning: )/m);
@@ -35,7 +35,7 @@ test('real LIBERO: one short episode per suite with scripted:zero, each recorded
     '--max-steps', '5', '--workers', '2', '--videos', 'none', '--out', out], { encoding: 'utf8', timeout: 1_200_000 });
   assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
   const recs = readRecords(join(out, 'episodes.jsonl'));
-  for (const x of recs) process.stdout.write(`# ${x.suite} task 0 "${x.language}": ${x.success ? 'success' : 'failure'} after ${x.steps} steps, ${x.env_steps} env steps, ${x.wall_s.toFixed(1)} s\n`);
+  for (const x of recs) process.stdout.write(`${x.suite} task 0 "${x.language}": ${x.success ? 'success' : 'failure'} after ${x.steps} steps, ${x.env_steps} env steps, ${x.wall_s.toFixed(1)} s\n`);
   assert.deepEqual(recs.map((x) => x.suite).sort(), [...suites].sort());
   for (const x of recs) {
     assert.equal(x.error, null, `${x.suite}: ${x.error}`);

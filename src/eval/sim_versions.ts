@@ -10,7 +10,7 @@ export const KNOWN_PAIRS: readonly { robosuite: string; mujoco: string; source: 
   { robosuite: '1.4.1', mujoco: '3.2.3', source: "openpi's examples/libero/requirements.txt at 15a9616" },
 ];
 
-export const MUJOCO_FIX = 'pip install mujoco==3.2.3 (into the --sim-python interpreter; MuJoCo 3.2.3 has wheels for Python 3.8 to 3.12)';
+export const MUJOCO_FIX = 'pip install mujoco==3.2.3 (into the --sim-python interpreter; openpi runs that pair on Python 3.8 with numpy 1.22.4)';
 
 /**
  * null when the sidecar's versions are a known pair (or name no robosuite: the test back-end); otherwise one line
