@@ -217,6 +217,9 @@ export async function runEval(policy: ChunkPolicy, o: EvalOptions): Promise<Eval
       throw new EvalError(`${failure.message}\n(the episode was retried ${o.maxRetries} time(s); --max-retries sets how often)`);
     throw failure;
   }
+  // Again at the end: a killed run's ffmpeg outlives it, and on stdin EOF still writes an (empty) MP4, so under load
+  // its .tmp- file can appear after the sweep at the start; by now it has long exited.
+  removeStaleTemporaries(join(o.out, 'videos'));
   const summary = writeReports(o.out, mergeRecords(readAllRecords(o.out, 'skip')));
   return { ran: finished, skipped, crashRetries, modelCalls: batcher.calls, batchSizes: batcher.batchSizes, wallS: (performance.now() - t0) / 1000, summary, summaryText: markdown(summary) };
 }
