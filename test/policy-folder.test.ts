@@ -11,6 +11,7 @@ import { pathToFileURL } from 'node:url';
 import * as torch from '../src/engine/index.js';
 import { writeSyntheticSuite } from '../src/data/synthetic.js';
 import { LiberoDataset } from '../src/data/dataset.js';
+import type { LiberoFile } from '../src/data/hdf5/libero_file.js';
 import { decodeAction, type ObsFrame } from '../src/data/adapter.js';
 import { axisAngleToMat } from '../src/data/rotation.js';
 import { loadConfig, type TrainConfig } from '../src/train/config.js';
@@ -53,7 +54,7 @@ async function heldOut(): Promise<{ ds: LiberoDataset; i: number; input: PolicyI
   const i = 5; // step 5 of the first held-out demo: a full history, and a chunk that runs past the episode end
   const { episode, k } = ds.index.locate(i);
   const ep = ds.index.episodes[episode];
-  const f = ds.files[ep.file];
+  const f = ds.files[ep.file] as LiberoFile;
   const ld = f.lowdim(ep.demo);
   const history: (ObsFrame | null)[] = [];
   for (let h = 0; h < ds.cfg.historySize; h++) {

@@ -1,5 +1,5 @@
 // Batches built in worker threads with prefetch. Each worker opens the dataset itself (h5wasm per thread, lazy
-// reads) and writes the rows of a batch with LiberoDataset.writeSample into a pool of batch buffers that travel
+// reads) and writes the rows of a batch with LiberoDataset.writeBatch into a pool of batch buffers that travel
 // between threads by transfer (ownership moves, nothing is copied or allocated per batch; plain memory, since V8
 // copies into SharedArrayBuffers measurably slower). workers: 0 builds batches on the calling thread.
 //
@@ -149,14 +149,8 @@ export class DataLoader {
 
   private build(slot: number, indices: number[]): Promise<Meta> {
     const b = this.slots[slot];
-    if (!this.workers.length) {
-      try {
-        indices.forEach((i, r) => this.dataset.writeSample(i, b, r));
-      } catch (e) {
-        return Promise.reject(e);
-      }
-      return Promise.resolve({ ids: b.ids.slice(), instruction: b.instruction.slice(), suite: b.suite.slice() });
-    }
+    if (!this.workers.length)
+      return this.dataset.writeBatch(indices, b).then(() => ({ ids: b.ids.slice(), instruction: b.instruction.slice(), suite: b.suite.slice() }));
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     return new Promise<Meta>((resolve, reject) => {

@@ -14,12 +14,12 @@ const B = wd.batchSize;
 const shell = {
   size: B, historySize: ds.cfg.historySize, height: ds.cfg.imageHeight, width: ds.cfg.imageWidth, chunkSize: ds.cfg.chunkSize,
 } as Batch;
-port.on('message', (m: { type: string; id: number; indices: number[]; buffers: Record<string, ArrayBuffer> }) => {
+port.on('message', async (m: { type: string; id: number; indices: number[]; buffers: Record<string, ArrayBuffer> }) => {
   if (m.type !== 'batch') return;
   const b: Batch = { ...shell, instruction: new Array<string>(B).fill(''), suite: new Array<string>(B).fill(''), ids: new Array(B) };
   wrapBuffers(b, m.buffers);
   try {
-    m.indices.forEach((i, r) => ds.writeSample(i, b, r));
+    await ds.writeBatch(m.indices, b);
     port.postMessage({ type: 'done', id: m.id, meta: { buffers: m.buffers } }, Object.values(m.buffers));
   } catch (e) {
     port.postMessage({ type: 'error', id: m.id, message: (e as Error).message, meta: { buffers: m.buffers } }, Object.values(batchBuffers(b)));

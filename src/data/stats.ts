@@ -5,7 +5,7 @@
 // A magnitude report flags quantities whose typical magnitudes differ by more than 10x (the seeds' bug: position
 // deltas in metres next to a 6-D rotation ~100x larger).
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../util/atomic.js';
 import { encodeState, stateSlots } from './adapter.js';
@@ -86,10 +86,7 @@ export function percentile(sorted: Float64Array, p: number): number {
 
 /** Cache key over everything the statistics depend on. */
 export function statsInputHash(ds: LiberoDataset): string {
-  const files = ds.files.map((f) => {
-    const st = statSync(f.path);
-    return [f.path, st.size, st.mtimeMs];
-  });
+  const files = ds.files.map((f) => f.fingerprint());
   const key = {
     v: STATS_VERSION,
     files,
@@ -97,6 +94,8 @@ export function statsInputHash(ds: LiberoDataset): string {
     encoding: ds.cfg.encoding,
     useJoints: ds.cfg.useJoints,
     layout: ds.options.layout ?? null,
+    // LeRobot: another column mapping reads other numbers from the same files.
+    ...(ds.format === 'lerobot' ? { format: ds.format, mapping: ds.lerobot.map((l) => l.mapping) } : {}),
     // The held-out demos are not in the training split's statistics: another split is another key.
     split: ds.options.split && ds.options.split.holdoutPerTask > 0 ? ds.options.split : null,
   };

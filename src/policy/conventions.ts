@@ -83,6 +83,8 @@ export interface RunFacts {
   lora: { enabled: boolean; rank: number; alpha: number; targets: string[] };
   /** The run's exec_horizon: what an evaluation executes of each chunk by default. */
   execHorizon: number;
+  /** The training data's format (LiberoDataset.format). */
+  dataFormat?: string;
 }
 
 /** The conventions of a run (origin filled per saved folder by withOrigin). Refuses inconsistent runs up front. */
@@ -103,7 +105,7 @@ export function policyConventions(f: RunFacts): PolicyConventions {
     statistics,
     encoders: encoderIdentity(f.encoders),
     lora: f.lora.enabled ? { rank: f.lora.rank, alpha: f.lora.alpha, targets: [...f.lora.targets] } : null,
-    origin: { run: f.run, step: 0, ema: false, base_model: f.baseModel },
+    origin: { run: f.run, step: 0, ema: false, base_model: f.baseModel, ...(f.dataFormat ? { data_format: f.dataFormat } : {}) },
   };
   checkAgainstModel(c, f.rdt, f.encoders, { policy: 'the run\'s policy conventions', config: 'the model config' });
   return c;

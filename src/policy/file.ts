@@ -39,7 +39,7 @@ export interface PolicyConventions {
   encoders: EncoderIdentity;
   /** The LoRA adapters of a run with lora.enabled (adapter_model.safetensors beside the weights); null otherwise. */
   lora: { rank: number; alpha: number; targets: string[] } | null;
-  origin: { run: string; step: number; ema: boolean; base_model: string; lora_merged_from?: string } | null;
+  origin: { run: string; step: number; ema: boolean; base_model: string; lora_merged_from?: string; data_format?: string } | null;
 }
 
 export interface PolicyFileContent extends PolicyConventions {
@@ -221,9 +221,11 @@ export function parsePolicyFile(obj: unknown, file: string): PolicyFileContent {
   const of = r.nullable('origin');
   let origin: PolicyConventions['origin'] = null;
   if (of) {
-    of.only(['run', 'step', 'ema', 'base_model', 'lora_merged_from']);
+    of.only(['run', 'step', 'ema', 'base_model', 'lora_merged_from', 'data_format']);
     origin = { run: of.str('run'), step: of.int('step', 0), ema: of.bool('ema'), base_model: of.str('base_model') };
     if (of.obj.lora_merged_from !== undefined) origin.lora_merged_from = of.str('lora_merged_from');
+    // The training data's format (hdf5 or lerobot); cameras.orientation already says how to turn simulator frames.
+    if (of.obj.data_format !== undefined) origin.data_format = of.str('data_format', ['hdf5', 'lerobot']);
   }
   return { format: POLICY_FORMAT, version: POLICY_VERSION, action, state: { use_joints: useJoints, slots: want }, cameras, statistics, encoders, lora, origin };
 }

@@ -5,6 +5,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { Alignment } from '../data/step_index.js';
+import { EMPTY_MAPPING, type MappingConfig } from '../data/lerobot/mapping.js';
 import { ConfigError } from './errors.js';
 import { isObj, mergeChecked, parseOverrides, type Plain } from './config_parse.js';
 import { leafPaths, validate } from './config_validate.js';
@@ -46,8 +47,12 @@ export interface DdpConfig {
 }
 
 export interface DataConfig {
-  /** Folder holding libero_spatial/, libero_object/, ... (or the suite folders themselves). */
+  /** Folder holding libero_spatial/, libero_object/, ... (or the suite folders themselves), or LeRobot dataset folder(s). */
   dataset_root: string;
+  /** 'auto' detects it from dataset_root (a meta/info.json makes it LeRobot); a run records the resolved value. */
+  format: 'auto' | 'hdf5' | 'lerobot';
+  /** LeRobot: which columns hold what; all '' picks the known mapping of openpi's or LeRobot's LIBERO copy. */
+  lerobot_mapping: MappingConfig;
   /** Suites to train on; empty = every suite found under dataset_root. */
   suites: string[];
   /** Relative sampling weight per suite (default: proportional to step count). */
@@ -177,6 +182,8 @@ export const DEFAULT_CONFIG: TrainConfig = {
   lora: { enabled: false, rank: 32, alpha: 32, targets: ['attn.qkv', 'attn.proj', 'cross_attn.q', 'cross_attn.kv', 'cross_attn.proj', 'ffn.fc1', 'ffn.fc2'], train_adaptors: true },
   data: {
     dataset_root: '',
+    format: 'auto',
+    lerobot_mapping: { ...EMPTY_MAPPING },
     suites: [],
     suite_weights: {},
     // Commanded goal poses look like RDT's pre-training actions (future absolute poses).

@@ -1,5 +1,6 @@
 // Validating a resolved training config: every value no run can use is refused with the key named, and with
 // where that value came from (the command line, the YAML file, or the defaults).
+import { DATA_FORMATS } from '../data/episode_file.js';
 import { didYouMean } from '../util/did-you-mean.js';
 import { ENCODINGS } from '../data/encodings/index.js';
 import { ALIGNMENTS } from '../data/step_index.js';
@@ -57,6 +58,7 @@ export function validate(c: TrainConfig, originOf: (key: string) => string): voi
   oneOf('data.instruction_source', c.data.instruction_source, ['filename', 'problem_info']);
   oneOf('data.action_encoding', c.data.action_encoding, Object.keys(ENCODINGS));
   oneOf('data.align', c.data.align, ALIGNMENTS);
+  oneOf('data.format', c.data.format, DATA_FORMATS);
   for (const r of c.report_to) oneOf('report_to', r, REPORT_SINKS);
   if (!/^(cpu|cuda(:\d+)?)$/.test(c.device)) fail(`'device' must be cpu, cuda or cuda:N, got '${c.device}'`);
   const prob = (v: number) => v >= 0 && v <= 1;

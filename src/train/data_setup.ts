@@ -2,7 +2,7 @@
 // statistics (cached under output_dir/stats), and the fixed batches of the sample-MSE evaluation.
 import { join } from 'node:path';
 import { DataLoader, cloneBatch } from '../data/loader.js';
-import type { Batch, DatasetOptions, LiberoDataset } from '../data/dataset.js';
+import { type Batch, type DatasetOptions, type LiberoDataset, detectFormat } from '../data/dataset.js';
 import { loadOrComputeStats, type DatasetStatFile } from '../data/stats.js';
 import type { TrainConfig } from './config.js';
 import { TrainError } from './errors.js';
@@ -28,11 +28,21 @@ export interface TrainData {
 export function datasetOptions(cfg: TrainConfig): DatasetOptions {
   return {
     root: cfg.data.dataset_root,
+    format: cfg.data.format,
+    lerobotMapping: cfg.data.lerobot_mapping,
     suites: cfg.data.suites.length ? cfg.data.suites : undefined,
     instructionSource: cfg.data.instruction_source,
     index: { align: cfg.data.align, skipLeadingIdle: cfg.data.skip_idle_steps, dropNoops: cfg.data.drop_noops },
     adapter: { encoding: cfg.data.action_encoding, ctrlFreq: cfg.ctrl_freq },
   };
+}
+
+/**
+ * data.format 'auto' resolved from dataset_root (before a resume compares configs and before run_config.yaml is
+ * written, so both record 'hdf5' or 'lerobot').
+ */
+export function resolveDataFormat(cfg: TrainConfig): void {
+  if (cfg.data.format === 'auto' && cfg.data.dataset_root) cfg.data.format = detectFormat(cfg.data.dataset_root);
 }
 
 /**

@@ -15,6 +15,7 @@ export class PolicyFolderWriter {
     this.#conventions = policyConventions({
       adapter: data.dataset.cfg, stats: data.stats.libero, encoders: parts.encoders, rdt: parts.runner.config,
       run: basename(ctx.outputDir), baseModel: cfg.pretrained_model_name_or_path ?? cfg.model, lora: cfg.lora, execHorizon: cfg.exec_horizon,
+      dataFormat: data.dataset.format,
     });
   }
 

@@ -9,7 +9,7 @@ import { checkEncoderFolders, DEFAULT_CONFIG, type TrainConfig } from './config.
 import { buildParts, type TrainParts } from './build.js';
 import { resumeFrom } from './checkpoints.js';
 import { removeStaleTemporaries, resolveResume } from './checkpoint_dir.js';
-import { openTrainData, type TrainData } from './data_setup.js';
+import { openTrainData, resolveDataFormat, type TrainData } from './data_setup.js';
 import { mergeHooks, type ResolvedHooks, type TrainContext, type TrainHooks } from './hooks.js';
 import { runLoop } from './loop.js';
 import { RunState } from './run_state.js';
@@ -97,6 +97,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
     for (const t of removeStaleTemporaries(out)) say(`removed a half-written checkpoint left by an earlier run: ${t}`);
   }
   torch.manualSeed(cfg.seed);
+  resolveDataFormat(cfg);
 
   // One output_dir, one run: a fresh run does not write over another run; a resumed one continues its own.
   // Rank 0 prepares the folder before the other ranks look at it.

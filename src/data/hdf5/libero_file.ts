@@ -4,29 +4,14 @@
 // and 'regenerated' (OpenVLA no-noops replay: 256x256, no attributes, observation before its action).
 import { basename } from 'node:path';
 import { DataError } from '../errors.js';
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import type { Camera, DemoInfo, DemoLowDim, EpisodeFile, FrameRequest, FrameSource, Layout } from '../episode_file.js';
 import { type Dataset, type H5File, attr, checkedDataset, firstLine, isGroup, openHdf5WithInfo, readFloat64 } from './h5.js';
 import { type SuperblockInfo, contiguousExtent, preadExact } from './direct.js';
 
-export type Layout = 'original' | 'regenerated';
-export type Camera = 'agentview' | 'eye_in_hand';
+export type { Camera, DemoInfo, DemoLowDim, Layout } from '../episode_file.js';
 
 export const CAMERA_KEYS: Record<Camera, string> = { agentview: 'obs/agentview_rgb', eye_in_hand: 'obs/eye_in_hand_rgb' };
-
-export interface DemoInfo {
-  name: string;
-  length: number;
-  hasJoints: boolean;
-}
-
-/** Per-demo low-dim arrays, row-major, all of the demo's length T. */
-export interface DemoLowDim {
-  actions: Float64Array; // (T, 7)
-  eePos: Float64Array; // (T, 3) m
-  eeOri: Float64Array; // (T, 3) axis-angle rad
-  gripper: Float64Array; // (T, 2) finger qpos m
-  joints: Float64Array | null; // (T, 7) rad
-}
 
 /** File stem -> instruction the way LIBERO's `grab_language_from_filename` (Task.language) builds it. */
 export function instructionFromFileName(path: string): string {
@@ -50,7 +35,10 @@ function demoOrder(a: string, b: string): number {
   return Number(a.slice(5)) - Number(b.slice(5));
 }
 
-export class LiberoFile {
+export class LiberoFile implements EpisodeFile, FrameSource {
+  readonly format = 'hdf5' as const;
+  /** Released and regenerated files alike store robosuite's raw (upside-down) render. */
+  readonly storedOrientation = 'none' as const;
   readonly path: string;
   readonly layout: Layout;
   readonly demos: DemoInfo[] = [];
@@ -101,6 +89,24 @@ export class LiberoFile {
       closeSync(fd);
       throw e;
     }
+  }
+
+  get frameSource(): FrameSource {
+    return this;
+  }
+
+  readFrames(reqs: FrameRequest[]): void {
+    for (const r of reqs) this.framesInto(r.demo, r.camera, r.t0, r.t1, r.dst, r.off);
+  }
+
+  fingerprint(): unknown {
+    const st = statSync(this.path);
+    return [this.path, st.size, st.mtimeMs];
+  }
+
+  prepare(demo: string): void {
+    this.readsDirect(demo, 'agentview');
+    this.readsDirect(demo, 'eye_in_hand');
   }
 
   get taskName(): string {
