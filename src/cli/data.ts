@@ -1,7 +1,8 @@
 // `rdt-libero data <inspect|stats|synth>`: argument parsing only; the work is in src/data. Each subcommand has
 // its own options and --help; errors are reported by main.ts.
 import { dirname, join, resolve } from 'node:path';
-import { LiberoDataset, type DatasetOptions } from '../data/dataset.js';
+import { LiberoDataset, type DatasetOptions, detectFormat } from '../data/dataset.js';
+import { lerobotReport } from '../data/lerobot/report.js';
 import { ENCODINGS } from '../data/encodings/index.js';
 import { SUITES } from '../data/discover.js';
 import { computeStats, loadOrComputeStats, magnitudeReport } from '../data/stats.js';
@@ -17,7 +18,9 @@ import { helpPointer, oneOf, parseCommandArgs, positiveInt, type ArgValues } fro
 const STATS_CACHE_NAME = '.rdt-stats-cache';
 
 const DATASET_OPTIONS_HELP = `options:
-  --suites a,b            suites to use (default: every one found): ${SUITES.join(', ')} (a _no_noops folder by its name)
+  --format F              auto (default: a folder with meta/info.json, or sub-folders with one, is LeRobot), hdf5, lerobot
+  --suites a,b            suites to use (default: every one found): ${SUITES.join(', ')} (a _no_noops folder by its name);
+                          for LeRobot, dataset folder names under <root>
   --encoding NAME         action encoding: ${Object.keys(ENCODINGS).join(', ')} (default eef_target_pose)
   --joints                also fill the 7 joint angles of the state
   --instructions SRC      filename (default, the evaluation prompt) or problem_info
@@ -65,7 +68,7 @@ export const DATA_USAGE = `usage: rdt-libero data <inspect|stats|synth> ... (rdt
 ${DATASET_OPTIONS_HELP}`;
 
 const DATASET_FLAGS = {
-  suites: { type: 'string' }, encoding: { type: 'string' }, joints: { type: 'boolean' }, instructions: { type: 'string' },
+  format: { type: 'string' }, suites: { type: 'string' }, encoding: { type: 'string' }, joints: { type: 'boolean' }, instructions: { type: 'string' },
   align: { type: 'string' }, 'keep-leading-idle': { type: 'boolean' }, 'drop-noops': { type: 'boolean' },
 } as const;
 
@@ -88,9 +91,12 @@ type DatasetFlags = ArgValues<typeof DATASET_FLAGS>;
 
 function datasetOptions(root: string, f: DatasetFlags, strict: boolean, command: string): DatasetOptions {
   const suites = f.suites?.split(',').map((s) => s.trim()).filter(Boolean);
-  for (const s of suites ?? []) oneOf('suites', s.replace(/_no_noops$/, ''), SUITES, command);
+  const format = oneOf('format', f.format ?? 'auto', ['auto', 'hdf5', 'lerobot'] as const, command);
+  const resolved = format === 'auto' ? detectFormat(root) : format;
+  if (resolved === 'hdf5') for (const s of suites ?? []) oneOf('suites', s.replace(/_no_noops$/, ''), SUITES, command);
   return {
     root,
+    format,
     strict,
     suites,
     instructionSource: oneOf('instructions', f.instructions ?? 'filename', ['filename', 'problem_info'] as const, command),
@@ -108,7 +114,7 @@ const fmt = (x: number) => (Math.abs(x) >= 100 ? x.toFixed(1) : x.toPrecision(3)
 async function inspect(root: string, f: DatasetFlags): Promise<number> {
   const ds = await LiberoDataset.open(datasetOptions(root, f, false, SPECS.inspect.command));
   const w = (s: string) => process.stdout.write(s + '\n');
-  w(`dataset root ${resolve(root)}`);
+  w(`dataset root ${resolve(root)} (${ds.format})`);
   w(`encoding ${ds.cfg.encoding} (${ENCODINGS[ds.cfg.encoding].describe}); images ${ds.cfg.imageHeight}x${ds.cfg.imageWidth}, orientation ${ds.cfg.orientation}; ctrl_freq ${ds.cfg.ctrlFreq} Hz`);
   w(`index: align ${ds.options.index.align}, skipLeadingIdle ${ds.options.index.skipLeadingIdle}, dropNoops ${ds.options.index.dropNoops}`);
   const notes: string[] = [];
@@ -120,7 +126,7 @@ async function inspect(root: string, f: DatasetFlags): Promise<number> {
       const lens = file.demos.map((d) => d.length);
       const stats = lens.length ? `lengths ${Math.min(...lens)}/${(lens.reduce((a, b) => a + b, 0) / lens.length).toFixed(1)}/${Math.max(...lens)} (min/mean/max)` : 'no valid demos';
       w(`  ${file.taskName}`);
-      w(`    ${file.layout}, ${file.height}x${file.width}, ${file.demos.length} demos, ${stats}`);
+      w(`    ${file.format === 'lerobot' ? 'LeRobot episodes, observation before action' : file.layout}, ${file.height}x${file.width}, ${file.demos.length} demos, ${stats}`);
       w(`    instruction: "${ds.instructions[fi]}"`);
       if (file.layout === 'original') {
         try {
@@ -135,6 +141,16 @@ async function inspect(root: string, f: DatasetFlags): Promise<number> {
     if (files.some((x) => x.file.layout === 'original'))
       notes.push(`${ds.suiteFolders[si]}: original layout stores each observation after its action; align=${ds.options.index.align} ${ds.options.index.align === 'stored' ? 'keeps that pairing' : 'pairs each action with the observation before it'}`);
   });
+  // LeRobot: what the folder is, how it maps, its own statistics against ours, and LeRobot's timestamp rule on
+  // every video frame the index uses (exact packet times, tolerance_s).
+  for (const lr of ds.lerobot) {
+    const rep = await lerobotReport(ds, lr);
+    w('');
+    for (const line of rep.lines) w(line);
+    notes.push(...rep.warnings);
+    ds.problems.push(...rep.problems);
+  }
+  notes.push(...ds.notes);
   let warnings: string[] = [];
   if (ds.size > 0) {
     const st = computeStats(ds).libero;

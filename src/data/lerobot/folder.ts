@@ -161,6 +161,8 @@ export class LeRobotFolder implements FrameSource {
   private readonly info: Info;
   private readonly infoPath: string;
   private episodes = new Map<number, Episode>();
+  /** The state column as stored (float32 rows), per episode: what ownStats is compared with. */
+  private rawState = new Map<number, Float32Array[]>();
   private parquet = new Map<string, ParquetFile>();
   private cells = new CellCache(256 << 20);
 
@@ -381,6 +383,7 @@ export class LeRobotFolder implements FrameSource {
     };
     let task = '';
     const tol = TOLERANCE_S;
+    const stateRows: Float32Array[] = [];
     for (let k = 0; k < T; k++) {
       const r = rows[span[0] + k];
       const fi = num(r.frame_index);
@@ -392,6 +395,7 @@ export class LeRobotFolder implements FrameSource {
           'the timestamps do not match fps in meta/info.json; LeRobot refuses this episode too');
       const s = r[mp.state] as ArrayLike<number>;
       const a = r[mp.action] as ArrayLike<number>;
+      if (s) stateRows.push(Float32Array.from(s));
       if (!s || !a || a.length !== 7) throw new DataError(`row ${span[0] + k} has no ${!s ? mp.state : mp.action} values`, { file, demo, step: k, key: !s ? mp.state : mp.action });
       for (let i = 0; i < 7; i++) ld.actions[k * 7 + i] = a[i];
       for (let i = 0; i < 3; i++) ld.eePos[k * 3 + i] = s[mp.eefPos[0] + i];
@@ -415,6 +419,7 @@ export class LeRobotFolder implements FrameSource {
           throw new DataError(`non-finite value ${arr[i]}`, { file, demo, step: Math.floor(i / (arr.length / T)), key: k === 'actions' ? mp.action : mp.state }, 'drop this episode');
     for (const [key, v] of m.videos)
       if (!this.exists(v.path)) throw new DataError(`video file of camera ${key} not found`, { file: v.path, demo }, 'the dataset folder is incomplete; download the videos too');
+    this.rawState.set(m.index, stateRows);
     return { index: m.index, length: T, task, dataFile: file, row: span[0], videos: m.videos, timestamps: ts, lowdim: ld };
   }
 
@@ -479,11 +484,66 @@ export class LeRobotFolder implements FrameSource {
     }
   }
 
-  /** The dataset's own statistics of a feature (meta/stats.json, or aggregated from meta/episodes_stats.jsonl). */
-  ownStats(): Record<string, { mean: number[]; std: number[]; min: number[]; max: number[] }> | null {
+  /**
+   * The dataset's own statistics per feature and where they come from: meta/stats.json (v2.0, v3.0), or for v2.1
+   * meta/episodes_stats.jsonl aggregated as LeRobot's aggregate_stats does (count-weighted mean, pooled variance).
+   */
+  ownStats(): { file: string; stats: Record<string, FeatureStats> } | null {
     const p = join(this.root, 'meta', 'stats.json');
-    if (existsSync(p)) return readJson(p);
-    return null;
+    if (existsSync(p)) return { file: p, stats: readJson(p) };
+    const e = join(this.root, 'meta', 'episodes_stats.jsonl');
+    if (!existsSync(e)) return null;
+    const acc: Record<string, { n: number; sum: number[]; sq: number[]; min: number[]; max: number[] }> = {};
+    for (const r of readJsonl(e)) {
+      for (const [k, st] of Object.entries(r.stats as Record<string, FeatureStats & { count: number[] }>)) {
+        const n = Number(st.count?.[0] ?? 0);
+        const mean = st.mean.flat(3) as number[];
+        const std = st.std.flat(3) as number[];
+        const a = (acc[k] ??= { n: 0, sum: mean.map(() => 0), sq: mean.map(() => 0), min: mean.map(() => Infinity), max: mean.map(() => -Infinity) });
+        a.n += n;
+        mean.forEach((m, i) => {
+          a.sum[i] += m * n;
+          a.sq[i] += (std[i] * std[i] + m * m) * n;
+          a.min[i] = Math.min(a.min[i], (st.min.flat(3) as number[])[i]);
+          a.max[i] = Math.max(a.max[i], (st.max.flat(3) as number[])[i]);
+        });
+      }
+    }
+    const stats: Record<string, FeatureStats> = {};
+    for (const [k, a] of Object.entries(acc)) {
+      const mean = a.sum.map((x) => x / a.n);
+      stats[k] = { mean, std: a.sq.map((x, i) => Math.sqrt(Math.max(x / a.n - mean[i] * mean[i], 0))), min: a.min, max: a.max };
+    }
+    return { file: e, stats };
+  }
+
+  /** Every valid episode's raw state and action rows (for comparing with ownStats). */
+  rawRows(): { state: number[][]; action: number[][] } {
+    const state: number[][] = [];
+    const action: number[][] = [];
+    for (const t of this.tasks)
+      for (const d of t.demos) {
+        const ld = this.lowdim(episodeIndex(d.name));
+        for (let k = 0; k < d.length; k++) action.push(Array.from(ld.actions.subarray(k * 7, k * 7 + 7)));
+        state.push(...this.stateRows(episodeIndex(d.name)));
+      }
+    return { state, action };
+  }
+
+  private stateRows(index: number): number[][] {
+    return (this.rawState.get(index) ?? []).map((r) => Array.from(r));
+  }
+
+  /** For each video file: the times (s) that the valid episodes read from it, with who reads them. */
+  videoReads(): Map<string, { ts: number; demo: string; step: number }[]> {
+    const out = new Map<string, { ts: number; demo: string; step: number }[]>();
+    for (const ep of this.episodes.values())
+      for (const v of ep.videos.values()) {
+        let g = out.get(v.path);
+        if (!g) out.set(v.path, (g = []));
+        for (let k = 0; k < ep.length; k++) g.push({ ts: v.from + ep.timestamps[k], demo: epName(ep.index), step: k });
+      }
+    return out;
   }
 
   fingerprint(): unknown {
@@ -498,6 +558,13 @@ export class LeRobotFolder implements FrameSource {
     for (const p of this.parquet.values()) p.close();
     this.parquet.clear();
   }
+}
+
+export interface FeatureStats {
+  mean: number[];
+  std: number[];
+  min: number[];
+  max: number[];
 }
 
 interface EpisodeMeta {
