@@ -21,10 +21,11 @@ PY="${PYTHON:-python3}"
 # torch provides libtorch for the addon and the reference values for the tests; h5py writes
 # LIBERO-format files the way the real ones were written; safetensors/numpy check our IO;
 # tensorboard reads back the event files the trainer writes; websockets + msgpack + pillow make the Python
-# openpi client (with openpi's image resizing) that talks to `rdt-libero serve` in its tests.
-if ! "$PY" -c "import torch, h5py, safetensors, numpy, tensorboard, websockets, msgpack, PIL" 2>/dev/null; then
-  echo "setup: pip install torch h5py safetensors numpy tensorboard websockets msgpack pillow"
-  "$PY" -m pip install -q torch h5py safetensors numpy tensorboard websockets msgpack pillow
+# openpi client (with openpi's image resizing) that talks to `rdt-libero serve` in its tests; pyarrow + av (PyAV)
+# write LeRobot-format datasets (parquet, MP4) the way LeRobot does and decode its videos as the reference.
+if ! "$PY" -c "import torch, h5py, safetensors, numpy, tensorboard, websockets, msgpack, PIL, pyarrow, av" 2>/dev/null; then
+  echo "setup: pip install torch h5py safetensors numpy tensorboard websockets msgpack pillow pyarrow av"
+  "$PY" -m pip install -q torch h5py safetensors numpy tensorboard websockets msgpack pillow pyarrow av
 fi
 
 npm ci --no-audit --no-fund

@@ -1,0 +1,244 @@
+// LeRobot-format LIBERO datasets (v2.1 and v3.0, videos and images in parquet), written in Python by
+// test/py/lerobot_from_hdf5.py from a regenerated HDF5 suite with the producers' column names, metadata and chunk
+// layouts, against: PyAV decoding the same timestamps by LeRobot's rule (frame by frame), and the HDF5 suite itself
+// (same indices, same images within decoding, same state/action vectors).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, unlinkSync, renameSync, truncateSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LiberoDataset, allocBatch, type Batch } from '../src/data/dataset.js';
+import { DataLoader } from '../src/data/loader.js';
+import { writeSyntheticSuite } from '../src/data/synthetic.js';
+import { DataError } from '../src/data/errors.js';
+import { computeStats } from '../src/data/stats.js';
+import { LeRobotFolder } from '../src/data/lerobot/folder.js';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const WRITER = join(here, '..', '..', 'test', 'py', 'lerobot_from_hdf5.py');
+const py = process.env.PYTHON || 'python3';
+let dir = '';
+let suite = '';
+
+function write(name: string, ...args: string[]): string {
+  const out = join(dir, name);
+  execFileSync(py, [WRITER, suite, out, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return out;
+}
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'rdt-lerobot-'));
+  // 2 tasks x 3 demos of ~24 steps at 64x64: small enough for seconds of encoding, real codecs and layouts.
+  await writeSyntheticSuite({ root: join(dir, 'hdf5'), suite: 'libero_goal', layout: 'regenerated', tasks: 2, demos: 3, meanLength: 24, size: 64, seed: 5 });
+  suite = join(dir, 'hdf5', 'libero_goal_no_noops');
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+async function allSamples(ds: LiberoDataset): Promise<Batch> {
+  const idx = Array.from({ length: ds.size }, (_, i) => i);
+  const b = allocBatch(ds.cfg, idx.length);
+  await ds.writeBatch(idx, b);
+  return b;
+}
+
+function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+/** The HDF5 suite read in the copies' orientation (they store frames turned 180 degrees). */
+async function hdf5Reference(): Promise<{ ds: LiberoDataset; b: Batch }> {
+  const ds = await LiberoDataset.open({ root: join(dir, 'hdf5'), adapter: { orientation: 'rot180' } });
+  return { ds, b: await allSamples(ds) };
+}
+
+/** Same samples as the HDF5 suite: indices, state and action vectors (float32 storage), instruction; images as given. */
+function assertSameSamples(l: Batch, h: Batch, images: 'exact' | 'lossy') {
+  assert.deepEqual(l.ids.map((x) => [x.t, x.actionT]), h.ids.map((x) => [x.t, x.actionT]));
+  assert.deepEqual(l.instruction, h.instruction);
+  assert.deepEqual(Array.from(l.imageMask), Array.from(h.imageMask));
+  // The copies store state and actions as float32; the HDF5 holds float64.
+  assert.ok(maxDiff(l.state, h.state) < 1e-6, `state differs by ${maxDiff(l.state, h.state)}`);
+  assert.ok(maxDiff(l.actions, h.actions) < 1e-6, `actions differ by ${maxDiff(l.actions, h.actions)}`);
+  assert.deepEqual(Array.from(l.actionMask), Array.from(h.actionMask));
+  if (images === 'exact') assert.equal(maxDiff(l.images, h.images), 0);
+  else {
+    // AV1 at crf 30 on 64x64 synthetic frames: lossy, but the same picture (mean error a few levels).
+    let s = 0;
+    for (let i = 0; i < l.images.length; i++) s += Math.abs(l.images[i] - h.images[i]);
+    assert.ok(s / l.images.length < 12, `mean image error ${s / l.images.length}`);
+  }
+}
+
+test('v2.1 with images in parquet (openpi layout) gives the HDF5 suite\'s samples exactly', async () => {
+  const root = write('openpi_v21_img', '--version', 'v2.1', '--cameras', 'image', '--names', 'openpi');
+  const info = JSON.parse(readFileSync(join(root, 'meta', 'info.json'), 'utf8'));
+  assert.equal(info.features.image.dtype, 'image');
+  const l = await LiberoDataset.open({ root });
+  assert.equal(l.format, 'lerobot');
+  assert.equal(l.cfg.orientation, 'rot180');
+  assert.equal(l.lerobot[0].mapping.name, 'openpi_libero');
+  assert.match(l.notes.join('\n'), /fps 10, but each step is one 20 Hz LIBERO command/);
+  const h = await hdf5Reference();
+  assert.equal(l.size, h.ds.size);
+  assertSameSamples(await allSamples(l), h.b, 'exact');
+  // Statistics (state and every encoding's actions) agree with the HDF5 suite's to float32 precision.
+  const sl = computeStats(l).libero;
+  const sh = computeStats(h.ds).libero;
+  assert.ok(maxDiff(sl.state_mean, sh.state_mean) < 1e-6 && maxDiff(sl.action_mean, sh.action_mean) < 1e-6);
+  assert.equal(sl.num_steps, sh.num_steps);
+  l.close();
+  h.ds.close();
+});
+
+test('v3.0 with AV1 videos (LeRobot layout, several files) matches PyAV frame by frame and the HDF5 suite', async () => {
+  const root = write('lerobot_v30_av1', '--version', 'v3.0', '--cameras', 'video', '--names', 'lerobot', '--episodes-per-file', '4');
+  const l = await LiberoDataset.open({ root });
+  assert.equal(l.lerobot[0].mapping.name, 'lerobot_libero');
+  assert.equal(l.lerobot[0].cameraStorage, 'video');
+  const b = await allSamples(l);
+  const h = await hdf5Reference();
+  assertSameSamples(b, h.b, 'lossy');
+  // PyAV, LeRobot's rule (decode_video_frames_pyav at 7427f31): seek to the keyframe before ts, decode forward,
+  // take the frame nearest to ts, refuse beyond tolerance_s. Every camera frame of every sample.
+  const frame = 64 * 64 * 3;
+  const H = l.cfg.historySize;
+  const eps = JSON.parse(execFileSync(py, ['-c', `
+import pyarrow.parquet as pq, json, sys
+t = pq.read_table(sys.argv[1]).to_pylist()
+print(json.dumps({str(r['episode_index']): {k: r[k] for k in r if k.startswith('videos/')} for r in t}))`, join(root, 'meta/episodes/chunk-000/file-000.parquet')], { encoding: 'utf8' }));
+  const queries: { path: string; ts: number }[] = [];
+  const ours: Uint8Array[] = [];
+  for (let s = 0; s < b.size; s++) {
+    const ep = Number(b.ids[s].demo.slice(8));
+    for (const [c, key] of [[0, 'observation.images.image'], [1, 'observation.images.image2']] as const)
+      for (let hh = 0; hh < H; hh++) {
+        const slot = (s * H + hh) * 3 + c;
+        if (!b.imageMask[slot]) continue;
+        const t = b.ids[s].t - (H - 1 - hh);
+        const e = eps[String(ep)];
+        queries.push({ path: join(root, `videos/${key}/chunk-000/file-${String(e[`videos/${key}/file_index`]).padStart(3, '0')}.mp4`), ts: e[`videos/${key}/from_timestamp`] + t / 10 });
+        ours.push(b.images.subarray(slot * frame, (slot + 1) * frame));
+      }
+  }
+  const qpath = join(dir, 'queries.json');
+  writeFileSync(qpath, JSON.stringify(queries));
+  const refPath = join(dir, 'pyav.bin');
+  execFileSync(py, ['-c', `
+import av, json, sys, numpy as np
+q = json.load(open(sys.argv[1])); out = open(sys.argv[2], 'wb')
+for r in q:
+    with av.open(r['path']) as c:
+        s = c.streams.video[0]
+        c.seek(round(r['ts'] / s.time_base) - 1, backward=True, any_frame=False, stream=s)
+        best = None
+        for f in c.decode(s):
+            t = float(f.pts * s.time_base)
+            d = abs(t - r['ts'])
+            if best is None or d < best[0]: best = (d, f.to_ndarray(format='rgb24'))
+            if t >= r['ts']: break
+        assert best[0] <= 1e-4, (r, best[0])
+        out.write(best[1].tobytes())
+`, qpath, refPath]);
+  const ref = readFileSync(refPath);
+  let worst = 0;
+  ours.forEach((o, i) => {
+    const r = ref.subarray(i * frame, (i + 1) * frame);
+    // Same decoded frame: AV1 decoding is exact, the YUV->RGB conversions of Debian's ffmpeg 5.1 and PyAV's
+    // bundled FFmpeg may round differently by a level or two. A neighbouring frame differs by far more.
+    worst = Math.max(worst, maxDiff(o, r));
+  });
+  assert.ok(worst <= 3, `our frames differ from PyAV's by up to ${worst}`);
+  l.close();
+  h.ds.close();
+});
+
+test('v2.1 H.264 videos and v3.0 images in one row group read the same samples; the loader with workers agrees', async () => {
+  const v21 = write('openpi_v21_h264', '--version', 'v2.1', '--cameras', 'video', '--names', 'openpi', '--codec', 'libx264');
+  const v30 = write('lerobot_v30_img', '--version', 'v3.0', '--cameras', 'image', '--names', 'lerobot', '--row-groups', 'file');
+  const h = await hdf5Reference();
+  for (const root of [v21, v30]) {
+    const l = await LiberoDataset.open({ root });
+    assertSameSamples(await allSamples(l), h.b, root === v30 ? 'exact' : 'lossy');
+    l.close();
+  }
+  // Workers, held-out split and resume: the loader on the v3.0 copy gives the HDF5 loader's stream.
+  const opts = (root: string) => ({
+    dataset: { root, split: { holdoutPerTask: 1, part: 'train' as const }, adapter: { orientation: 'rot180' as const } },
+    batchSize: 4, workers: 2, sampler: { seed: 3 }, start: { epoch: 0, position: 5 },
+  });
+  const a = await DataLoader.create(opts(v30));
+  const bh = await DataLoader.create(opts(join(dir, 'hdf5')));
+  assert.equal(a.dataset.size, bh.dataset.size);
+  for (let i = 0; i < 3; i++) {
+    const x = await a.next();
+    const y = await bh.next();
+    assert.deepEqual(Array.from(x.index), Array.from(y.index));
+    assert.equal(maxDiff(x.images, y.images), 0);
+    assert.ok(maxDiff(x.actions, y.actions) < 1e-6);
+  }
+  await a.close();
+  await bh.close();
+  h.ds.close();
+});
+
+test('bad LeRobot inputs are one-line errors naming the file', async () => {
+  const root = write('bad', '--version', 'v2.1', '--cameras', 'video', '--names', 'openpi');
+  const info = join(root, 'meta', 'info.json');
+  const original = readFileSync(info, 'utf8');
+  const expectError = async (re: RegExp, file: string | RegExp) => {
+    await assert.rejects(LiberoDataset.open({ root }), (e: unknown) => {
+      assert.ok(e instanceof DataError, String(e));
+      assert.match(e.message, re);
+      assert.ok(!e.message.includes('\n'), e.message);
+      if (typeof file === 'string') assert.ok(e.message.includes(file), `${e.message} should name ${file}`);
+      else assert.match(e.message, file);
+      return true;
+    });
+  };
+  // A codebase version we do not read.
+  writeFileSync(info, original.replace('"v2.1"', '"v1.6"'));
+  await expectError(/codebase_version 'v1.6' is not one rdt-libero reads/, info);
+  // Missing columns (a dataset of another layout).
+  writeFileSync(info, original.replace(/"state"/g, '"observation.proprio"'));
+  await expectError(/no known LIBERO column layout/, info);
+  writeFileSync(info, original);
+  // A missing video file.
+  const vid = join(root, 'videos/chunk-000/wrist_image/episode_000002.mp4');
+  renameSync(vid, vid + '.away');
+  await expectError(/video file of camera wrist_image not found/, vid);
+  renameSync(vid + '.away', vid);
+  // Timestamps that do not match fps (one frame of one episode 10 ms late).
+  const ep1 = join(root, 'data/chunk-000/episode_000001.parquet');
+  const keep = readFileSync(ep1);
+  execFileSync(py, ['-c', `
+import pyarrow as pa, pyarrow.parquet as pq, sys
+t = pq.read_table(sys.argv[1]); ts = t.column('timestamp').to_pylist(); ts[5] += 0.01
+pq.write_table(t.set_column(t.schema.get_field_index('timestamp'), t.schema.field('timestamp'), pa.array(ts, pa.float32())), sys.argv[1])`, ep1]);
+  await expectError(/step 5: timestamps .* are not 1\/fps = 0.1 s apart/, ep1);
+  writeFileSync(ep1, keep);
+  // An episode index gap.
+  const epl = join(root, 'meta', 'episodes.jsonl');
+  const lines = readFileSync(epl, 'utf8').trim().split('\n');
+  writeFileSync(epl, lines.filter((_, i) => i !== 3).join('\n') + '\n');
+  await expectError(/episode index gap: 1 of 0\.\.5 missing \(first 3\)/, epl);
+  writeFileSync(epl, lines.join('\n') + '\n');
+  // A truncated parquet.
+  const pqf = join(root, 'data/chunk-000/episode_000004.parquet');
+  truncateSync(pqf, Math.floor(statSync(pqf).size / 2));
+  await expectError(/truncated/, pqf);
+  unlinkSync(pqf);
+  await expectError(/file not found/, pqf);
+  // use_joints on copies without joint angles is refused with the reason.
+  const ok = write('nojoints', '--version', 'v3.0', '--cameras', 'image', '--names', 'lerobot');
+  await assert.rejects(LiberoDataset.open({ root: ok, adapter: { useJoints: true } }), /hold no joint angles/);
+  // The control rate is LIBERO's, whatever fps says.
+  await assert.rejects(LiberoDataset.open({ root: ok, adapter: { ctrlFreq: 10 } }), /ctrl_freq is 10 Hz but the dataset's actions are 20 Hz commands/);
+  const f = await LeRobotFolder.open(ok);
+  assert.equal(f.version, 'v3.0');
+  f.close();
+});
