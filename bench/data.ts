@@ -1,9 +1,12 @@
 // `npm run bench:data`: samples per second for random full-step samples (state, 64-step chunk, 2 cameras x 2
 // frames) on a generated suite of realistic size (10 tasks x 50 demos x ~150 steps, 128x128, ~7 GB, cached under
-// .cache/bench-data), our worker-thread loader against h5py doing the same reads in one Python process.
+// .cache/bench-data), our worker-thread loader against h5py doing the same reads in one Python process; then the
+// LeRobot video case: a v3.0 copy with AV1 videos at 256x256 (LeRobot's defaults; --lr-tasks N --lr-demos N,
+// built by test/py/lerobot_from_hdf5.py), our loader (ffmpeg) against pyarrow + PyAV in as many processes as we
+// have workers (bench/data_lerobot_pyav.py). --no-lerobot skips it, --lerobot-only skips the HDF5 case.
 // Options: --tasks N --demos N --len N --size N --seconds S --rounds N --workers N --batch N.
 import { execFileSync } from 'node:child_process';
-import { existsSync, openSync, readSync, closeSync, writeFileSync, readdirSync } from 'node:fs';
+import { existsSync, openSync, readSync, closeSync, writeFileSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DataLoader } from '../src/data/loader.js';
@@ -23,6 +26,24 @@ const root = join(repo, '.cache', 'bench-data', `t${tasks}-d${demos}-l${len}-s${
 const suiteDir = join(root, 'libero_goal');
 const log = (s: string) => process.stdout.write(s + '\n');
 
+const lerobotOnly = process.argv.includes('--lerobot-only');
+interface Round {
+  perSecond: number;
+  cpuUsPerSample: number;
+}
+
+async function loaderRound(dl: DataLoader): Promise<Round> {
+  const t0 = performance.now();
+  const c0 = process.cpuUsage(); // all threads of this process: main + workers
+  let n = 0;
+  while (performance.now() - t0 < seconds * 1000) n += (await dl.next()).size;
+  const c = process.cpuUsage(c0);
+  return { perSecond: n / ((performance.now() - t0) / 1000), cpuUsPerSample: (c.user + c.system) / n };
+}
+
+const median = (x: number[]) => [...x].sort((a, b) => a - b)[Math.floor(x.length / 2)];
+const rounds = arg('rounds', 3);
+if (!lerobotOnly) {
 if (!existsSync(join(root, 'done'))) {
   log(`generating ${tasks} tasks x ${demos} demos x ~${len} steps at ${size}x${size} in ${root} ...`);
   const t0 = Date.now();
@@ -53,10 +74,6 @@ const samples = Array.from({ length: 200000 }, () => {
 const reqPath = join(root, 'h5py-request.json');
 writeFileSync(reqPath, JSON.stringify({ samples, warmup: 200, seconds }));
 
-interface Round {
-  perSecond: number;
-  cpuUsPerSample: number;
-}
 
 function h5pyRound(): Round {
   const out = execFileSync(process.env.PYTHON || 'python3', [join(repo, 'bench', 'data_h5py.py'), reqPath], { encoding: 'utf8', maxBuffer: 1 << 24 });
@@ -65,19 +82,9 @@ function h5pyRound(): Round {
 }
 ds.close();
 
-async function loaderRound(dl: DataLoader): Promise<Round> {
-  const t0 = performance.now();
-  const c0 = process.cpuUsage(); // all threads of this process: main + workers
-  let n = 0;
-  while (performance.now() - t0 < seconds * 1000) n += (await dl.next()).size;
-  const c = process.cpuUsage(c0);
-  return { perSecond: n / ((performance.now() - t0) / 1000), cpuUsPerSample: (c.user + c.system) / n };
-}
 
 // The machine is shared, so the readers alternate in rounds and medians are compared; CPU time per sample (all
 // threads) is reported too, since wall-clock rates on a loaded machine mostly measure the other tenants.
-const median = (x: number[]) => [...x].sort((a, b) => a - b)[Math.floor(x.length / 2)];
-const rounds = arg('rounds', 3);
 const mk = async (nw: number) => {
   const t0 = performance.now();
   const dl = await DataLoader.create({ dataset: dsOpts, batchSize: batch, workers: nw, prefetch: Math.max(2, 2 * nw), sampler: { seed: 1234 + nw } });
@@ -106,3 +113,67 @@ log(`  ours ${`${workers} worker threads:`.padEnd(43)} ${M.toFixed(0).padStart(8
 log(`ratio ours(${workers} workers) / h5py = ${(M / P).toFixed(2)}x wall-clock   (in-thread ${(O / P).toFixed(2)}x; cpu per sample h5py/ours(${workers} workers) = ${(Pc / Mc).toFixed(2)}x; target >= 1)`);
 const load = (await import('node:os')).loadavg()[0];
 log(`machine: ${(await import('node:os')).cpus().length} cores, load average ${load.toFixed(1)}${load > (await import('node:os')).cpus().length ? ' (oversubscribed: wall-clock rates are shared with other processes)' : ''}`);
+}
+
+// ---- LeRobot video case ----
+if (!process.argv.includes('--no-lerobot')) {
+  const lrTasks = arg('lr-tasks', 4), lrDemos = arg('lr-demos', 10);
+  const base = join(repo, '.cache', 'bench-data', `lerobot-t${lrTasks}-d${lrDemos}-l${len}`);
+  const lrRoot = join(base, 'libero_v30_av1');
+  if (!existsSync(join(base, 'done'))) {
+    log(`generating a LeRobot v3.0 copy (AV1 videos, 256x256) of ${lrTasks} tasks x ${lrDemos} demos x ~${len} steps in ${base} ...`);
+    const t0 = Date.now();
+    await writeSyntheticSuite({ root: join(base, 'hdf5'), suite: 'libero_goal', layout: 'regenerated', tasks: lrTasks, demos: lrDemos, meanLength: len, size: 256, seed: 77 });
+    execFileSync(process.env.PYTHON || 'python3', [join(repo, 'test', 'py', 'lerobot_from_hdf5.py'), join(base, 'hdf5', 'libero_goal_no_noops'), lrRoot,
+      '--version', 'v3.0', '--cameras', 'video', '--names', 'lerobot'], { stdio: ['ignore', 'ignore', 'inherit'] });
+    writeFileSync(join(base, 'done'), '');
+    log(`  generated in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  }
+  const lds = await LiberoDataset.open({ root: lrRoot });
+  log(`LeRobot copy: ${lds.index.episodes.length} episodes, ${lds.size} samples, 2 cameras x 2 frames 256x256 from AV1 MP4 (g=2, crf 30)`);
+  const lrng = new Rng(7);
+  const lsamples = Array.from({ length: 20000 }, () => {
+    const id = lds.id(lrng.int(lds.size));
+    return [Number(id.demo.slice(8)), id.t, id.actionT];
+  });
+  lds.close();
+  const lreq = join(base, 'pyav-request.json');
+  writeFileSync(lreq, JSON.stringify({ root: lrRoot, samples: lsamples, warmup: 16, seconds, workers }));
+  const pyavRound = (): Round => {
+    const out = execFileSync(process.env.PYTHON || 'python3', [join(repo, 'bench', 'data_lerobot_pyav.py'), lreq], { encoding: 'utf8', maxBuffer: 1 << 24 });
+    const r = JSON.parse(out.trim().split('\n').pop()!) as { per_second: number; cpu_us_per_sample: number };
+    return { perSecond: r.per_second, cpuUsPerSample: r.cpu_us_per_sample };
+  };
+  const t0 = performance.now();
+  const ldl = await DataLoader.create({ dataset: { root: lrRoot }, batchSize: batch, workers, prefetch: Math.max(2, 2 * workers), sampler: { seed: 4321 } });
+  log(`loader with ${workers} workers ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  for (let i = 0; i < 2; i++) await ldl.next();
+  const lp: Round[] = [], lo: Round[] = [];
+  const fr = (r: Round) => `${r.perSecond.toFixed(1)}/s (${r.cpuUsPerSample.toFixed(0)} us cpu)`;
+  for (let r = 0; r < rounds; r++) {
+    lp.push(pyavRound());
+    // our CPU per sample counts this process only; ffmpeg's children are added from /proc below
+    const c0 = childCpu();
+    const ours = await loaderRound(ldl);
+    const cc = childCpu() - c0;
+    ours.cpuUsPerSample += (cc * 1e6) / (ours.perSecond * seconds);
+    lo.push(ours);
+    log(`round ${r + 1}: pyarrow+PyAV ${workers} processes ${fr(lp[r])}, ours ${workers} workers (ffmpeg) ${fr(lo[r])}`);
+  }
+  await ldl.close();
+  const LP = median(lp.map((r) => r.perSecond)), LO = median(lo.map((r) => r.perSecond));
+  log(`LeRobot video: median of ${rounds} rounds of ${seconds} s, batch ${batch}: pyarrow+PyAV ${LP.toFixed(1)}/s, ours ${LO.toFixed(1)}/s`);
+  log(`ratio ours / pyarrow+PyAV (${workers} workers each) = ${(LO / LP).toFixed(2)}x wall-clock (target >= 1)`);
+  const os = await import('node:os');
+  log(`machine: ${os.cpus().length} cores, load average ${os.loadavg()[0].toFixed(1)}`);
+}
+
+/** CPU seconds of this process's finished children (the ffmpeg runs), from /proc (Linux). */
+function childCpu(): number {
+  try {
+    const f = readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');
+    return (Number(f[13]) + Number(f[14])) / 100; // cutime + cstime, clock ticks (100 Hz)
+  } catch {
+    return 0;
+  }
+}

@@ -1,0 +1,67 @@
+# pyarrow + PyAV reference for the LeRobot case of `npm run bench:data`: per sample, what LeRobotDataset does with the
+# PyAV backend (src/lerobot/datasets/dataset_reader.py and video_utils.decode_video_frames_pyav at 7427f31): the
+# low-dim rows from the parquet data (loaded once per process, as the memory-mapped HF dataset serves them), the
+# 64-step action chunk, and for each of 2 cameras the 2 history frames decoded by seeking to the keyframe before
+# the first timestamp and decoding forward, nearest frame within tolerance_s. Runs `workers` processes, like
+# LeRobot's DataLoader workers, each on its share of the same sample list.
+import json, sys, time, multiprocessing as mp
+import av
+import numpy as np
+import pyarrow.parquet as pq
+
+def work(args):
+    root, samples, warm, budget = args
+    eps = {r['episode_index']: r for r in pq.read_table(f'{root}/meta/episodes/chunk-000/file-000.parquet').to_pylist()}
+    info = json.load(open(f'{root}/meta/info.json'))
+    data = {}
+    keys = ['observation.images.image', 'observation.images.image2']
+    def rows(e):
+        r = eps[e]
+        p = f"{root}/" + info['data_path'].format(chunk_index=r['data/chunk_index'], file_index=r['data/file_index'])
+        if p not in data:
+            t = pq.read_table(p, columns=['observation.state', 'action', 'timestamp', 'episode_index'])
+            data[p] = (np.array(t.column('observation.state').to_pylist(), np.float32), np.array(t.column('action').to_pylist(), np.float32),
+                       t.column('timestamp').to_numpy(), t.column('episode_index').to_numpy())
+        st, ac, ts, ei = data[p]
+        s0 = int(np.searchsorted(ei, e))
+        return st, ac, ts, s0, r['length']
+    def one(e, t, a):
+        st, ac, ts, s0, n = rows(e)
+        chunk = ac[s0 + a:s0 + min(a + 64, n)]
+        state = st[s0 + t]
+        out = chunk.size + state.size
+        q = [float(ts[s0 + max(t - 1, 0)]), float(ts[s0 + t])]
+        r = eps[e]
+        for k in keys:
+            path = f"{root}/" + info['video_path'].format(video_key=k, chunk_index=r[f'videos/{k}/chunk_index'], file_index=r[f'videos/{k}/file_index'])
+            qq = [r[f'videos/{k}/from_timestamp'] + x for x in q]
+            with av.open(path) as c:
+                s = c.streams.video[0]
+                c.seek(round(min(qq) / s.time_base) - 1, backward=True, any_frame=False, stream=s)
+                got, times = [], []
+                for f in c.decode(s):
+                    tt = float(f.pts * s.time_base)
+                    got.append(f.to_ndarray(format='rgb24')); times.append(tt)
+                    if tt >= max(qq): break
+            for x in qq:
+                d = np.abs(np.array(times) - x)
+                assert d.min() <= 1e-4
+                out += got[int(d.argmin())].size
+        return out
+    for s in samples[:warm]:
+        one(*s)
+    t0 = time.perf_counter(); c0 = time.process_time(); n = 0
+    for s in samples[warm:]:
+        one(*s); n += 1
+        if n % 16 == 0 and time.perf_counter() - t0 > budget:
+            break
+    return n, time.perf_counter() - t0, time.process_time() - c0
+
+if __name__ == '__main__':
+    req = json.load(open(sys.argv[1]))
+    W = max(1, req['workers'])
+    shares = [(req['root'], req['samples'][i::W], req['warmup'], req['seconds']) for i in range(W)]
+    with mp.get_context('spawn').Pool(W) as pool:
+        res = pool.map(work, shares)
+    n = sum(r[0] for r in res); dt = max(r[1] for r in res); cpu = sum(r[2] for r in res)
+    print(json.dumps({'samples': n, 'seconds': dt, 'per_second': n / dt, 'cpu_us_per_sample': cpu * 1e6 / n}))
