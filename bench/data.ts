@@ -125,7 +125,7 @@ if (!process.argv.includes('--no-lerobot')) {
     const t0 = Date.now();
     await writeSyntheticSuite({ root: join(base, 'hdf5'), suite: 'libero_goal', layout: 'regenerated', tasks: lrTasks, demos: lrDemos, meanLength: len, size: 256, seed: 77 });
     execFileSync(process.env.PYTHON || 'python3', [join(repo, 'test', 'py', 'lerobot_from_hdf5.py'), join(base, 'hdf5', 'libero_goal_no_noops'), lrRoot,
-      '--version', 'v3.0', '--cameras', 'video', '--names', 'lerobot'], { stdio: ['ignore', 'ignore', 'inherit'] });
+      '--version', 'v3.0', '--cameras', 'video', '--names', 'lerobot'], { stdio: ['ignore', 'ignore', 'pipe'] }); // stderr: SVT-AV1's banner per video; shown only on failure
     writeFileSync(join(base, 'done'), '');
     log(`  generated in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   }

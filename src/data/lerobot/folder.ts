@@ -453,8 +453,7 @@ export class LeRobotFolder implements FrameSource {
       }
       const v = ep.videos.get(key);
       if (v) {
-        for (let t = r.t0; t < r.t1; t++)
-          video.push({ group: key, path: v.path, ts: v.from + ep.timestamps[t], fps: this.fps, height: this.height, width: this.width, dst: r.dst, off: r.off + (t - r.t0) * frame, episode: r.demo, frame: t });
+        video.push({ group: key, path: v.path, ts: v.from + ep.timestamps[r.t0], count: r.t1 - r.t0, fps: this.fps, height: this.height, width: this.width, dst: r.dst, off: r.off, episode: r.demo, frame: r.t0 });
       } else await this.imageFrames(ep, key, r.t0, r.t1, r.dst, r.off, r.demo);
     }
     if (video.length) await readVideoFrames(video);

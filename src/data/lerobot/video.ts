@@ -4,9 +4,9 @@
 // exceeds tolerance_s (default 1e-4 s): lerobot/common/datasets/video_utils.py decode_video_frames_* at 0cf8648 and
 // src/lerobot/datasets/video_utils.py decode_video_frames_pyav at 7427f31, which seek to the keyframe before the
 // first timestamp and decode forward. We ask ffmpeg for the same frames in one run per batch: an ffconcat script
-// with one segment per frame (`inpoint ts - 0.5/fps`, `outpoint ts + 0.5/fps`; the demuxer seeks to the keyframe
-// before), the timestamps kept as stored (-copyts), and `select=concatdec_select` keeping only the frames whose pts
-// falls inside their segment: exactly the frame nearest to ts. A segment that yields no frame is a timestamp the
+// with one segment per run of consecutive frames (`inpoint ts - 0.5/fps`, `outpoint last ts + 0.5/fps`; the
+// demuxer seeks to the keyframe before), the timestamps kept as stored (-copyts), and `select=concatdec_select` keeping only the frames whose pts
+// falls inside their segment: exactly the frames nearest to the wanted times. A segment that yields no frame is a timestamp the
 // video lacks (named in the error). Nothing is decoded beyond each segment's keyframe-to-frame run, so no file is
 // decoded whole, and one process per batch amortises ffmpeg's start-up (~75 ms of CPU for Debian's build, which
 // links every codec library). The windows are half a frame wide because the concat demuxer's offsets are rounded
@@ -22,8 +22,10 @@ export interface VideoFrameRequest {
   /** Requests of one group share a process: same codec and frame size (one camera of one dataset). */
   group: string;
   path: string;
-  /** Timestamp in the file, s (v3.0: the episode's from_timestamp + the frame's timestamp). */
+  /** Timestamp in the file of the first frame, s (v3.0: the episode's from_timestamp + the frame's timestamp). */
   ts: number;
+  /** Consecutive frames wanted from ts on, 1/fps apart (a sample's history). */
+  count: number;
   /** The dataset's fps: frames are 1/fps apart. */
   fps: number;
   height: number;
@@ -41,9 +43,10 @@ function script(reqs: readonly VideoFrameRequest[]): string {
   const lines = ['ffconcat version 1.0'];
   for (const r of reqs) {
     const half = 0.5 / r.fps;
+    const last = r.ts + (r.count - 1) / r.fps;
     // ffconcat quotes with single quotes; a quote inside the path is written '\''.
     // `file:` because the script arrives on a pipe (relative to which a bare path would resolve).
-    lines.push(`file 'file:${r.path.replace(/'/g, "'\\''")}'`, `inpoint ${Math.max(0, r.ts - half).toFixed(6)}`, `outpoint ${(r.ts + half).toFixed(6)}`);
+    lines.push(`file 'file:${r.path.replace(/'/g, "'\\''")}'`, `inpoint ${Math.max(0, r.ts - half).toFixed(6)}`, `outpoint ${(last + half).toFixed(6)}`);
   }
   return lines.join('\n') + '\n';
 }
@@ -99,17 +102,22 @@ export async function readVideoFrames(reqs: readonly VideoFrameRequest[]): Promi
 async function readGroup(reqs: readonly VideoFrameRequest[]): Promise<void> {
   const frame = reqs[0].height * reqs[0].width * 3;
   const raw = await runFfmpeg(reqs);
-  if (raw.length !== reqs.length * frame) {
+  const want = reqs.reduce((a, r) => a + r.count, 0);
+  if (raw.length !== want * frame) {
     // Some segment gave no frame (or more than one): find which, one by one, to name it.
     for (const r of reqs) {
       const one = await runFfmpeg([r]);
-      if (one.length !== frame)
-        throw new DataError(`the video has ${one.length / frame} frames within half a frame of timestamp ${r.ts.toFixed(6)} s, expected 1`,
+      if (one.length !== r.count * frame)
+        throw new DataError(`the video has ${one.length / frame} frames from ${r.ts.toFixed(6)} s on (half a frame either side), expected ${r.count}`,
           { file: r.path, demo: r.episode, step: r.frame }, "the parquet timestamps and the video disagree (LeRobot's decoder refuses this frame too); re-encode or drop the episode");
     }
-    throw new DataError(`ffmpeg returned ${raw.length} bytes for ${reqs.length} frames of ${frame} bytes`, { file: reqs[0].path }, 'report this with the dataset');
+    throw new DataError(`ffmpeg returned ${raw.length} bytes for ${want} frames of ${frame} bytes`, { file: reqs[0].path }, 'report this with the dataset');
   }
-  reqs.forEach((r, i) => r.dst.set(raw.subarray(i * frame, (i + 1) * frame), r.off));
+  let o = 0;
+  for (const r of reqs) {
+    r.dst.set(raw.subarray(o, o + r.count * frame), r.off);
+    o += r.count * frame;
+  }
 }
 
 /** Exact packet timestamps (s) of a video's first stream, in presentation order, read by ffprobe (no decoding). */
