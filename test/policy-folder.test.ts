@@ -134,7 +134,7 @@ test('every saved folder holds policy.json with the run\'s conventions', () => {
   assert.deepEqual(p.encoders.vision, { kind: 'demo', token_dim: 24, grid: 3, cells: 4, seed: 1234 });
   assert.deepEqual(p.encoders.text, { kind: 'demo', token_dim: 32, max_length: 16, vocab: 4096, seed: 4321 });
   assert.equal(p.lora, null);
-  assert.deepEqual(p.origin, { run: 'run', step: 3, ema: false, base_model: 'tiny' });
+  assert.deepEqual(p.origin, { run: 'run', step: 3, ema: false, base_model: 'tiny', data_format: 'hdf5' });
   assert.equal(JSON.parse(readFileSync(join(out, 'checkpoint-3', 'ema', POLICY_FILE), 'utf8')).origin.ema, true);
   // The statistics are the run's own (the cached dataset_stat.json the trainer computed).
   const cached = readdirSync(join(out, 'stats')).filter((n) => n.startsWith('dataset_stat-'));
