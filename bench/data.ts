@@ -2,11 +2,11 @@
 // frames) on a generated suite of realistic size (10 tasks x 50 demos x ~150 steps, 128x128, ~7 GB, cached under
 // .cache/bench-data), our worker-thread loader against h5py doing the same reads in one Python process; then the
 // LeRobot video case: a v3.0 copy with AV1 videos at 256x256 (LeRobot's defaults; --lr-tasks N --lr-demos N,
-// built by test/py/lerobot_from_hdf5.py), our loader (ffmpeg) against pyarrow + PyAV in as many processes as we
-// have workers (bench/data_lerobot_pyav.py). --no-lerobot skips it, --lerobot-only skips the HDF5 case.
+// built by test/py/lerobot_from_hdf5.py), our loader (libav in the addon) against pyarrow + PyAV in as many
+// processes as we have workers (bench/data_lerobot_pyav.py). --no-lerobot skips it, --lerobot-only skips the HDF5 case.
 // Options: --tasks N --demos N --len N --size N --seconds S --rounds N --workers N --batch N.
 import { execFileSync } from 'node:child_process';
-import { existsSync, openSync, readSync, closeSync, writeFileSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, openSync, readSync, closeSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DataLoader } from '../src/data/loader.js';
@@ -152,28 +152,15 @@ if (!process.argv.includes('--no-lerobot')) {
   const fr = (r: Round) => `${r.perSecond.toFixed(1)}/s (${r.cpuUsPerSample.toFixed(0)} us cpu)`;
   for (let r = 0; r < rounds; r++) {
     lp.push(pyavRound());
-    // our CPU per sample counts this process only; ffmpeg's children are added from /proc below
-    const c0 = childCpu();
-    const ours = await loaderRound(ldl);
-    const cc = childCpu() - c0;
-    ours.cpuUsPerSample += (cc * 1e6) / (ours.perSecond * seconds);
-    lo.push(ours);
-    log(`round ${r + 1}: pyarrow+PyAV ${workers} processes ${fr(lp[r])}, ours ${workers} workers (ffmpeg) ${fr(lo[r])}`);
+    lo.push(await loaderRound(ldl));
+    log(`round ${r + 1}: pyarrow+PyAV ${workers} processes ${fr(lp[r])}, ours ${workers} workers ${fr(lo[r])}   (load average ${(await import('node:os')).loadavg()[0].toFixed(1)})`);
   }
   await ldl.close();
   const LP = median(lp.map((r) => r.perSecond)), LO = median(lo.map((r) => r.perSecond));
-  log(`LeRobot video: median of ${rounds} rounds of ${seconds} s, batch ${batch}: pyarrow+PyAV ${LP.toFixed(1)}/s, ours ${LO.toFixed(1)}/s`);
-  log(`ratio ours / pyarrow+PyAV (${workers} workers each) = ${(LO / LP).toFixed(2)}x wall-clock (target >= 1)`);
+  const LPc = median(lp.map((r) => r.cpuUsPerSample)), LOc = median(lo.map((r) => r.cpuUsPerSample));
+  log(`LeRobot video: median of ${rounds} rounds of ${seconds} s, batch ${batch}: pyarrow+PyAV ${LP.toFixed(1)}/s (${LPc.toFixed(0)} us cpu/sample), ` +
+    `ours ${LO.toFixed(1)}/s (${LOc.toFixed(0)} us cpu/sample)`);
+  log(`ratio ours / pyarrow+PyAV (${workers} workers each) = ${(LO / LP).toFixed(2)}x wall-clock, cpu per sample PyAV/ours = ${(LPc / LOc).toFixed(2)}x (target >= 1)`);
   const os = await import('node:os');
   log(`machine: ${os.cpus().length} cores, load average ${os.loadavg()[0].toFixed(1)}`);
-}
-
-/** CPU seconds of this process's finished children (the ffmpeg runs), from /proc (Linux). */
-function childCpu(): number {
-  try {
-    const f = readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');
-    return (Number(f[13]) + Number(f[14])) / 100; // cutime + cstime, clock ticks (100 Hz)
-  } catch {
-    return 0;
-  }
 }

@@ -80,6 +80,18 @@ const flags = [
   ...(lt.cuda ? ['-DRDT_WITH_CUDA=1'] : []),
   `-I${nodeApiInclude()}`, ...lt.includes.map((i) => `-I${i}`),
 ];
+// libav (Debian's libavformat/libavcodec/libswscale/libavutil -dev packages) for the LeRobot video decoder in
+// native/video_decode.cc, when pkg-config finds it; without it that file builds stubs that say what to install.
+function findLibav() {
+  const pkgs = ['libavformat', 'libavcodec', 'libswscale', 'libavutil'];
+  try {
+    const q = (...a) => execFileSync('pkg-config', [...a, ...pkgs], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return { version: q('--modversion').split('\n').join('/'), cflags: q('--cflags').split(/\s+/).filter(Boolean), libs: q('--libs').split(/\s+/).filter(Boolean) };
+  } catch {
+    return null;
+  }
+}
+const libav = findLibav();
 // Only the c10d file sees the backend defines: c10d's Gloo header needs USE_C10D_GLOO and a few Gloo names
 // the wheel lacks (native/gloo_decls); NCCL's needs nccl.h. They follow from the libtorch found, which the
 // include paths in `flags` already stamp.
@@ -88,11 +100,21 @@ const fileFlags = {
     ...(lt.gloo ? ['-DRDT_WITH_GLOO=1', '-DUSE_C10D_GLOO=1', `-I${join(root, 'native', 'gloo_decls')}`] : []),
     ...(lt.nccl ? ['-DRDT_WITH_NCCL=1', '-DUSE_C10D_NCCL=1', `-I${lt.nccl}`] : []),
   ],
+  'video_decode.cc': libav ? ['-DRDT_WITH_LIBAV=1', ...libav.cflags] : [],
 };
-const stamp = JSON.stringify({ flags, cxx });
+// The stamp: flags every file shares, and each file's own; a change rebuilds the files it concerns.
+const stampObj = { flags, cxx, files: fileFlags };
+const stamp = JSON.stringify(stampObj);
 mkdirSync(objDir, { recursive: true });
 const stampFile = join(objDir, 'flags.json');
-const flagsChanged = !existsSync(stampFile) || readFileSync(stampFile, 'utf8') !== stamp;
+let old = {};
+try {
+  old = JSON.parse(readFileSync(stampFile, 'utf8'));
+} catch {
+  // no stamp yet (or unreadable): everything compiles
+}
+const flagsChanged = JSON.stringify({ flags: old.flags, cxx: old.cxx }) !== JSON.stringify({ flags, cxx });
+const ownFlagsChanged = (s) => JSON.stringify(old.files?.[s] ?? []) !== JSON.stringify(fileFlags[s] ?? []);
 
 const srcDir = join(root, 'native');
 const sources = readdirSync(srcDir).filter((f) => f.endsWith('.cc')).sort();
@@ -101,12 +123,14 @@ const newestHeader = Math.max(0, ...headers);
 
 const todo = sources.filter((s) => {
   const o = join(objDir, s.replace(/\.cc$/, '.o'));
-  if (flagsChanged || !existsSync(o)) return true;
+  if (flagsChanged || ownFlagsChanged(s) || !existsSync(o)) return true;
   const ot = statSync(o).mtimeMs;
   return statSync(join(srcDir, s)).mtimeMs > ot || newestHeader > ot;
 });
 
-console.log(`native: libtorch from ${lt.source} (${lt.cuda ? 'CUDA' : 'CPU'}${lt.gloo ? ', gloo' : ''}${lt.nccl ? ', nccl' : ''}), compiling ${todo.length}/${sources.length} files`);
+console.log(`native: libtorch from ${lt.source} (${lt.cuda ? 'CUDA' : 'CPU'}${lt.gloo ? ', gloo' : ''}${lt.nccl ? ', nccl' : ''}), ` +
+  `${libav ? `libav ${libav.version}` : 'no libav (LeRobot video datasets need: apt-get install libavformat-dev libavcodec-dev libswscale-dev libavutil-dev pkg-config)'}, ` +
+  `compiling ${todo.length}/${sources.length} files`);
 const jobs = Math.max(1, Number(process.env.JOBS) || cpus().length);
 const queue = [...todo];
 try {
@@ -129,7 +153,7 @@ if (todo.length || !existsSync(out) || statSync(out).mtimeMs < newestObj) {
   const libs = ['-ltorch', '-ltorch_cpu', '-lc10', ...(lt.cuda ? ['-ltorch_cuda', '-lc10_cuda'] : [])];
   try {
     await run(cxx, ['-shared', '-o', out + '.tmp', ...objs, `-L${lt.lib}`, `-Wl,-rpath,${lt.lib}`,
-      '-Wl,--no-as-needed', ...libs]);
+      '-Wl,--no-as-needed', ...libs, ...(libav ? libav.libs : [])]);
   } catch (e) {
     fail(`linking failed against ${lt.lib}: ${e.message}`);
   }

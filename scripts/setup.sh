@@ -10,6 +10,9 @@ if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO=sudo; fi
 need_apt=()
 command -v g++ >/dev/null || need_apt+=(g++)
 command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)
+# libav headers: the addon decodes LeRobot datasets' MP4 videos in-process (native/video_decode.cc).
+pkg-config --exists libavformat libavcodec libswscale libavutil 2>/dev/null ||
+  need_apt+=(pkg-config libavformat-dev libavcodec-dev libswscale-dev libavutil-dev)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: apt-get install ${need_apt[*]}"

@@ -6,7 +6,8 @@ import { oneOf, parseCommandArgs } from './args.js';
 const USAGE = `usage: rdt-libero doctor [--sim [--sim-python PATH] [--sim-backend libero|test]]
 
 Reports what this machine gives the engine: the libtorch version, intra-op threads and their backend, BLAS and
-LAPACK, the CPU capability libtorch uses, oneDNN, and the CUDA devices (or why there are none).
+LAPACK, the CPU capability libtorch uses, oneDNN, the CUDA devices (or why there are none), and the libav the
+addon decodes LeRobot videos with.
 
   --sim              also check the LIBERO simulator end to end through the eval sidecar: import, one reset,
                      one step, one render (see rdt-libero eval --help)
@@ -38,6 +39,8 @@ export async function doctor(args: string[] = []): Promise<number> {
   } else {
     lines.push(`CUDA            not available, running on CPU: ${noCuda}`);
   }
+  const { videoBackend } = await import('../data/lerobot/video.js');
+  lines.push(`video decoding  ${(await videoBackend()) ?? 'none: this addon was built without libav (LeRobot video datasets need it: see README "LeRobot datasets")'}`);
   console.log(lines.join('\n'));
   if (v.sim) {
     const { checkSim } = await import('../eval/doctor_sim.js');

@@ -334,7 +334,7 @@ export class LiberoDataset {
     return { requests, frame };
   }
 
-  /** Reads the planned frames, one call per frame source (one ffmpeg run per LeRobot folder and camera). */
+  /** Reads the planned frames, one call per frame source (a LeRobot folder serves its video frames in file and time order). */
   private readFrames(requests: FrameRequest[]): void | Promise<void> {
     const bySource = new Map<FrameSource, FrameRequest[]>();
     for (const r of requests) {

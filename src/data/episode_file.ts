@@ -36,7 +36,7 @@ export interface FrameRequest {
   off: number;
 }
 
-/** Reads frames for many requests at once (a LeRobot folder decodes a whole batch in one ffmpeg run). */
+/** Reads frames for many requests at once (a LeRobot folder orders a batch's video frames by file and time). */
 export interface FrameSource {
   /** Synchronous sources return nothing; the others a promise. */
   readFrames(reqs: FrameRequest[]): void | Promise<void>;

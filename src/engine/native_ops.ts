@@ -308,6 +308,15 @@ export const NATIVE_FILES = {
     sqrt_: op<(t: H) => void>(),
     neg_: op<(t: H) => void>(),
   },
+  'video_decode.cc': {
+    // LeRobot video frames through libav (src/data/lerobot/video.ts); without libav at build time the reads fail
+    // with what to install and videoBackend() is null.
+    videoBackend: op<() => string | null>(),
+    videoReadFrames: op<(path: string, times: readonly number[], toleranceS: number, height: number, width: number, dst: Uint8Array, byteOffset: number) =>
+      { index: number; nearest: number | null } | null>(),
+    videoPacketTimes: op<(path: string) => Float64Array>(),
+    videoCloseAll: op<() => void>(),
+  },
 };
 
 type Files = typeof NATIVE_FILES;

@@ -1,6 +1,6 @@
 // One LeRobot dataset folder (codebase v2.0, v2.1 or v3.0), read into the same episode/step interface as a LIBERO
 // HDF5 file: one EpisodeFile per task (its episodes are the demos, named episode_NNNNNN), low-dim arrays loaded at
-// open, camera frames read on demand from the MP4 videos (ffmpeg, src/data/lerobot/video.ts) or from the PNG/JPEG
+// open, camera frames read on demand from the MP4 videos (libav in the addon, src/data/lerobot/video.ts) or from the PNG/JPEG
 // bytes stored in the parquet files.
 //
 // Layouts, as the producers write them (LeRobot's own code is the reference; see README "LeRobot datasets"):
@@ -24,7 +24,7 @@ import type { Camera, DemoInfo, DemoLowDim, EpisodeFile, FrameRequest, FrameSour
 import { quatToAxisAngle } from '../rotation.js';
 import { type LeRobotMapping, type MappingConfig, isEmptyMapping, knownMapping, userMapping } from './mapping.js';
 import { ParquetFile, num } from './parquet.js';
-import { TOLERANCE_S, type VideoFrameRequest, readVideoFrames } from './video.js';
+import { TOLERANCE_S, type VideoFrameRequest, closeVideos, readVideoFrames } from './video.js';
 
 export const LEROBOT_VERSIONS = ['v2.0', 'v2.1', 'v3.0'] as const;
 
@@ -440,7 +440,7 @@ export class LeRobotFolder implements FrameSource {
     return e;
   }
 
-  /** Reads every requested frame: videos in one ffmpeg run per camera, stored images from the parquet files. */
+  /** Reads every requested frame: from the videos (in file and time order) or from the images stored in the parquet files. */
   async readFrames(reqs: FrameRequest[]): Promise<void> {
     const video: VideoFrameRequest[] = [];
     const frame = this.height * this.width * 3;
@@ -453,7 +453,8 @@ export class LeRobotFolder implements FrameSource {
       }
       const v = ep.videos.get(key);
       if (v) {
-        video.push({ group: key, path: v.path, ts: v.from + ep.timestamps[r.t0], count: r.t1 - r.t0, fps: this.fps, height: this.height, width: this.width, dst: r.dst, off: r.off, episode: r.demo, frame: r.t0 });
+        const times = Array.from(ep.timestamps.subarray(r.t0, r.t1), (t) => v.from + t);
+        video.push({ path: v.path, times, height: this.height, width: this.width, dst: r.dst, off: r.off, episode: r.demo, frame: r.t0 });
       } else await this.imageFrames(ep, key, r.t0, r.t1, r.dst, r.off, r.demo);
     }
     if (video.length) await readVideoFrames(video);
@@ -556,6 +557,7 @@ export class LeRobotFolder implements FrameSource {
   close(): void {
     for (const p of this.parquet.values()) p.close();
     this.parquet.clear();
+    closeVideos();
   }
 }
 

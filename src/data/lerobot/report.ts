@@ -1,6 +1,6 @@
 // What `rdt-libero data inspect` says about a LeRobot folder: its version, mapping and storage, the dataset's own
 // statistics against the values we read (raw columns, every frame, as LeRobot computes them), and LeRobot's
-// timestamp rule checked on every video frame the dataset uses (exact packet times from ffprobe, tolerance_s).
+// timestamp rule checked on every video frame the dataset uses (exact packet times read from the container, tolerance_s).
 import type { LiberoDataset } from '../dataset.js';
 import { DataError } from '../errors.js';
 import type { LeRobotFolder } from './folder.js';
@@ -36,7 +36,7 @@ export async function lerobotReport(ds: LiberoDataset, lr: LeRobotFolder): Promi
   const cams = [...lr.cameraKeys.entries()].map(([c, k]) => `${c}=${k}`).join(', ');
   lines.push(`LeRobot ${lr.name}: codebase ${lr.version}, mapping ${m.name} (${cams}; state ${m.state}[pos ${m.eefPos.join(':')}, ` +
     `${m.eefAxisAngle ? `axis-angle ${m.eefAxisAngle.join(':')}` : `quat ${m.eefQuat!.join(':')}`}, gripper ${m.gripperQpos.join(':')}${m.jointPos ? `, joints ${m.jointPos.join(':')}` : ''}]; action ${m.action})`);
-  lines.push(`  cameras stored as ${lr.cameraStorage === 'video' ? 'MP4 video (decoded by ffmpeg)' : 'PNG/JPEG in the parquet files'}, ${lr.height}x${lr.width}, ` +
+  lines.push(`  cameras stored as ${lr.cameraStorage === 'video' ? 'MP4 video (decoded by libav in the addon)' : 'PNG/JPEG in the parquet files'}, ${lr.height}x${lr.width}, ` +
     `already turned '${m.storedOrientation}' (training orientation ${ds.cfg.orientation}: frames used as stored, the policy turns simulator frames the same way); ` +
     `fps ${lr.fps} in meta/info.json, ctrl_freq ${ds.cfg.ctrlFreq} Hz used`);
   const own = lr.ownStats();
