@@ -3,14 +3,16 @@
 # low-dim rows from the parquet data (loaded once per process, as the memory-mapped HF dataset serves them), the
 # 64-step action chunk, and for each of 2 cameras the 2 history frames decoded by seeking to the keyframe before
 # the first timestamp and decoding forward, nearest frame within tolerance_s. Runs `workers` processes, like
-# LeRobot's DataLoader workers, each on its share of the same sample list.
+# LeRobot's DataLoader workers, each on its share of the same sample list. With one_thread in the request, each
+# process decodes and converts with one thread (stream.thread_count = 1, to_ndarray threads=1), as our workers do;
+# without it PyAV uses its defaults (thread_count 0: as many threads as libdav1d and swscale pick for the cores).
 import json, sys, time, multiprocessing as mp
 import av
 import numpy as np
 import pyarrow.parquet as pq
 
 def work(args):
-    root, samples, warm, budget = args
+    root, samples, warm, budget, one_thread = args
     eps = {r['episode_index']: r for r in pq.read_table(f'{root}/meta/episodes/chunk-000/file-000.parquet').to_pylist()}
     info = json.load(open(f'{root}/meta/info.json'))
     data = {}
@@ -37,11 +39,13 @@ def work(args):
             qq = [r[f'videos/{k}/from_timestamp'] + x for x in q]
             with av.open(path) as c:
                 s = c.streams.video[0]
+                if one_thread:
+                    s.thread_count = 1
                 c.seek(round(min(qq) / s.time_base) - 1, backward=True, any_frame=False, stream=s)
                 got, times = [], []
                 for f in c.decode(s):
                     tt = float(f.pts * s.time_base)
-                    got.append(f.to_ndarray(format='rgb24')); times.append(tt)
+                    got.append(f.to_ndarray(format='rgb24', threads=1) if one_thread else f.to_ndarray(format='rgb24')); times.append(tt)
                     if tt >= max(qq): break
             for x in qq:
                 d = np.abs(np.array(times) - x)
@@ -60,7 +64,7 @@ def work(args):
 if __name__ == '__main__':
     req = json.load(open(sys.argv[1]))
     W = max(1, req['workers'])
-    shares = [(req['root'], req['samples'][i::W], req['warmup'], req['seconds']) for i in range(W)]
+    shares = [(req['root'], req['samples'][i::W], req['warmup'], req['seconds'], req.get('one_thread', False)) for i in range(W)]
     with mp.get_context('spawn').Pool(W) as pool:
         res = pool.map(work, shares)
     n = sum(r[0] for r in res); dt = max(r[1] for r in res); cpu = sum(r[2] for r in res)
