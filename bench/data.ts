@@ -3,10 +3,12 @@
 // .cache/bench-data), our worker-thread loader against h5py doing the same reads in one Python process; then the
 // LeRobot video case: a v3.0 copy with AV1 videos at 256x256 (LeRobot's defaults; --lr-tasks N --lr-demos N,
 // built by test/py/lerobot_from_hdf5.py), our loader (libav in the addon) against pyarrow + PyAV in as many
-// processes as we have workers (bench/data_lerobot_pyav.py). --no-lerobot skips it, --lerobot-only skips the HDF5 case.
+// processes as we have workers (bench/data_lerobot_pyav.py). --no-lerobot skips it, --lerobot-only skips the HDF5 case,
+// --no-lr-video skips the video case. --lr-images adds the images-in-parquet case (two ~1.6 GB copies at the default
+// size: see below).
 // Options: --tasks N --demos N --len N --size N --seconds S --rounds N --workers N --batch N.
 import { execFileSync } from 'node:child_process';
-import { existsSync, openSync, readSync, closeSync, writeFileSync, readdirSync } from 'node:fs';
+import { existsSync, openSync, readSync, closeSync, writeFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DataLoader } from '../src/data/loader.js';
@@ -115,16 +117,28 @@ const load = (await import('node:os')).loadavg()[0];
 log(`machine: ${(await import('node:os')).cpus().length} cores, load average ${load.toFixed(1)}${load > (await import('node:os')).cpus().length ? ' (oversubscribed: wall-clock rates are shared with other processes)' : ''}`);
 }
 
+// ---- LeRobot cases ----
+const lrTasks = arg('lr-tasks', 4), lrDemos = arg('lr-demos', 10);
+const lrBase = join(repo, '.cache', 'bench-data', `lerobot-t${lrTasks}-d${lrDemos}-l${len}`);
+/** The 256x256 HDF5 suite the LeRobot copies are written from. */
+async function lerobotHdf5(): Promise<string> {
+  const suite = join(lrBase, 'hdf5');
+  if (!existsSync(join(lrBase, 'hdf5-done'))) {
+    await writeSyntheticSuite({ root: suite, suite: 'libero_goal', layout: 'regenerated', tasks: lrTasks, demos: lrDemos, meanLength: len, size: 256, seed: 77 });
+    writeFileSync(join(lrBase, 'hdf5-done'), '');
+  }
+  return join(suite, 'libero_goal_no_noops');
+}
+
 // ---- LeRobot video case ----
-if (!process.argv.includes('--no-lerobot')) {
-  const lrTasks = arg('lr-tasks', 4), lrDemos = arg('lr-demos', 10);
-  const base = join(repo, '.cache', 'bench-data', `lerobot-t${lrTasks}-d${lrDemos}-l${len}`);
+if (!process.argv.includes('--no-lerobot') && !process.argv.includes('--no-lr-video')) {
+  const base = lrBase;
   const lrRoot = join(base, 'libero_v30_av1');
   if (!existsSync(join(base, 'done'))) {
     log(`generating a LeRobot v3.0 copy (AV1 videos, 256x256) of ${lrTasks} tasks x ${lrDemos} demos x ~${len} steps in ${base} ...`);
     const t0 = Date.now();
-    await writeSyntheticSuite({ root: join(base, 'hdf5'), suite: 'libero_goal', layout: 'regenerated', tasks: lrTasks, demos: lrDemos, meanLength: len, size: 256, seed: 77 });
-    execFileSync(process.env.PYTHON || 'python3', [join(repo, 'test', 'py', 'lerobot_from_hdf5.py'), join(base, 'hdf5', 'libero_goal_no_noops'), lrRoot,
+    const hdf5 = await lerobotHdf5();
+    execFileSync(process.env.PYTHON || 'python3', [join(repo, 'test', 'py', 'lerobot_from_hdf5.py'), hdf5, lrRoot,
       '--version', 'v3.0', '--cameras', 'video', '--names', 'lerobot'], { stdio: ['ignore', 'ignore', 'pipe'] }); // stderr: SVT-AV1's banner per video; shown only on failure
     writeFileSync(join(base, 'done'), '');
     log(`  generated in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
@@ -170,5 +184,66 @@ if (!process.argv.includes('--no-lerobot')) {
   log(`  ours (libav in the addon, one thread per worker):    ${rate(lo).toFixed(1).padStart(8)}   ${cpu(lo).toFixed(0).padStart(8)}`);
   log(`ratio ours / pyarrow+PyAV = ${(rate(lo) / rate(p1)).toFixed(2)}x wall-clock like for like (one thread each), ${(rate(lo) / rate(pd)).toFixed(2)}x against ` +
     `PyAV's default threads; cpu per sample PyAV/ours = ${(cpu(p1) / cpu(lo)).toFixed(2)}x (one thread), ${(cpu(pd) / cpu(lo)).toFixed(2)}x (default) (target >= 1)`);
+  log(`machine: ${os.cpus().length} cores, load average ${os.loadavg()[0].toFixed(1)}`);
+}
+
+// ---- LeRobot images-in-parquet case (--lr-images) ----
+// HuggingFaceVLA/libero's storage: PNG bytes in the v3.0 data files. Two layouts of the same rows: one row group per
+// data file of ~100 MB (LeRobot's v2.1-to-v3.0 converter and its older aggregate path: pandas to_parquet of the
+// concatenated episodes, scripts/convert_dataset_v21_to_v30.py concat_data_files at 7427f31; 2 episodes per file
+// here, as its 100 MB file-size rule gives for ~40 MB episodes) and one row group per episode (the recording
+// writer). PNGs carry noise so that they weigh what real renders weigh (~130 KB). Reference: LeRobot's way, the data
+// converted once to memory-mapped Arrow and PNGs decoded by PIL (bench/data_lerobot_images.py).
+if (!process.argv.includes('--no-lerobot') && process.argv.includes('--lr-images')) {
+  const copies = { file: join(lrBase, 'libero_v30_png_rowgroup_file'), episode: join(lrBase, 'libero_v30_png_rowgroup_episode') };
+  for (const [layout, root] of Object.entries(copies)) {
+    if (existsSync(join(root, '..', `done-${layout}`))) continue;
+    log(`generating a LeRobot v3.0 copy (PNG in parquet, one row group per ${layout}, 256x256) of ${lrTasks} tasks x ${lrDemos} demos in ${root} ...`);
+    const t0 = Date.now();
+    execFileSync(process.env.PYTHON || 'python3', [join(repo, 'test', 'py', 'lerobot_from_hdf5.py'), await lerobotHdf5(), root, '--version', 'v3.0',
+      '--cameras', 'image', '--names', 'lerobot', '--episodes-per-file', '2', '--row-groups', layout, '--png-noise', '12'], { stdio: ['ignore', 'ignore', 'inherit'] });
+    writeFileSync(join(root, '..', `done-${layout}`), '');
+    log(`  generated in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  }
+  const lds = await LiberoDataset.open({ root: copies.file });
+  const files = readdirSync(join(copies.file, 'data', 'chunk-000'));
+  const bytes = files.reduce((a, f) => a + statSync(join(copies.file, 'data', 'chunk-000', f)).size, 0);
+  log(`LeRobot PNG copy: ${lds.index.episodes.length} episodes, ${lds.size} samples in ${files.length} data files (${(bytes / 1e9).toFixed(2)} GB), 2 cameras x 2 frames 256x256 PNG`);
+  const rng = new Rng(11);
+  const samples = Array.from({ length: 20000 }, () => {
+    const id = lds.id(rng.int(lds.size));
+    return [Number(id.demo.slice(8)), id.t, id.actionT];
+  });
+  lds.close();
+  const req = join(lrBase, 'png-request.json');
+  writeFileSync(req, JSON.stringify({ root: copies.file, cache: join(lrBase, 'arrow-cache'), samples, warmup: 16, seconds, workers }));
+  let convert = 0;
+  const refRound = (): Round => {
+    const out = execFileSync(process.env.PYTHON || 'python3', [join(repo, 'bench', 'data_lerobot_images.py'), req], { encoding: 'utf8', maxBuffer: 1 << 24 });
+    const r = JSON.parse(out.trim().split('\n').pop()!) as { per_second: number; cpu_us_per_sample: number; convert_seconds: number };
+    convert = Math.max(convert, r.convert_seconds);
+    return { perSecond: r.per_second, cpuUsPerSample: r.cpu_us_per_sample };
+  };
+  const loaders = await Promise.all(Object.values(copies).map((root, k) =>
+    DataLoader.create({ dataset: { root }, batchSize: batch, workers, prefetch: Math.max(2, 2 * workers), sampler: { seed: 99 + k } })));
+  for (const dl of loaders) await dl.next();
+  const ref: Round[] = [], perFile: Round[] = [], perEpisode: Round[] = [];
+  const fr = (r: Round) => `${r.perSecond.toFixed(1)}/s (${r.cpuUsPerSample.toFixed(0)} us cpu)`;
+  const os = await import('node:os');
+  for (let r = 0; r < rounds; r++) {
+    ref.push(refRound());
+    perFile.push(await loaderRound(loaders[0]));
+    perEpisode.push(await loaderRound(loaders[1]));
+    log(`round ${r + 1}: pyarrow+PIL (Arrow cache) ${fr(ref[r])}; ours, one row group per file ${fr(perFile[r])}, per episode ${fr(perEpisode[r])}` +
+      `   (load average ${os.loadavg()[0].toFixed(1)})`);
+  }
+  for (const dl of loaders) await dl.close();
+  const rate = (x: Round[]) => median(x.map((r) => r.perSecond)), cpu = (x: Round[]) => median(x.map((r) => r.cpuUsPerSample));
+  log(`LeRobot PNG in parquet: median of ${rounds} rounds of ${seconds} s, batch ${batch}, ${workers} workers/processes each:   samples/s   cpu us/sample`);
+  log(`  pyarrow + PIL over memory-mapped Arrow (LeRobot's way):    ${rate(ref).toFixed(1).padStart(8)}   ${cpu(ref).toFixed(0).padStart(8)}   (one-time conversion ${convert.toFixed(0)} s)`);
+  log(`  ours, one row group per data file (converter layout):     ${rate(perFile).toFixed(1).padStart(8)}   ${cpu(perFile).toFixed(0).padStart(8)}`);
+  log(`  ours, one row group per episode (writer layout):          ${rate(perEpisode).toFixed(1).padStart(8)}   ${cpu(perEpisode).toFixed(0).padStart(8)}`);
+  log(`ratio ours / reference = ${(rate(perFile) / rate(ref)).toFixed(2)}x (row group per file), ${(rate(perEpisode) / rate(ref)).toFixed(2)}x (per episode) wall-clock; ` +
+    `cpu per sample reference/ours = ${(cpu(ref) / cpu(perFile)).toFixed(2)}x, ${(cpu(ref) / cpu(perEpisode)).toFixed(2)}x`);
   log(`machine: ${os.cpus().length} cores, load average ${os.loadavg()[0].toFixed(1)}`);
 }

@@ -21,7 +21,11 @@ the producers lay out theirs. Used by the tests and the data bench; written from
   episode's from_timestamp the sum of the previous episodes' durations in that file.
 
 usage: lerobot_from_hdf5.py SUITE_DIR OUT_DIR --version v2.1|v3.0 --cameras video|image --names openpi|lerobot
-       [--codec libsvtav1|libx264] [--fps 10] [--episodes-per-file N] [--row-groups episode|file]
+       [--codec libsvtav1|libx264] [--fps 10] [--episodes-per-file N] [--row-groups episode|file] [--png-noise S]
+
+--png-noise S (bench only) adds seeded noise of +-S levels to every frame before PNG encoding, so that PNG sizes are
+those of real 256x256 LIBERO renders (S=12: ~130 KB, as HuggingFaceVLA/libero's 69.9 GB for 273,465 rows of two
+images implies) instead of the synthetic frames' ~1 KB; the images then differ from the HDF5 suite's.
 """
 import argparse, io, json, os, re, shutil, tempfile
 from fractions import Fraction
@@ -70,7 +74,13 @@ def read_suite(suite_dir):
     return eps
 
 
+PNG_NOISE = {'s': 0, 'rng': np.random.default_rng(0)}
+
+
 def png_bytes(img):
+    if PNG_NOISE['s']:
+        S = PNG_NOISE['s']
+        img = np.clip(img.astype(np.int16) + PNG_NOISE['rng'].integers(-S, S + 1, img.shape), 0, 255).astype(np.uint8)
     b = io.BytesIO()
     Image.fromarray(img).save(b, format='PNG')
     return b.getvalue()
@@ -151,7 +161,9 @@ def main():
     ap.add_argument('--fps', type=int, default=10)
     ap.add_argument('--episodes-per-file', type=int, default=1000000)
     ap.add_argument('--row-groups', choices=['episode', 'file'], default='episode')
+    ap.add_argument('--png-noise', type=int, default=0)
     a = ap.parse_args()
+    PNG_NOISE['s'] = a.png_noise
     n = NAMES[a.names]
     eps = read_suite(a.suite_dir)
     if os.path.exists(a.out):
