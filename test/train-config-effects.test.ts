@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import * as torch from '../src/engine/index.js';
 import { writeSyntheticSuite } from '../src/data/synthetic.js';
 import { LiberoDataset } from '../src/data/dataset.js';
@@ -426,7 +428,79 @@ const EFFECTS: Record<string, Check> = {
     assert.equal(base.workers, 0);
     assert.deepEqual(x.r.losses, base.r.losses, 'workers change where batches are built, not what they hold');
   },
+  'data.format': async () => {
+    const lr = await lerobotRoot();
+    // auto resolves from the folder, recorded in run_config.yaml and policy.json; a forced format that the folder
+    // is not is refused.
+    const x = await run({ data: { dataset_root: lr } });
+    assert.match(readFileSync(join(x.out, 'run_config.yaml'), 'utf8'), /format: lerobot/);
+    assert.equal(policyOf(x).origin.data_format, 'lerobot');
+    assert.equal(policyOf(base).origin.data_format, 'hdf5');
+    await assert.rejects(run({ data: { format: 'lerobot' } }), /meta\/info\.json/);
+    await assert.rejects(run({ data: { dataset_root: lr, format: 'hdf5' } }), /hdf5/i);
+  },
+  // The mapping keys, on the LeRobot copy: a user mapping equal to LeRobot's LIBERO layout trains exactly as the
+  // auto-picked one; changing one key changes the samples (losses, statistics, cameras) or is refused.
+  'data.lerobot_mapping.agentview': async () => {
+    const m = await mapped({});
+    assert.deepEqual(m.r.losses, (await run({ data: { dataset_root: await lerobotRoot() } })).r.losses, 'the explicit LeRobot layout is the auto-picked one');
+    assert.notDeepEqual((await mapped({ agentview: 'observation.images.image2' })).r.losses, m.r.losses);
+    await assert.rejects(mapped({ agentview: 'observation.images.top' }), /missing column 'observation\.images\.top'|observation\.images\.top/);
+  },
+  'data.lerobot_mapping.eye_in_hand': async () => assert.notDeepEqual((await mapped({ eye_in_hand: '' })).r.losses, (await mapped({})).r.losses),
+  'data.lerobot_mapping.state': async () => await assert.rejects(mapped({ state: 'observation.proprio' }), /observation\.proprio/),
+  'data.lerobot_mapping.eef_pos': async () => {
+    assert.notDeepEqual(stats(await mapped({ eef_pos: '1:4' })).libero.state_mean, stats(await mapped({})).libero.state_mean);
+    await assert.rejects(mapped({ eef_pos: '0:2' }), /data\.lerobot_mapping\.eef_pos is '0:2'/);
+  },
+  'data.lerobot_mapping.eef_axis_angle': async () => {
+    assert.notDeepEqual(stats(await mapped({ eef_axis_angle: '4:7' })).libero.state_mean, stats(await mapped({})).libero.state_mean);
+    await assert.rejects(mapped({ eef_axis_angle: '' }), /needs eef_axis_angle or eef_quat/);
+  },
+  'data.lerobot_mapping.eef_quat': async () =>
+    assert.notDeepEqual(stats(await mapped({ eef_axis_angle: '', eef_quat: '2:6' })).libero.state_mean, stats(await mapped({})).libero.state_mean),
+  'data.lerobot_mapping.gripper_qpos': async () =>
+    assert.notDeepEqual(stats(await mapped({ gripper_qpos: '5:7' })).libero.state_mean, stats(await mapped({})).libero.state_mean),
+  'data.lerobot_mapping.action': async () => await assert.rejects(mapped({ action: 'observation.state' }), /no observation\.state values|action/),
+  'data.lerobot_mapping.instruction': async () => {
+    // A per-row column that is not one instruction per episode is refused; a missing column too.
+    await assert.rejects(mapped({ instruction: 'frame_index' }), /changes task at step 1/);
+    await assert.rejects(mapped({ instruction: 'language' }), /language/);
+  },
+  'data.lerobot_mapping.stored_orientation': async () => {
+    const x = await mapped({ stored_orientation: 'none' });
+    assert.equal(policyOf(x).cameras.orientation, 'none');
+    assert.equal(policyOf(await mapped({})).cameras.orientation, 'rot180');
+    assert.notDeepEqual(x.r.losses, (await mapped({})).r.losses);
+  },
 };
+
+/**
+ * A LeRobot v3.0 copy (LeRobot's LIBERO column names, PNG in parquet) of a small regenerated suite, written with
+ * pyarrow by test/py/lerobot_from_hdf5.py (as test/data-lerobot.test.ts does).
+ */
+let lerobotCopy: Promise<string> | null = null;
+function lerobotRoot(): Promise<string> {
+  lerobotCopy ??= (async () => {
+    const hdf5 = join(work, 'lr-hdf5');
+    await writeSyntheticSuite({ root: hdf5, suite: 'libero_goal', layout: 'regenerated', tasks: 2, demos: 3, meanLength: 24, size: 32, seed: 5 });
+    const out = join(work, 'lerobot');
+    const writer = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'test', 'py', 'lerobot_from_hdf5.py');
+    execFileSync(process.env.PYTHON || 'python3', [writer, join(hdf5, 'libero_goal_no_noops'), out, '--version', 'v3.0', '--cameras', 'image', '--names', 'lerobot'],
+      { stdio: ['ignore', 'pipe', 'pipe'] });
+    return out;
+  })();
+  return lerobotCopy;
+}
+
+/** LeRobot's LIBERO layout given explicitly, with `over` changed. */
+async function mapped(over: Record<string, string>): Promise<Run> {
+  const mapping = {
+    agentview: 'observation.images.image', eye_in_hand: 'observation.images.image2', state: 'observation.state', eef_pos: '0:3',
+    eef_axis_angle: '3:6', gripper_qpos: '6:8', action: 'action', stored_orientation: 'rot180', ...over,
+  };
+  return run({ data: { dataset_root: await lerobotRoot(), lerobot_mapping: mapping } });
+}
 
 test('every config key has an effect check (a new key needs one)', () => {
   assert.deepEqual(Object.keys(EFFECTS).sort(), configKeys().map((k) => k.key).sort());

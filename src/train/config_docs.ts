@@ -74,7 +74,6 @@ export const CONFIG_DOCS: Record<string, string> = {
   'data.lerobot_mapping.eef_axis_angle': "'start:end' of the end-effector axis-angle (rad, 3 values); or give eef_quat",
   'data.lerobot_mapping.eef_quat': "'start:end' of the end-effector quaternion (x, y, z, w; 4 values); or give eef_axis_angle",
   'data.lerobot_mapping.gripper_qpos': "'start:end' of the two finger joint positions (m)",
-  'data.lerobot_mapping.joint_pos': "'start:end' of the 7 arm joint angles (rad); '' = none (use_joints is then refused)",
   'data.lerobot_mapping.action': "LeRobot column of LIBERO's 7-D OSC_POSE command ([-1, 1], gripper -1 open, +1 close, one per 20 Hz step)",
   'data.lerobot_mapping.instruction': "'task' (meta/tasks via task_index, the default) or a string column of the data files",
   'data.lerobot_mapping.stored_orientation': "what the stored frames already had done to the simulator's upside-down render: none (raw), flip_v or rot180 (the OpenVLA/openpi copies)",
