@@ -16,6 +16,7 @@ import { DataError } from '../src/data/errors.js';
 import { computeStats } from '../src/data/stats.js';
 import { LeRobotFolder } from '../src/data/lerobot/folder.js';
 import { videoBackend } from '../src/data/lerobot/video.js';
+import { data } from '../src/cli/data.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const WRITER = join(here, '..', '..', 'test', 'py', 'lerobot_from_hdf5.py');
@@ -223,6 +224,74 @@ test('v2.1 H.264 videos (matching PyAV frame by frame) and v3.0 images in one ro
   await a.close();
   await bh.close();
   h.ds.close();
+});
+
+/** A CLI command's exit code and standard output. */
+async function capture(fn: () => Promise<number>): Promise<{ code: number; out: string }> {
+  const orig = process.stdout.write.bind(process.stdout);
+  let out = '';
+  process.stdout.write = ((s: string) => ((out += s), true)) as typeof process.stdout.write;
+  try {
+    return { code: await fn(), out };
+  } finally {
+    process.stdout.write = orig;
+  }
+}
+
+test('data inspect and data stats on a LeRobot folder: mapping, storage, its own statistics compared, every video frame time checked', async () => {
+  const root = write('cli_v21_h264', '--version', 'v2.1', '--cameras', 'video', '--names', 'openpi', '--codec', 'libx264');
+  const episodes = readFileSync(join(root, 'meta', 'episodes.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const rows = episodes.reduce((a, e) => a + e.length, 0);
+  const ins = await capture(() => data(['inspect', root]));
+  assert.equal(ins.code, 0, ins.out);
+  assert.match(ins.out, /\(lerobot\)/);
+  assert.match(ins.out, /LeRobot cli_v21_h264: codebase v2\.1, mapping openpi_libero \(\w+=image, \w+=wrist_image; state state\[pos 0:3, axis-angle 3:6, gripper 6:8\]; action actions\)/);
+  assert.match(ins.out, /cameras stored as MP4 video .* 64x64, already turned 'rot180' .* fps 10 in meta\/info\.json, ctrl_freq 20 Hz used/);
+  // The dataset's own statistics (episodes_stats.jsonl, computed by the writer with numpy) against the values read.
+  for (const feat of ['state', 'actions']) {
+    const m = new RegExp(`  ${feat}: max \\|ours - meta/episodes_stats\\.jsonl\\| mean (\\S+), std (\\S+), min (\\S+), max (\\S+) over (\\d+) frames`).exec(ins.out);
+    assert.ok(m, `${feat} statistics line missing:\n${ins.out}`);
+    for (const d of m.slice(1, 5)) assert.ok(Number(d) < 1e-5, `${feat}: ${m[0]}`);
+    assert.equal(Number(m[5]), rows);
+  }
+  // Every frame time of both cameras checked against the packets.
+  assert.match(ins.out, new RegExp(`video timestamps: ${rows * 2} frames in ${episodes.length * 2} files checked against the packets`));
+  assert.match(ins.out, /\n0 problems\n/);
+  // Statistics that are not this data's are a warning naming the file.
+  const esPath = join(root, 'meta', 'episodes_stats.jsonl');
+  const es = readFileSync(esPath, 'utf8');
+  const shifted = es.trim().split('\n').map((l) => JSON.parse(l));
+  shifted[0].stats.state.mean[0] += 0.5;
+  writeFileSync(esPath, shifted.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  const warned = await capture(() => data(['inspect', root]));
+  assert.match(warned.out, /the dataset's own statistics of 'state' \(.*episodes_stats\.jsonl\) differ from the values read by up to/);
+  writeFileSync(esPath, es);
+  // Frame times that the video does not have (one episode's timestamps 30 ms late): a problem naming the video.
+  const ep1 = join(root, 'data/chunk-000/episode_000001.parquet');
+  const keep = readFileSync(ep1);
+  execFileSync(py, ['-c', `
+import pyarrow as pa, pyarrow.parquet as pq, sys
+t = pq.read_table(sys.argv[1]); ts = [x + 0.03 for x in t.column('timestamp').to_pylist()]
+pq.write_table(t.set_column(t.schema.get_field_index('timestamp'), t.schema.field('timestamp'), pa.array(ts, pa.float32())), sys.argv[1])`, ep1]);
+  const late = await capture(() => data(['inspect', root]));
+  assert.equal(late.code, 1);
+  assert.match(late.out, /2 problems:\n/);
+  assert.match(late.out, /no video frame within tolerance_s=0\.0001 s of timestamp 0\.030000 s \(nearest 0\.000000 s\).*videos\/chunk-000\/image\/episode_000001\.mp4/);
+  writeFileSync(ep1, keep);
+  // data stats: the same statistics as the HDF5 suite's (float32 storage), one entry per folder and the combined one.
+  const st = (r: string, out: string) => capture(() => data(['stats', r, '--out', out]));
+  const lo = join(dir, 'stats-lerobot', 'stats.json');
+  const ho = join(dir, 'stats-hdf5', 'stats.json');
+  const a = await st(root, lo);
+  assert.equal(a.code, 0);
+  assert.match(a.out, /wrote .*entries: cli_v21_h264, libero/);
+  assert.equal((await st(join(dir, 'hdf5'), ho)).code, 0);
+  const sl = JSON.parse(readFileSync(lo, 'utf8')).libero;
+  const sh = JSON.parse(readFileSync(ho, 'utf8')).libero;
+  assert.equal(sl.num_steps, sh.num_steps);
+  assert.equal(sl.num_episodes, sh.num_episodes);
+  for (const k of ['state_mean', 'state_std', 'action_mean', 'action_std'])
+    assert.ok(maxDiff(sl[k], sh[k]) < 1e-6, `${k} differs by ${maxDiff(sl[k], sh[k])}`);
 });
 
 test('bad LeRobot inputs are one-line errors naming the file', async () => {

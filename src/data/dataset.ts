@@ -230,8 +230,8 @@ export class LiberoDataset {
       for (const d of f.demos) {
         if (!inSplit.has(d.name)) continue;
         if (this.cfg.useJoints && !d.hasJoints) {
-          this.problems.push(new DataError('useJoints is set but the demo has no joint states', { file: f.path, demo: d.name, key: f.format === 'hdf5' ? 'obs/joint_states' : 'joint_pos' },
-            f.format === 'hdf5' ? 'set useJoints: false' : 'set useJoints: false (the LIBERO LeRobot copies hold no joint angles), or map joint_pos in data.lerobot_mapping'));
+          this.problems.push(new DataError('useJoints is set but the demo has no joint states', { file: f.path, demo: d.name, key: f.format === 'hdf5' ? 'obs/joint_states' : 'observation.state' },
+            f.format === 'hdf5' ? 'set useJoints: false' : 'set useJoints: false (LeRobot datasets are read without joint angles: the LIBERO copies hold none)'));
           continue;
         }
         try {

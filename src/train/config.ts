@@ -6,10 +6,6 @@ import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { Alignment } from '../data/step_index.js';
 import { EMPTY_MAPPING, type MappingConfig } from '../data/lerobot/mapping.js';
-
-/** data.lerobot_mapping: the data layer's mapping less joint_pos (see DataConfig.lerobot_mapping). */
-export type TrainMapping = Omit<MappingConfig, 'joint_pos'>;
-const trainMapping = ({ joint_pos: _unused, ...m }: MappingConfig): TrainMapping => m;
 import { ConfigError } from './errors.js';
 import { isObj, mergeChecked, parseOverrides, type Plain } from './config_parse.js';
 import { leafPaths, validate } from './config_validate.js';
@@ -55,11 +51,8 @@ export interface DataConfig {
   dataset_root: string;
   /** 'auto' detects it from dataset_root (a meta/info.json makes it LeRobot); a run records the resolved value. */
   format: 'auto' | 'hdf5' | 'lerobot';
-  /**
-   * LeRobot: which columns hold what; all '' picks the known mapping of openpi's or LeRobot's LIBERO copy. No
-   * joint_pos: training never uses joint angles (the state is eef pose + gripper), so the key would do nothing.
-   */
-  lerobot_mapping: TrainMapping;
+  /** LeRobot: which columns hold what; all '' picks the known mapping of openpi's or LeRobot's LIBERO copy. */
+  lerobot_mapping: MappingConfig;
   /** Suites to train on; empty = every suite found under dataset_root. */
   suites: string[];
   /** Relative sampling weight per suite (default: proportional to step count). */
@@ -190,7 +183,7 @@ export const DEFAULT_CONFIG: TrainConfig = {
   data: {
     dataset_root: '',
     format: 'auto',
-    lerobot_mapping: trainMapping(EMPTY_MAPPING),
+    lerobot_mapping: { ...EMPTY_MAPPING },
     suites: [],
     suite_weights: {},
     // Commanded goal poses look like RDT's pre-training actions (future absolute poses).

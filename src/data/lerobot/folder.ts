@@ -199,7 +199,7 @@ export class LeRobotFolder implements FrameSource {
     this.width = hw![1];
     this.cameraStorage = dtypes.has('video') ? 'video' : 'image';
     const st = feat(mapping.state, 'the robot state');
-    const need = Math.max(mapping.eefPos[1], mapping.gripperQpos[1], mapping.eefAxisAngle?.[1] ?? 0, mapping.eefQuat?.[1] ?? 0, mapping.jointPos?.[1] ?? 0);
+    const need = Math.max(mapping.eefPos[1], mapping.gripperQpos[1], mapping.eefAxisAngle?.[1] ?? 0, mapping.eefQuat?.[1] ?? 0);
     if ((st.shape[0] ?? 0) < need)
       throw new DataError(`state '${mapping.state}' has shape [${st.shape}], the mapping reads ${need} values`, { file: this.infoPath, key: `features.${mapping.state}.shape` });
     const act = feat(mapping.action, 'the actions');
@@ -379,7 +379,7 @@ export class LeRobotFolder implements FrameSource {
     const ts = new Float64Array(T);
     const ld: DemoLowDim = {
       actions: new Float64Array(T * 7), eePos: new Float64Array(T * 3), eeOri: new Float64Array(T * 3), gripper: new Float64Array(T * 2),
-      joints: mp.jointPos ? new Float64Array(T * 7) : null,
+      joints: null, // the LIBERO copies' 8-D state holds no joint angles
     };
     let task = '';
     const tol = TOLERANCE_S;
@@ -405,7 +405,6 @@ export class LeRobotFolder implements FrameSource {
         ld.eeOri.set(quatToAxisAngle([s[q], s[q + 1], s[q + 2], s[q + 3]]), k * 3);
       }
       for (let i = 0; i < 2; i++) ld.gripper[k * 2 + i] = s[mp.gripperQpos[0] + i];
-      if (mp.jointPos) for (let i = 0; i < 7; i++) ld.joints![k * 7 + i] = s[mp.jointPos[0] + i];
       const rowTask = mp.instruction === 'task' ? tasks[num(r.task_index)] : String(r[mp.instruction]);
       if (rowTask === undefined) throw new DataError(`task_index ${num(r.task_index)} is not in the task table`, { file, demo, step: k, key: 'task_index' });
       if (k === 0) task = rowTask;
@@ -592,7 +591,7 @@ export class TaskEpisodes implements EpisodeFile {
   readonly demos: DemoInfo[];
   readonly problems: DataError[] = [];
   constructor(readonly folder: LeRobotFolder, readonly task: string, episodes: Episode[]) {
-    this.demos = episodes.map((e) => ({ name: epName(e.index), length: e.length, hasJoints: folder.mapping.jointPos !== null }));
+    this.demos = episodes.map((e) => ({ name: epName(e.index), length: e.length, hasJoints: false }));
   }
   get path(): string {
     return this.folder.root;

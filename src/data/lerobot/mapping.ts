@@ -26,7 +26,6 @@ export interface LeRobotMapping {
   eefAxisAngle: Slice | null;
   eefQuat: Slice | null;
   gripperQpos: Slice;
-  jointPos: Slice | null;
   action: string;
   /** 'task' (the tasks table through task_index) or a string column of the data files. */
   instruction: string;
@@ -36,7 +35,7 @@ export interface LeRobotMapping {
   ctrlFreq: number;
 }
 
-const LIBERO_STATE = { eefPos: [0, 3], eefAxisAngle: [3, 6], eefQuat: null, gripperQpos: [6, 8], jointPos: null } as const;
+const LIBERO_STATE = { eefPos: [0, 3], eefAxisAngle: [3, 6], eefQuat: null, gripperQpos: [6, 8] } as const;
 
 export const KNOWN_MAPPINGS: readonly LeRobotMapping[] = Object.freeze([
   {
@@ -58,14 +57,13 @@ export interface MappingConfig {
   eef_axis_angle: string;
   eef_quat: string;
   gripper_qpos: string;
-  joint_pos: string;
   action: string;
   instruction: string;
   stored_orientation: string;
 }
 
 export const EMPTY_MAPPING: Readonly<MappingConfig> = Object.freeze({
-  agentview: '', eye_in_hand: '', state: '', eef_pos: '', eef_axis_angle: '', eef_quat: '', gripper_qpos: '', joint_pos: '', action: '',
+  agentview: '', eye_in_hand: '', state: '', eef_pos: '', eef_axis_angle: '', eef_quat: '', gripper_qpos: '', action: '',
   instruction: '', stored_orientation: '',
 });
 
@@ -99,7 +97,7 @@ export function userMapping(c: Partial<MappingConfig>): LeRobotMapping {
   return {
     name: 'user', agentview: need('agentview'), eyeInHand: m.eye_in_hand || null, state: need('state'), action: need('action'),
     eefPos: slice('eef_pos', need('eef_pos'), 3)!, eefAxisAngle, eefQuat, gripperQpos: slice('gripper_qpos', need('gripper_qpos'), 2)!,
-    jointPos: slice('joint_pos', m.joint_pos, 7), instruction: m.instruction || 'task', storedOrientation: orient, ctrlFreq: LIBERO_CTRL_FREQ,
+    instruction: m.instruction || 'task', storedOrientation: orient, ctrlFreq: LIBERO_CTRL_FREQ,
   };
 }
 

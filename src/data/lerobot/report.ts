@@ -35,7 +35,7 @@ export async function lerobotReport(ds: LiberoDataset, lr: LeRobotFolder): Promi
   const problems: DataError[] = [];
   const cams = [...lr.cameraKeys.entries()].map(([c, k]) => `${c}=${k}`).join(', ');
   lines.push(`LeRobot ${lr.name}: codebase ${lr.version}, mapping ${m.name} (${cams}; state ${m.state}[pos ${m.eefPos.join(':')}, ` +
-    `${m.eefAxisAngle ? `axis-angle ${m.eefAxisAngle.join(':')}` : `quat ${m.eefQuat!.join(':')}`}, gripper ${m.gripperQpos.join(':')}${m.jointPos ? `, joints ${m.jointPos.join(':')}` : ''}]; action ${m.action})`);
+    `${m.eefAxisAngle ? `axis-angle ${m.eefAxisAngle.join(':')}` : `quat ${m.eefQuat!.join(':')}`}, gripper ${m.gripperQpos.join(':')}]; action ${m.action})`);
   lines.push(`  cameras stored as ${lr.cameraStorage === 'video' ? 'MP4 video (decoded by libav in the addon)' : 'PNG/JPEG in the parquet files'}, ${lr.height}x${lr.width}, ` +
     `already turned '${m.storedOrientation}' (training orientation ${ds.cfg.orientation}: frames used as stored, the policy turns simulator frames the same way); ` +
     `fps ${lr.fps} in meta/info.json, ctrl_freq ${ds.cfg.ctrlFreq} Hz used`);
