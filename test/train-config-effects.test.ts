@@ -468,10 +468,14 @@ const EFFECTS: Record<string, Check> = {
     await assert.rejects(mapped({ instruction: 'language' }), /language/);
   },
   'data.lerobot_mapping.stored_orientation': async () => {
+    // rot180 (these copies): frames trained as stored, the policy turns the simulator's by rot180. none (raw renders,
+    // a word the config otherwise reads as null): the loader turns the stored frames by the default orientation,
+    // flip_v, which the policy records.
     const x = await mapped({ stored_orientation: 'none' });
-    assert.equal(policyOf(x).cameras.orientation, 'none');
+    assert.equal(policyOf(x).cameras.orientation, 'flip_v');
     assert.equal(policyOf(await mapped({})).cameras.orientation, 'rot180');
     assert.notDeepEqual(x.r.losses, (await mapped({})).r.losses);
+    await assert.rejects(mapped({ stored_orientation: 'sideways' }), /stored_orientation is 'sideways'/);
   },
 };
 

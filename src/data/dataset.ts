@@ -231,7 +231,7 @@ export class LiberoDataset {
         if (!inSplit.has(d.name)) continue;
         if (this.cfg.useJoints && !d.hasJoints) {
           this.problems.push(new DataError('useJoints is set but the demo has no joint states', { file: f.path, demo: d.name, key: f.format === 'hdf5' ? 'obs/joint_states' : 'observation.state' },
-            f.format === 'hdf5' ? 'set useJoints: false' : 'set useJoints: false (LeRobot datasets are read without joint angles: the LIBERO copies hold none)'));
+            f.format === 'hdf5' ? 'set useJoints: false' : 'set useJoints: false: the LIBERO LeRobot copies hold no joint angles'));
           continue;
         }
         try {
@@ -270,7 +270,17 @@ export class LiberoDataset {
     const format = r.format === 'auto' ? detectFormat(r.root) : r.format;
     if (format === 'hdf5') {
       await h5ready();
-      const units = discoverSuites(r.root, r.suites).map((s) => ({ name: s.suite, folder: s.folder, dir: s.dir, files: s.files }));
+      let suites;
+      try {
+        suites = discoverSuites(r.root, r.suites);
+      } catch (e) {
+        // hdf5 asked for on a LeRobot folder: say so, rather than list the folder's meta/, data/, videos/.
+        if (r.format === 'hdf5' && detectFormat(r.root) === 'lerobot')
+          throw new DataError('format hdf5 was given, but this is a LeRobot dataset (meta/info.json), not LIBERO HDF5 suites', { file: resolve(r.root) },
+            'use format lerobot or auto (data.format in a run, --format for data inspect/stats)');
+        throw e;
+      }
+      const units = suites.map((s) => ({ name: s.suite, folder: s.folder, dir: s.dir, files: s.files }));
       return new LiberoDataset(r, format, units);
     }
     const units: Unit[] = [];
