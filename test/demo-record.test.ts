@@ -121,7 +121,13 @@ out = {'problems': problems, 'demos': demos, 'steps': steps, 'init0': init0}
   assert.deepEqual(out.problems, []);
   assert.equal(out.demos, 4);
   assert.ok(out.steps.every((T) => T >= 8 && T <= 40), `demo lengths ${out.steps}`);
-  assert.deepEqual(out.init0, init20, 'demo_0 starts from initial state 20');
+  // demo_0 starts from initial state 20: the same robot state; the blocks where the state puts them up to the 2 mm
+  // that every reset moves them (reach_env.py PLACEMENT_JITTER, like LIBERO's re-sampled fixture placements).
+  assert.equal(out.init0.length, init20.length);
+  out.init0.forEach((v, i) => {
+    const blockXY = i >= 9 && (i - 9) % 3 !== 2;
+    assert.ok(blockXY ? Math.abs(v - init20[i]) <= 0.004 + 1e-12 : v === init20[i], `state[${i}]: ${v} vs initial state 20's ${init20[i]}`);
+  });
 
   // The data layer reads them as the release ('original' layout: each action paired with the observation before it).
   const ds = await LiberoDataset.open({ root, suites: ['libero_object'] });

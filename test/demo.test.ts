@@ -34,8 +34,10 @@ class SwappedInstructions implements ChunkPolicy {
   get historySize() { return this.inner.historySize; }
   get resolution() { return this.inner.resolution; }
   get checkpointStep() { return this.inner.checkpointStep; }
-  predictChunks(inputs: readonly PolicyInput[], envs?: readonly number[]): Promise<ActionChunk[]> {
-    return this.inner.predictChunks(inputs.map((i) => ({ ...i, instruction: this.swap.get(i.instruction)! })), envs);
+  get execHorizon() { return this.inner.execHorizon; }
+  get inputs() { return this.inner.inputs; }
+  predictChunks(inputs: readonly PolicyInput[], envs?: readonly number[], seeds?: readonly number[]): Promise<ActionChunk[]> {
+    return this.inner.predictChunks(inputs.map((i) => ({ ...i, instruction: this.swap.get(i.instruction)! })), envs, seeds);
   }
   close(): Promise<void> {
     return this.inner.close();
@@ -131,7 +133,7 @@ test('the policy follows the instruction: the held-out episodes told another tas
   const t = rate('trained-h8');
   const langs = ['red', 'green', 'blue', 'yellow'].map((c) => `pick up the ${c} block`);
   const swap = new Map(langs.map((l, i) => [l, langs[(i + 1) % langs.length]]));
-  const policy = new SwappedInstructions(await RdtChunkPolicy.open({ dir: join(out, 'train', `checkpoint-${QUICK.steps}`, 'ema'), seed: 7, threads: 1 }), swap);
+  const policy = new SwappedInstructions(await RdtChunkPolicy.open({ dir: join(out, 'train', `checkpoint-${QUICK.steps}`, 'ema'), threads: 1 }), swap);
   try {
     const s = await runEval(policy, testEvalOptions(join(work, 'swapped'), {
       suites: ['libero_object'], tasks: QUICK.tasks, episodesPerTask: QUICK.episodes, maxSteps: QUICK.maxSteps, execHorizon: 8, workers: 2, maxBatch: 2,
