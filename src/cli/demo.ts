@@ -10,7 +10,7 @@ import { parseCommandArgs, positiveInt } from './args.js';
 export const DEMO: Readonly<DemoSettings> = Object.freeze({
   suite: 'libero_object', tasks: [0, 1, 2, 3], resolution: 64, demosPerTask: 30, firstDemoInit: 20,
   episodes: 10, maxSteps: 50, steps: 600, batch: 16, learningRate: 1e-3, model: { pred_horizon: 16 },
-  execHorizons: [8, 4, 16], temporalEnsemble: null, workers: 2, seed: 0,
+  execHorizons: [8, 16], temporalEnsemble: null, workers: 2, seed: 0,
 });
 
 /** --quick (the CI test): fewer demonstrations, steps and episodes. */
