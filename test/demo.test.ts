@@ -136,9 +136,9 @@ test('the demo task needs the instruction: an expert that reads it solves the he
 
 // The two checks below are the issue's target for the quick demo. They do not hold with the tiny RDT trained from
 // scratch for the quick demo's budget: it does not learn to find the named block in the images within it (README,
-// "The embedded demo": measured why). They stay here, run, and report, so the day a configuration learns the task
+// "What the demo does": measured why). They stay here, run, and report, so the day a configuration learns the task
 // within the budget they pass.
-const TODO = 'the tiny RDT from scratch does not learn the vision-language lookup within the quick budget (README: The embedded demo)';
+const TODO = 'the tiny RDT from scratch does not learn the vision-language lookup within the quick budget (README: What the demo does)';
 
 test('the trained policy beats the untrained one beyond their Wilson 95% intervals', { todo: TODO }, () => {
   const u = rate('untrained'), t = rate('trained-h8');

@@ -4,6 +4,8 @@
 import * as torch from '../engine/index.js';
 import { type DemoSettings, runDemo } from '../demo/run.js';
 import { demoReport } from '../demo/report.js';
+import { DemoStopped } from '../demo/errors.js';
+import { StopSignals } from '../train/stop_signals.js';
 import { parseCommandArgs, positiveInt } from './args.js';
 
 /** The demo as `npm start` runs it. */
@@ -55,7 +57,14 @@ export async function demo(args: string[]): Promise<number> {
   const say = (s: string) => process.stderr.write(s + '\n');
   say('rdt-libero demo: record a scripted expert in the simulator\'s TEST back-end, fine-tune a tiny RDT with DEMO encoders ' +
     '(NOT T5/SigLIP) on CPU, and measure closed-loop success before and after');
-  const r = await runDemo(settings, values.out, say);
+  let r;
+  try {
+    r = await runDemo(settings, values.out, say);
+  } catch (e) {
+    if (!(e instanceof DemoStopped)) throw e;
+    say(e.message);
+    return StopSignals.exitCode(e.signal);
+  }
   process.stdout.write(demoReport(r));
   return 0;
 }

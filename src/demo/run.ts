@@ -13,7 +13,7 @@ import { PolicyFolderWriter } from '../train/policy_writer.js';
 import type { TrainResult } from '../train/trainer.js';
 import { writeDirAtomic, writeFileAtomic } from '../util/atomic.js';
 import { recordChecksums } from '../util/checksums.js';
-import { DemoError } from './errors.js';
+import { DemoError, DemoStopped } from './errors.js';
 import { type EvalRun, runEvalChild } from './eval_child.js';
 import { recordDemos, recordedFiles } from './record.js';
 
@@ -197,6 +197,8 @@ export async function runDemo(s: DemoSettings, out: string, say: (line: string) 
   const { train } = await import('../train/trainer.js');
   say(`train: the tiny RDT (${p.model}) from scratch with the DEMO encoders, ${s.steps} steps of batch ${s.batch}`);
   const tr = await phase('train', () => train(cfg, { hooks: { evaluators: [untrainedPolicy(p.untrained)] } }));
+  // A stop signal ends the demo here: the trainer has saved and returned, and the user asked to stop.
+  if (tr.stoppedBy) throw new DemoStopped(tr.stoppedBy);
   if (!tr.lastCheckpoint) throw new DemoError(`training in ${p.train} wrote no checkpoint`);
   const policy = join(tr.lastCheckpoint, 'ema');
 
