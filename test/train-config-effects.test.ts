@@ -156,7 +156,7 @@ const EFFECTS: Record<string, Check> = {
     const short = join(work, 'horizon8.json');
     writeFileSync(short, JSON.stringify(toHubJson(rdtPreset('tiny', { rdt: { hidden_size: 32, depth: 2, num_heads: 2 }, pred_horizon: 8 }))));
     const seen: number[] = [];
-    const y = await run({ model: short }, { evaluators: [{ name: 'horizon', every: 1, evaluate: (_r, _s, ctx) => (seen.push(ctx.data.dataset.cfg.chunkSize), null) }] });
+    const y = await run({ model: short, exec_horizon: 8 }, { evaluators: [{ name: 'horizon', every: 1, evaluate: (_r, _s, ctx) => (seen.push(ctx.data.dataset.cfg.chunkSize), null) }] });
     assert.deepEqual([...new Set(seen)], [8]);
     assert.equal(JSON.parse(readFileSync(ck(y, 'policy.json'), 'utf8')).action.chunk_size, 8);
     assert.equal(tensorsOf(join(ck(y), 'model.safetensors')).get('model.x_pos_embed')!.shape[1], 8 + 3);
