@@ -165,7 +165,9 @@ class LiberoEnv:
         np = self.np
         low = {k: np.asarray(obs[k], float).tolist() for k in ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos", "robot0_joint_pos")}
         images = [(k, np.ascontiguousarray(obs[k], dtype=np.uint8)) for k in ("agentview_image", "robot0_eye_in_hand_image")]
-        return low, images, done, reward, self.t
+        # The flattened MuJoCo state [time, qpos, qvel] (what LIBERO's datasets store as `states`, and reset takes back):
+        # ControlEnv.get_sim_state() = self.env.sim.get_state().flatten() (libero/libero/envs/env_wrapper.py, 8f1084e).
+        return low, images, done, reward, self.t, np.asarray(self.env.get_sim_state(), float).tolist()
 
     def close(self):
         if self.env is not None:

@@ -35,9 +35,9 @@ def send(header, blobs=()):
 
 
 def obs_reply(rid, step):
-    """An observation reply from an env step result (see the back-ends' `observation()` contract)."""
-    obs, images, done, reward, t = step
-    return {"id": rid, "ok": True, "obs": obs, "done": bool(done), "reward": float(reward), "t": t}, images
+    """An observation reply from a back-end's reset/step result: (obs, images, done, reward, t, flattened state)."""
+    obs, images, done, reward, t, state = step
+    return {"id": rid, "ok": True, "obs": obs, "done": bool(done), "reward": float(reward), "t": t, "state": state}, images
 
 
 def make_backend(name):

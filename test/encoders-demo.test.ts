@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as torch from '../src/engine/index.js';
-import { DemoTextEncoder, DemoVisionEncoder } from '../src/encoders/demo.js';
+import { DemoTextEncoder, DemoVisionEncoder, demoEncoderIdentity } from '../src/encoders/demo.js';
 import { maxAbsDiff } from './helpers/assert-close.js';
 
 test('demo vision encoder: (N, 9, D) tokens, deterministic, different images differ', () => {
@@ -31,4 +31,12 @@ test('demo text encoder: padded tokens with a mask; same words, same tokens', ()
   const t0 = tokens.toFloat64().slice(0, 6 * 32);
   assert.equal(maxAbsDiff(again.tokens.toFloat64(), t0), 0, 'case and punctuation do not matter');
   torch.scope(() => assert.ok(tokens.isfinite().all().item() === 1));
+});
+
+test('demo encoders of a model: the vision grid follows img_cond_len (2 history x 3 cameras x grid^2); other lengths are refused', () => {
+  const dims = { lang_token_dim: 32, img_token_dim: 24, max_lang_cond_len: 16 };
+  assert.deepEqual(demoEncoderIdentity({ ...dims, img_cond_len: 54 }).vision, { kind: 'demo', token_dim: 24, grid: 3, cells: 4, seed: 1234 });
+  assert.deepEqual(demoEncoderIdentity({ ...dims, img_cond_len: 216 }).vision, { kind: 'demo', token_dim: 24, grid: 6, cells: 2, seed: 1234 });
+  assert.throws(() => demoEncoderIdentity({ ...dims, img_cond_len: 150 }), /img_cond_len 150 is not such a number/); // grid 5 does not divide 12
+  assert.throws(() => demoEncoderIdentity({ ...dims, img_cond_len: 55 }), /img_cond_len 55/);
 });

@@ -45,7 +45,7 @@ class _Suite:
     def __init__(self, name):
         self.name = name
     def get_task(self, i):
-        return Task(f"TASK_{i}", f"do task {i}", "p", self.name, f"TASK_{i}.bddl", f"TASK_{i}.pruned_init")
+        return Task(f"TASK_{i}", f"pick up the red block {i}", "p", self.name, f"TASK_{i}.bddl", f"TASK_{i}.pruned_init")
 def get_benchmark_dict():
     return {s: (lambda s=s: _Suite(s)) for s in ("libero_goal", "libero_spatial")}
 `,
@@ -66,6 +66,8 @@ class OffScreenRenderEnv:
         self.state = np.asarray(s); self.n = 0
         log(op="set_init_state", state=self.state.tolist())
         return self.obs()
+    def get_sim_state(self):  # ControlEnv: self.env.sim.get_state().flatten(), the state set_init_state set
+        return self.state.copy()
     def obs(self):
         r = self.kw["camera_heights"]
         img = np.zeros((r, r, 3), np.uint8); img[0, 0] = 255
@@ -117,7 +119,7 @@ test('LIBERO back-end: config written so the import never prompts, init states v
   for (const k of ['benchmark_root', 'bddl_files', 'init_states', 'datasets', 'assets']) assert.match(cfg, new RegExp(`^${k}: ${root}/libero/libero`, 'm'));
   const recs = readRecords(join(work, 'out', 'episodes.jsonl'));
   assert.deepEqual(recs.map((x) => [x.init, x.success, x.steps, x.language, x.task_name]), [
-    [0, false, 20, 'do task 4', 'TASK_4'], [1, true, 3, 'do task 4', 'TASK_4'], [2, false, 20, 'do task 4', 'TASK_4']]);
+    [0, false, 20, 'pick up the red block 4', 'TASK_4'], [1, true, 3, 'pick up the red block 4', 'TASK_4'], [2, false, 20, 'pick up the red block 4', 'TASK_4']]);
   assert.equal(r.summary.suites.libero_goal.successes, 1);
   const calls = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   const init = calls.find((c) => c.op === 'init');

@@ -183,14 +183,14 @@ test('exec_horizon longer than the chunk, and results of other settings in --out
   await assert.rejects(runEval(scriptedPolicy('reach'), testEvalOptions(join(work, 'h8'), { execHorizon: 16 })), /eval_config\.json: this folder holds an evaluation with policy = /);
 });
 
-interface ResetLine { task: number; init: number; seeded: boolean; placement: number[]; since_open: number; pid: number }
+interface ResetLine { task: number; init: number; seeded: boolean; placement: number[][]; since_open: number; pid: number }
 const resetLog = (f: string): ResetLine[] => readFileSync(f, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
 
 test('seeding: per-episode seeds every reset alike; per-task seeds the task\'s env once and each reset draws on (openpi\'s order), replayed after a resume and on 2 workers', async () => {
   // reach_env.py's documented placement rule, in numpy here: the env's generator default_rng(seed) from `open` (or
-  // from a seeded reset), one uniform(-0.002, 0.002, 2) draw per reset.
-  const ref = runPythonJson<number[][]>('import numpy as np', 'rng = np.random.default_rng(7); out = [rng.uniform(-0.002, 0.002, 2).tolist() for _ in range(4)]', {});
-  const close = (a: number[], b: number[]) => a.every((x, i) => Math.abs(x - b[i]) < 1e-15);
+  // from a seeded reset), one uniform(-0.002, 0.002, (4, 2)) draw per reset (x, y of each of the four blocks).
+  const ref = runPythonJson<number[][][]>('import numpy as np', 'rng = np.random.default_rng(7); out = [rng.uniform(-0.002, 0.002, (4, 2)).tolist() for _ in range(4)]', {});
+  const close = (a: number[][], b: number[][]) => a.length === b.length && a.every((row, i) => row.length === 2 && row.every((x, j) => Math.abs(x - b[i][j]) < 1e-15));
 
   // per-episode (the default): every reset is seeded, so every episode draws the first placement.
   const pe = join(work, 'seed-pe.log');

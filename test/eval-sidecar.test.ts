@@ -1,8 +1,9 @@
 // The sidecar protocol and its test back-end, request by request: the geometry (0.05 m per unit action, clipping,
 // world-frame axis-angle rotation by 0.5 rad per unit, the gripper's 0.25-per-step command and finger joints),
-// observations in robosuite's keys and units that the data layer's obsFrameFromEnv consumes, renders upside down,
-// error replies that keep the sidecar serving, a killed sidecar seen as a crash, and one that never starts killed
-// after its start-up timeout.
+// observations in robosuite's keys and units that the data layer's obsFrameFromEnv consumes, the flattened state
+// every reply carries (and reset takes back), renders upside down, the task family (four coloured blocks, the
+// instruction names the one to grasp), error replies that keep the sidecar serving, a killed sidecar seen as a
+// crash, and one that never starts killed after its start-up timeout.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { gripperOpenFraction, obsFrameFromEnv } from '../src/data/adapter.js';
@@ -35,9 +36,16 @@ test('geometry: moves, clipping, world-frame rotation, gripper, in robosuite uni
   const s = await start();
   const info = await s.open({ suite: 'libero_10', task: 9, resolution: 40, seed: 1, horizon: 100 });
   assert.equal(info.num_init_states, 50);
-  assert.match(info.language, /reach the red target/);
-  // state: eef xyz, target xyz, gripper command
-  let o = await s.reset({ state: [0.1, -0.05, 1.1, -0.2, 0.15, 0.92, -1], seed: 3 });
+  assert.equal(info.state_dim, 21);
+  // task 9 = scene 3's green block: LIBERO's SCENE prefix, which grab_language_from_filename strips
+  assert.equal(info.task_name, 'TABLE_SCENE3_pick_up_the_green_block');
+  assert.equal(info.language, 'pick up the green block');
+  // state: time, eef xyz, eef quat xyzw, gripper command, red/green/blue/yellow block xyz
+  const init = [2.5, 0.1, -0.05, 1.1, 1, 0, 0, 0, -1, -0.2, 0.15, 0.92, 0, 0.2, 0.92, 0.2, 0, 0.92, 0.2, 0.2, 0.92];
+  let o = await s.reset({ state: init, seed: 3 });
+  close(o.state!.slice(0, 9), init.slice(0, 9));
+  // like LIBERO's reset (openvla#342), every reset moves the blocks ("fixtures") by up to 2 mm in x and y
+  close(o.state!.slice(9), init.slice(9), 0.002 + 1e-12);
   close(o.obs.robot0_eef_pos as number[], [0.1, -0.05, 1.1]);
   close(o.obs.robot0_eef_quat as number[], [1, 0, 0, 0]); // pointing down
   close(o.obs.robot0_gripper_qpos as number[], [0.0387, -0.0387]);
@@ -46,6 +54,7 @@ test('geometry: moves, clipping, world-frame rotation, gripper, in robosuite uni
   assert.equal(gripperOpenFraction(f.robot.gripperQpos), 1);
   o = await s.step([1, -0.5, 3, 0, 0, 0, 0]); // z clipped to 1: +0.05 m
   close(o.obs.robot0_eef_pos as number[], [0.15, -0.075, 1.15], 1e-12);
+  close(o.state!.slice(0, 4), [2.55, 0.15, -0.075, 1.15], 1e-12); // time advances 50 ms per step
   // rx = 1: 0.5 rad about world x, applied on the left: q = q(0.5 rad, x) * q_down
   o = await s.step([0, 0, 0, 1, 0, 0, 0]);
   close(o.obs.robot0_eef_quat as number[], qmul([Math.sin(0.25), 0, 0, Math.cos(0.25)], [1, 0, 0, 0]).map((x, _, q) => (q[3] < 0 ? -x : x)), 1e-12);
@@ -57,27 +66,72 @@ test('geometry: moves, clipping, world-frame rotation, gripper, in robosuite uni
   for (let i = 0; i < 4; i++) o = await s.step([0, 0, 0, 0, 0, 0, 1]);
   close(o.obs.robot0_gripper_qpos as number[], [0, 0], 1e-12);
   assert.equal(o.t, 11);
-  assert.equal(o.done, false); // closed, but far from the target
+  assert.equal(o.done, false); // closed, but far from the green block
+  assert.equal(o.state![8], 1);
+  // The state reply round-trips: resetting to it gives the same observation.
+  const again = await s.reset({ state: o.state!, seed: 0 });
+  close(again.obs.robot0_eef_quat as number[], o.obs.robot0_eef_quat as number[], 1e-12);
+  close(again.obs.robot0_gripper_qpos as number[], o.obs.robot0_gripper_qpos as number[], 1e-12);
 });
 
-test('renders: upside down like robosuite, the target where the documented camera puts it; done when closed on it', async () => {
+test('renders: upside down like robosuite, each block where the documented camera puts it; done only when closed on the named block', async () => {
   const s = await start();
-  await s.open({ suite: 'libero_goal', task: 0, resolution: 60, seed: 1, horizon: 100 });
-  const target = [0.12, 0.21, 0.92];
-  let o = await s.reset({ state: [target[0], target[1], 0.935, ...target, -1], seed: 0 });
+  const info = await s.open({ suite: 'libero_goal', task: 2, resolution: 60, seed: 1, horizon: 100 });
+  assert.equal(info.language, 'pick up the blue block');
+  const blocks = { red: [-0.2, 0.2], green: [0.0, -0.2], blue: [0.12, 0.21], yellow: [0.2, -0.1] };
+  const rgb = { red: [220, 30, 30], green: [40, 170, 60], blue: [40, 80, 220], yellow: [230, 200, 30] };
+  const state = (eef: number[], grip = -1) => [0, ...eef, 1, 0, 0, 0, grip, ...Object.values(blocks).flatMap(([x, y]) => [x, y, 0.92])];
+  // Over the red block, low: fingers either side of it.
+  let o = await s.reset({ state: state([-0.2, 0.2, 0.93]), seed: 0 });
   const img = o.obs.agentview_image as Uint8Array;
   assert.equal(img.length, 60 * 60 * 3);
   // Upright row r sees y = 0.3 - (r + 0.5) 0.6 / 60; stored upside down, so stored row = 59 - r.
-  const col = Math.floor((target[0] + 0.3) / 0.01);
-  const uprightRow = Math.floor((0.3 - target[1]) / 0.01);
-  const px = (r: number, c: number) => Array.from(img.subarray((r * 60 + c) * 3, (r * 60 + c) * 3 + 3));
-  assert.deepEqual(px(59 - uprightRow, col), [220, 30, 30]);
-  assert.notDeepEqual(px(uprightRow, col), [220, 30, 30]);
+  const px = (im: Uint8Array, r: number, c: number) => Array.from(im.subarray((r * 60 + c) * 3, (r * 60 + c) * 3 + 3));
+  for (const [name, [x, y]] of Object.entries(blocks)) {
+    const col = Math.floor((x + 0.3) / 0.01);
+    const uprightRow = Math.floor((0.3 - y) / 0.01);
+    assert.deepEqual(px(img, 59 - uprightRow, col), rgb[name as keyof typeof rgb], name);
+    if (Math.abs(y) > 0.05) assert.notDeepEqual(px(img, uprightRow, col), rgb[name as keyof typeof rgb], `${name} mirrored`);
+  }
+  // The wrist camera is centred on the gripper: the red block fills its middle.
+  assert.deepEqual(px(o.obs.robot0_eye_in_hand_image as Uint8Array, 30, 30), rgb.red);
+  for (let i = 0; i < 8; i++) o = await s.step([0, 0, 0, 0, 0, 0, 1]);
+  assert.equal(o.done, false, 'closed on the red block, but the task names the blue one');
+  o = await s.reset({ state: state([0.125, 0.205, 0.935]), seed: 0 });
   for (let i = 0; i < 6; i++) o = await s.step([0, 0, 0, 0, 0, 0, 1]);
   assert.equal(o.done, false); // command 0.5 < 0.75
   o = await s.step([0, 0, 0, 0, 0, 0, 1]);
   assert.equal(o.done, true);
   assert.equal(o.reward, 1);
+  // Too high above it (more than 2 cm): not a grasp.
+  o = await s.reset({ state: state([0.12, 0.21, 0.945], 1), seed: 0 });
+  o = await s.step([0, 0, 0, 0, 0, 0, 1]);
+  assert.equal(o.done, false);
+});
+
+test('initial states: four blocks in four of the nine regions, the same on every open; every task has the four colours', async () => {
+  const s = await start();
+  const seen = new Set<string>();
+  for (const task of [0, 1, 4]) {
+    await s.open({ suite: 'libero_object', task, resolution: 16, seed: 0, horizon: 10 });
+    for (const init of [0, 17, 49]) {
+      const st = (await s.reset({ initIndex: init, seed: 0 })).state!;
+      const regions = [0, 1, 2, 3].map((b) => {
+        const [x, y, z] = st.slice(9 + 3 * b, 12 + 3 * b);
+        assert.equal(z, 0.92);
+        // region centres: x in -0.2, 0, 0.2; y in 0.24, 0.04, -0.16 (no row mirrors another); 15 mm of offset in the
+        // initial state, 2 mm more from the reset
+        const rx = Math.round(x / 0.2), ry = Math.round((y - 0.04) / 0.2);
+        assert.ok(Math.abs(x - 0.2 * rx) <= 0.017 + 1e-12 && Math.abs(y - 0.04 - 0.2 * ry) <= 0.017 + 1e-12 && Math.abs(rx) <= 1 && Math.abs(ry) <= 1, `block ${b} at ${x}, ${y}`);
+        return `${rx},${ry}`;
+      });
+      assert.equal(new Set(regions).size, 4, 'one block per region');
+      seen.add(regions.join(' '));
+    }
+  }
+  assert.ok(seen.size >= 8, `the layouts vary (${seen.size} distinct of 9)`);
+  const again = await s.open({ suite: 'libero_object', task: 4, resolution: 16, seed: 0, horizon: 10 });
+  assert.equal(again.task_name, 'TABLE_SCENE2_pick_up_the_red_block');
 });
 
 test('bad requests get one error reply naming the field, and the sidecar keeps serving; a killed sidecar is a crash', async () => {

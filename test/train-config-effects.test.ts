@@ -154,6 +154,14 @@ const EFFECTS: Record<string, Check> = {
     const x = await run({ model: file });
     const blocks = new Set([...weights(ck(x)).keys()].map((k) => /^model\.blocks\.(\d+)\./.exec(k)?.[1]).filter(Boolean));
     assert.equal(blocks.size, 2, 'a 2-block model from the config.json');
+    // The data follows the architecture: a model with 8-step chunks trains on 8-step chunks (and its policy says so).
+    const short = join(work, 'horizon8.json');
+    writeFileSync(short, JSON.stringify(toHubJson(rdtPreset('tiny', { rdt: { hidden_size: 32, depth: 2, num_heads: 2 }, pred_horizon: 8 }))));
+    const seen: number[] = [];
+    const y = await run({ model: short, exec_horizon: 8 }, { evaluators: [{ name: 'horizon', every: 1, evaluate: (_r, _s, ctx) => (seen.push(ctx.data.dataset.cfg.chunkSize), null) }] });
+    assert.deepEqual([...new Set(seen)], [8]);
+    assert.equal(JSON.parse(readFileSync(ck(y, 'policy.json'), 'utf8')).action.chunk_size, 8);
+    assert.equal(tensorsOf(join(ck(y), 'model.safetensors')).get('model.x_pos_embed')!.shape[1], 8 + 3);
   },
   pretrained_model_name_or_path: async () => {
     assert.notEqual(pre.r.losses[0], base.r.losses[0], 'the first loss is the pretrained model\'s');

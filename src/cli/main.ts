@@ -8,7 +8,7 @@ import { reportError } from './report.js';
 const USAGE = `usage: rdt-libero <command> [options]   (rdt-libero <command> --help for its options)
 
 commands:
-  demo        fine-tune the tiny RDT on a synthetic suite with DEMO encoders, on CPU (what \`npm start\` runs)
+  demo        train a tiny RDT on a scripted expert in the test simulator and measure closed-loop success, on CPU (\`npm start\`)
   train       fine-tune RDT on LIBERO data: rdt-libero train --config run.yaml [key=value ...] (--help lists every key)
   lora-merge  fold LoRA adapters into the base weights: rdt-libero lora-merge --checkpoint DIR --out DIR
   doctor      report libtorch, threads, BLAS and devices (--sim: check the LIBERO simulator install)

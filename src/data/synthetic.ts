@@ -7,12 +7,11 @@
 // bench and the embedded demo. Images are drawn upright, then stored vertically flipped like robosuite's.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import h5wasm from 'h5wasm/node';
 import { FULL_OPEN_GAP_M } from './adapter.js';
 import type { SuiteName } from './discover.js';
 import { POS_SCALE_M, ROT_SCALE_RAD } from './encodings/types.js';
 import type { Layout } from './hdf5/libero_file.js';
-import { h5ready } from './hdf5/h5.js';
+import { LiberoFileWriter } from './hdf5/libero_writer.js';
 import { Rng, hash32 } from './rng.js';
 import { axisAngleToMat, matMul, matToAxisAngle, matToQuat } from './rotation.js';
 
@@ -188,7 +187,6 @@ export function syntheticFolder(opts: Pick<SyntheticOptions, 'suite' | 'layout'>
 
 /** Writes one suite folder under opts.root; returns the file paths. */
 export async function writeSyntheticSuite(opts: SyntheticOptions): Promise<string[]> {
-  await h5ready();
   const layout = opts.layout ?? 'original';
   const S = opts.size ?? (layout === 'original' ? 128 : 256);
   const dir = join(opts.root, syntheticFolder(opts));
@@ -197,63 +195,22 @@ export async function writeSyntheticSuite(opts: SyntheticOptions): Promise<strin
   for (let k = 0; k < opts.tasks; k++) {
     const task = syntheticTaskName(opts.suite, k);
     const path = join(dir, `${task}_demo.hdf5`);
-    const f = new h5wasm.File(path, 'w');
+    const w = await LiberoFileWriter.create(path, { layout, stateDim: SYNTH_STATE_DIM[opts.suite] });
     try {
-      const data = f.create_group('data');
-      let total = 0;
-      const SD = SYNTH_STATE_DIM[opts.suite];
       for (let d = 0; d < opts.demos; d++) {
         const demo = synthesizeDemo(opts, k, d);
-        total += demo.T;
-        const g = data.create_group(demo.name);
-        const T = demo.T;
-        const f64 = (name: string, arr: Float64Array, w: number) => g.create_dataset({ name, data: arr, shape: [T, w], dtype: '<d' });
-        f64('actions', demo.actions, 7);
-        f64('states', demo.states, SD);
-        f64('robot_states', demo.robotStates, 9);
-        const last = new Uint8Array(T);
-        last[T - 1] = 1;
-        g.create_dataset({ name: 'rewards', data: last, shape: [T], dtype: '<B' });
-        g.create_dataset({ name: 'dones', data: last, shape: [T], dtype: '<B' });
-        const obs = g.create_group('obs');
-        const of64 = (name: string, arr: Float64Array, w: number) => obs.create_dataset({ name, data: arr, shape: [T, w], dtype: '<d' });
-        const eeStates = new Float64Array(T * 6);
-        for (let t = 0; t < T; t++) {
-          eeStates.set(demo.eePos.subarray(t * 3, t * 3 + 3), t * 6);
-          eeStates.set(demo.eeOri.subarray(t * 3, t * 3 + 3), t * 6 + 3);
-        }
-        obs.create_dataset({ name: 'agentview_rgb', data: demo.agentview, shape: [T, S, S, 3], dtype: '<B' });
-        of64('ee_ori', demo.eeOri, 3);
-        of64('ee_pos', demo.eePos, 3);
-        of64('ee_states', eeStates, 6);
-        obs.create_dataset({ name: 'eye_in_hand_rgb', data: demo.eyeInHand, shape: [T, S, S, 3], dtype: '<B' });
-        of64('gripper_states', demo.gripper, 2);
-        of64('joint_states', demo.joints, 7);
-        if (layout === 'original') {
-          g.create_attribute('num_samples', T, [], '<q');
-          g.create_attribute('model_file', `<mujoco model="synthetic ${task} ${demo.name}"/>`);
-          g.create_attribute('init_state', demo.states.slice(0, SD), [SD], '<d');
-        }
+        w.addDemo({ ...demo, modelFile: `<mujoco model="synthetic ${task} ${demo.name}"/>` });
       }
-      if (layout === 'original') {
-        const language = syntheticBddlInstruction(opts.suite, k);
-        data.create_attribute('env_name', 'Libero_Tabletop_Manipulation');
-        data.create_attribute('problem_info', JSON.stringify({ problem_name: 'libero_tabletop_manipulation', domain_name: 'robosuite', language_instruction: language }));
-        data.create_attribute('macros_image_convention', 'opengl');
-        data.create_attribute('bddl_file_name', `/synthetic/bddl_files/${opts.suite}/${task}.bddl`);
-        data.create_attribute('bddl_file_content', `(define (problem synthetic)\n  (:language ${language})\n)`);
-        data.create_attribute('env_args', JSON.stringify({
-          type: 1, env_name: 'Libero_Tabletop_Manipulation', problem_name: 'libero_tabletop_manipulation',
-          bddl_file: `/synthetic/bddl_files/${opts.suite}/${task}.bddl`,
-          env_kwargs: { robots: ['Panda'], controller_configs: { type: 'OSC_POSE' }, control_freq: 20, camera_heights: S, camera_widths: S, camera_names: ['robot0_eye_in_hand', 'agentview'], reward_shaping: true, ignore_done: true },
-        }));
-        data.create_attribute('num_demos', opts.demos, [], '<q');
-        data.create_attribute('total', total, [], '<q');
-        data.create_attribute('tag', 'libero-v1');
-      }
-    } finally {
-      f.close();
+    } catch (e) {
+      w.abort();
+      throw e;
     }
+    const language = syntheticBddlInstruction(opts.suite, k);
+    w.finish({
+      language, cameraSize: S,
+      bddlFileName: `/synthetic/bddl_files/${opts.suite}/${task}.bddl`,
+      bddlFileContent: `(define (problem synthetic)\n  (:language ${language})\n)`,
+    });
     files.push(path);
   }
   return files;

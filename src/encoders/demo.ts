@@ -6,7 +6,9 @@ import * as torch from '../engine/index.js';
 import type { Tensor } from '../engine/index.js';
 import type { TextEncoder, VisionEncoder } from './types.js';
 
-export { EncoderError } from './errors.js';
+import { EncoderError } from './errors.js';
+
+export { EncoderError };
 
 /** Patches: the image is average-pooled to (grid*cells)^2 and each grid cell's cells^2 RGB means form one patch. */
 export class DemoVisionEncoder implements VisionEncoder {
@@ -150,10 +152,19 @@ export interface DemoVisionIdentity {
   seed: number;
 }
 
-/** The demo encoders a model of these dimensions trains with (the defaults of the demo classes). */
-export function demoEncoderIdentity(dims: { lang_token_dim: number; img_token_dim: number; max_lang_cond_len: number }): { text: DemoTextIdentity; vision: DemoVisionIdentity } {
+/** Cells per side the demo vision encoder pools an image into (grid x cells = 12 for every grid it supports). */
+const DEMO_SIDE = 12;
+
+/**
+ * The demo encoders a model of these dimensions trains with. The vision grid follows the model's image tokens:
+ * img_cond_len = 2 history x 3 cameras x grid^2 (tiny: 54 -> grid 3 of 4x4 cells; 216 -> grid 6 of 2x2 cells).
+ */
+export function demoEncoderIdentity(dims: { lang_token_dim: number; img_token_dim: number; max_lang_cond_len: number; img_cond_len: number }): { text: DemoTextIdentity; vision: DemoVisionIdentity } {
+  const grid = Math.round(Math.sqrt(dims.img_cond_len / 6));
+  if (grid * grid * 6 !== dims.img_cond_len || DEMO_SIDE % grid !== 0)
+    throw new EncoderError(`the demo vision encoder gives 2 history x 3 cameras x grid^2 tokens with grid in 1, 2, 3, 4, 6, 12; img_cond_len ${dims.img_cond_len} is not such a number (tiny: 54)`);
   return {
     text: { kind: 'demo', token_dim: dims.lang_token_dim, max_length: dims.max_lang_cond_len, vocab: 4096, seed: 4321 },
-    vision: { kind: 'demo', token_dim: dims.img_token_dim, grid: 3, cells: 4, seed: 1234 },
+    vision: { kind: 'demo', token_dim: dims.img_token_dim, grid, cells: DEMO_SIDE / grid, seed: 1234 },
   };
 }

@@ -57,6 +57,8 @@ export interface SimObs {
   reward: number;
   /** env steps since the reset */
   t: number;
+  /** The simulator's flattened state after this reset or step (LIBERO: MuJoCo's [time, qpos, qvel]); for recording. */
+  state?: number[];
 }
 
 interface Pending {
@@ -258,5 +260,5 @@ export class SidecarWorker {
 function toObs({ header, blobs }: { header: Record<string, unknown>; blobs: Map<string, Uint8Array> }): SimObs {
   const obs: Record<string, number[] | Uint8Array> = { ...(header.obs as Record<string, number[]>) };
   for (const [k, v] of blobs) obs[k] = v;
-  return { obs, done: header.done === true, reward: Number(header.reward), t: Number(header.t) };
+  return { obs, done: header.done === true, reward: Number(header.reward), t: Number(header.t), state: header.state as number[] | undefined };
 }

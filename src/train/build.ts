@@ -36,6 +36,13 @@ function modelConfig(model: string): RdtConfig {
   return rdtPreset(model); // unknown name: the preset error with its did-you-mean
 }
 
+/** The architecture a run trains: the pretrained checkpoint's config.json, or `model` ('auto' from scratch: rdt-1b). */
+export function runModelConfig(cfg: TrainConfig): RdtConfig {
+  return cfg.pretrained_model_name_or_path
+    ? readCheckpointConfig(cfg.pretrained_model_name_or_path).config
+    : modelConfig(cfg.model === 'auto' ? 'rdt-1b' : cfg.model);
+}
+
 function buildRunner(cfg: TrainConfig): RDTRunner {
   if (cfg.pretrained_model_name_or_path) {
     const path = cfg.pretrained_model_name_or_path;
@@ -73,9 +80,7 @@ function adoptTrainerEma(config: RdtConfig, ema: EmaConfig, source: string | nul
  * does. For counting parameters (train --dry-run); dispose it after.
  */
 export function buildMetaRunner(cfg: TrainConfig): RDTRunner {
-  const config = cfg.pretrained_model_name_or_path
-    ? readCheckpointConfig(cfg.pretrained_model_name_or_path).config
-    : modelConfig(cfg.model === 'auto' ? 'rdt-1b' : cfg.model);
+  const config = runModelConfig(cfg);
   const runner = new RDTRunner(config, { dtype: 'float32', device: 'meta' });
   if (cfg.lora.enabled) {
     injectLora(runner.model, { rank: cfg.lora.rank, alpha: cfg.lora.alpha, targets: cfg.lora.targets });

@@ -5,6 +5,7 @@ import { DataLoader, cloneBatch } from '../data/loader.js';
 import { type Batch, type DatasetOptions, type LiberoDataset, detectFormat } from '../data/dataset.js';
 import { loadOrComputeStats, type DatasetStatFile } from '../data/stats.js';
 import type { TrainConfig } from './config.js';
+import { runModelConfig } from './build.js';
 import { TrainError } from './errors.js';
 
 export interface TrainData {
@@ -24,8 +25,9 @@ export interface TrainData {
   close(): Promise<void>;
 }
 
-/** The dataset options of the config, without the demo split. */
+/** The dataset options of the config, without the demo split; action chunks as long as the model's (pred_horizon). */
 export function datasetOptions(cfg: TrainConfig): DatasetOptions {
+  const chunkSize = runModelConfig(cfg).pred_horizon;
   return {
     root: cfg.data.dataset_root,
     format: cfg.data.format,
@@ -33,7 +35,7 @@ export function datasetOptions(cfg: TrainConfig): DatasetOptions {
     suites: cfg.data.suites.length ? cfg.data.suites : undefined,
     instructionSource: cfg.data.instruction_source,
     index: { align: cfg.data.align, skipLeadingIdle: cfg.data.skip_idle_steps, dropNoops: cfg.data.drop_noops },
-    adapter: { encoding: cfg.data.action_encoding, ctrlFreq: cfg.ctrl_freq },
+    adapter: { encoding: cfg.data.action_encoding, ctrlFreq: cfg.ctrl_freq, chunkSize },
   };
 }
 
