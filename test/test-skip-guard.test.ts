@@ -1,5 +1,5 @@
 // scripts/test-skip-guard.mjs, the reporter `npm test` runs with: a skip for lack of CUDA or of a LIBERO interpreter
-// passes, any other skip fails the run with one line per test naming its file and reason.
+// passes, any other skip fails the run with one line per test naming its file and reason; todo tests are listed.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -41,4 +41,15 @@ test('inside', (t) => t.skip('no h5py'));`);
   assert.match(r.err, /t\w+\.test\.mjs: needs fixtures \(fixtures not found\)/);
   assert.match(r.err, /switched off \(\(no reason given\)\)/);
   assert.match(r.err, /inside \(no h5py\)/);
+});
+
+test('todo tests (targets not met yet) do not fail the run but are listed with whether they still fail', () => {
+  const r = runWithGuard(`test('ok', () => {});
+test('target', { todo: 'not learnt yet' }, () => { throw new Error('2/20 vs 0/20'); });
+test('reached', { todo: 'was not learnt' }, () => {});`);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.err, /targets not met yet \(todo tests, run but not counted\): 2/);
+  assert.match(r.err, /target \(not learnt yet\) - still failing/);
+  assert.match(r.err, /reached \(was not learnt\) - passes now: drop the todo/);
+  assert.doesNotMatch(r.err, /FAILED/);
 });
