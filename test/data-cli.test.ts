@@ -10,20 +10,10 @@ import { UsageError } from '../src/util/errors.js';
 import { writeSyntheticSuite } from '../src/data/synthetic.js';
 import { runNumpy } from './helpers/python.js';
 import { repoRoot } from './helpers/fixtures.js';
+import { captureStdout } from './helpers/capture.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'rdt-data-cli-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
-
-async function capture(fn: () => Promise<number>): Promise<{ code: number; out: string }> {
-  const orig = process.stdout.write.bind(process.stdout);
-  let out = '';
-  process.stdout.write = ((s: string) => ((out += s), true)) as typeof process.stdout.write;
-  try {
-    return { code: await fn(), out };
-  } finally {
-    process.stdout.write = orig;
-  }
-}
 
 test('inspect lists suites, tasks, instructions, magnitudes and every problem', async () => {
   const root = join(tmp, 'root');
@@ -40,7 +30,7 @@ with h5py.File(inp['path'], 'w') as f:
     d.create_dataset('obs/agentview_rgb', data=np.zeros((5, 8, 8, 3), dtype=np.uint8))
     d.create_dataset('obs/eye_in_hand_rgb', data=np.zeros((5, 8, 8, 3), dtype=np.uint8))
 `, { path: join(root, 'libero_object', 'zz_broken_demo.hdf5') });
-  const { code, out } = await capture(() => data(['inspect', root]));
+  const { code, out } = await captureStdout(() => data(['inspect', root]));
   assert.equal(code, 1);
   assert.match(out, /libero_object \(libero_object\): 2 tasks, 1 demos/);
   assert.match(out, /libero_goal \(libero_goal\): 2 tasks, 4 demos, \d+ sample steps/);
@@ -57,14 +47,14 @@ test('stats writes dataset_stat.json in the official layout, then reuses the cac
   await writeSyntheticSuite({ root, suite: 'libero_spatial', tasks: 1, demos: 2, meanLength: 16, size: 8 });
   const outFile = join(tmp, 'out', 'dataset_stat.json');
   const cache = join(tmp, 'cache');
-  const a = await capture(() => data(['stats', root, '--out', outFile, '--cache', cache, '--encoding', 'eef_velocity']));
+  const a = await captureStdout(() => data(['stats', root, '--out', outFile, '--cache', cache, '--encoding', 'eef_velocity']));
   assert.equal(a.code, 0);
   assert.match(a.out, /computed statistics over \d+ steps of 2 demos \(eef_velocity\)/);
   const st = JSON.parse(readFileSync(outFile, 'utf8'));
   assert.deepEqual(Object.keys(st), ['libero_spatial', 'libero']);
   for (const k of ['state_mean', 'state_std', 'state_min', 'state_max', 'action_q01', 'action_q99']) assert.equal(st.libero[k].length, 128);
   assert.equal(st.libero.dataset_name, 'libero');
-  const b = await capture(() => data(['stats', root, '--out', outFile, '--cache', cache, '--encoding', 'eef_velocity']));
+  const b = await captureStdout(() => data(['stats', root, '--out', outFile, '--cache', cache, '--encoding', 'eef_velocity']));
   assert.match(b.out, /^cached statistics/);
   assert.ok(existsSync(outFile));
   // Usage errors are thrown for main.ts to report (exit 2), never ignored.
@@ -90,7 +80,7 @@ for path, text in inp['files']:
     with h5py.File(path, 'r+') as f:
         f['data'].attrs['problem_info'] = json.dumps({'problem_name': 'libero_tabletop_manipulation', 'domain_name': 'robosuite', 'language_instruction': text})
 `, { files: Object.entries(wording).map(([task, text]) => [byTask[task], text]) });
-  const { code, out } = await capture(() => data(['inspect', root]));
+  const { code, out } = await captureStdout(() => data(['inspect', root]));
   assert.equal(code, 0, out);
   const flagged = out.split('\n').filter((l) => /\(differs;/.test(l));
   assert.deepEqual(flagged, ['    problem_info:  "Put the black bowl on the plate" (differs; evaluation prompts use the file name)'], out);

@@ -18,6 +18,7 @@ import { LeRobotFolder } from '../src/data/lerobot/folder.js';
 import { videoBackend } from '../src/data/lerobot/video.js';
 import { data } from '../src/cli/data.js';
 import { doctor } from '../src/cli/doctor.js';
+import { captureStdout } from './helpers/capture.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const WRITER = join(here, '..', '..', 'test', 'py', 'lerobot_from_hdf5.py');
@@ -227,23 +228,11 @@ test('v2.1 H.264 videos (matching PyAV frame by frame) and v3.0 images in one ro
   h.ds.close();
 });
 
-/** A CLI command's exit code and standard output. */
-async function capture(fn: () => Promise<number>): Promise<{ code: number; out: string }> {
-  const orig = process.stdout.write.bind(process.stdout);
-  let out = '';
-  process.stdout.write = ((s: string) => ((out += s), true)) as typeof process.stdout.write;
-  try {
-    return { code: await fn(), out };
-  } finally {
-    process.stdout.write = orig;
-  }
-}
-
 test('data inspect and data stats on a LeRobot folder: mapping, storage, its own statistics compared, every video frame time checked', async () => {
   const root = write('cli_v21_h264', '--version', 'v2.1', '--cameras', 'video', '--names', 'openpi', '--codec', 'libx264');
   const episodes = readFileSync(join(root, 'meta', 'episodes.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   const rows = episodes.reduce((a, e) => a + e.length, 0);
-  const ins = await capture(() => data(['inspect', root]));
+  const ins = await captureStdout(() => data(['inspect', root]));
   assert.equal(ins.code, 0, ins.out);
   assert.match(ins.out, /\(lerobot\)/);
   assert.match(ins.out, /LeRobot cli_v21_h264: codebase v2\.1, mapping openpi_libero \(\w+=image, \w+=wrist_image; state state\[pos 0:3, axis-angle 3:6, gripper 6:8\]; action actions\)/);
@@ -264,7 +253,7 @@ test('data inspect and data stats on a LeRobot folder: mapping, storage, its own
   const shifted = es.trim().split('\n').map((l) => JSON.parse(l));
   shifted[0].stats.state.mean[0] += 0.5;
   writeFileSync(esPath, shifted.map((r) => JSON.stringify(r)).join('\n') + '\n');
-  const warned = await capture(() => data(['inspect', root]));
+  const warned = await captureStdout(() => data(['inspect', root]));
   assert.match(warned.out, /the dataset's own statistics of 'state' \(.*episodes_stats\.jsonl\) differ from the values read by up to/);
   writeFileSync(esPath, es);
   // Frame times that the video does not have (one episode's timestamps 30 ms late): a problem naming the video.
@@ -274,13 +263,13 @@ test('data inspect and data stats on a LeRobot folder: mapping, storage, its own
 import pyarrow as pa, pyarrow.parquet as pq, sys
 t = pq.read_table(sys.argv[1]); ts = [x + 0.03 for x in t.column('timestamp').to_pylist()]
 pq.write_table(t.set_column(t.schema.get_field_index('timestamp'), t.schema.field('timestamp'), pa.array(ts, pa.float32())), sys.argv[1])`, ep1]);
-  const late = await capture(() => data(['inspect', root]));
+  const late = await captureStdout(() => data(['inspect', root]));
   assert.equal(late.code, 1);
   assert.match(late.out, /2 problems:\n/);
   assert.match(late.out, /file \S+\/videos\/chunk-000\/image\/episode_000001\.mp4, demo episode_000001, step 0: no video frame within tolerance_s=0\.0001 s of timestamp 0\.030000 s \(nearest 0\.000000 s\)/);
   writeFileSync(ep1, keep);
   // data stats: the same statistics as the HDF5 suite's (float32 storage), one entry per folder and the combined one.
-  const st = (r: string, out: string) => capture(() => data(['stats', r, '--out', out]));
+  const st = (r: string, out: string) => captureStdout(() => data(['stats', r, '--out', out]));
   const lo = join(dir, 'stats-lerobot', 'stats.json');
   const ho = join(dir, 'stats-hdf5', 'stats.json');
   const a = await st(root, lo);
@@ -297,7 +286,7 @@ pq.write_table(t.set_column(t.schema.get_field_index('timestamp'), t.schema.fiel
   // fall on either side of that line once the pose is stored as float32, which moves those slots' std by ~1e-3.
   assert.ok(maxDiff(sl.state_std, sh.state_std) < 5e-3, `state_std differs by ${maxDiff(sl.state_std, sh.state_std)}`);
   // doctor names the libav and decoders that read these videos (setup.sh installs the libav headers the addon needs).
-  const doc = await capture(() => doctor([]));
+  const doc = await captureStdout(() => doctor([]));
   assert.match(doc.out, /^video decoding  libavformat \d+\.\d+\.\d+, libavcodec \d+\.\d+\.\d+, libswscale \d+\.\d+\.\d+; decoders av1=\S+ h264=h264 hevc=\S+$/m);
 });
 
