@@ -1,13 +1,13 @@
-// The user-facing training commands, run as the user runs them (the compiled CLI in a child process):
-// `demo --quick` trains and reports a falling loss and files that exist; `train` fails with exit 2 and a
+// The user-facing training commands, run as the user runs them (the compiled CLI in a child process) (the demo has
+// its own file, test/demo.test.ts): `train` fails with exit 2 and a
 // "did you mean" on a misspelt key and with exit 1 naming the folder on a dataset root without LIBERO files;
 // `lora-merge` folds a LoRA run's adapters so the merged checkpoint predicts what the adapted model predicts.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import * as torch from '../src/engine/index.js';
 import { loadSafetensors } from '../src/engine/io/index.js';
 import { loadRdtCheckpoint } from '../src/model/checkpoint.js';
@@ -27,45 +27,6 @@ function cli(args: string[]): { code: number; stdout: string; stderr: string } {
   });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
-
-test('demo --quick trains, reports a falling loss, and the files it names exist', () => {
-  const out = join(tmp, 'demo');
-  const r = cli(['demo', '--quick', '--out', out]);
-  assert.equal(r.code, 0, r.stderr);
-  const text = r.stdout;
-  assert.match(r.stderr + text, /DEMO encoders/);
-  assert.match(text, /SYNTHETIC DATA/);
-  const loss = /training loss \(mean of the first\/last \d+ steps\): ([\d.e+-]+) -> ([\d.e+-]+)/.exec(text);
-  assert.ok(loss, `no loss line in:\n${text}`);
-  const [before, afterLoss] = [Number(loss[1]), Number(loss[2])];
-  assert.ok(afterLoss < 0.9 * before, `loss ${before} -> ${afterLoss} did not fall by 10%`);
-  const mse = /sample MSE \(overall_avg_sample_mse\)\s+([\d.e+-]+) ->\s+([\d.e+-]+)/.exec(text);
-  assert.ok(mse, `no sample MSE line in:\n${text}`);
-  // Held-out chunks of end-effector target poses: even 30 steps learn to stay near the current pose.
-  assert.ok(Number(mse[2]) < 0.5 * Number(mse[1]), `sample MSE ${mse[1]} -> ${mse[2]} did not halve`);
-  assert.match(text, /end-effector position error, cm\s+[\d.]+ ->\s+[\d.]+/);
-
-  const path = (label: string) => {
-    const m = new RegExp(`^  ${label}\\s+(\\S+?)/?(\\s|$)`, 'm').exec(text);
-    assert.ok(m, `no '${label}' line in:\n${text}`);
-    return resolve(tmp, m[1]);
-  };
-  const ck = path('checkpoint');
-  for (const f of ['config.json', 'model.safetensors', join('ema', 'model.safetensors'), 'trainer_state.json'])
-    assert.ok(existsSync(join(ck, f)), `${ck} lacks ${f}`);
-  const steps = readFileSync(path('metrics \\(JSONL\\)'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; 'train/loss'?: number })
-    .filter((x) => x['train/loss'] !== undefined).map((x) => x.step);
-  assert.ok(steps.length >= 3, `only ${steps.length} train/loss records`);
-  for (let i = 1; i < steps.length; i++) assert.ok(steps[i] > steps[i - 1], `metrics steps not increasing: ${steps}`);
-  const tb = path('TensorBoard');
-  assert.ok(existsSync(tb) && /events\.out\.tfevents/.test(tb), `no TensorBoard events file: ${tb}`);
-  assert.ok(readFileSync(tb).length > 100);
-
-  // A second run reuses the generated data.
-  const again = cli(['demo', '--quick', '--steps', '2', '--out', out]);
-  assert.equal(again.code, 0, again.stderr);
-  assert.match(again.stderr, /reusing the synthetic suite/);
-});
 
 test('train: a misspelt key exits 2 with a did-you-mean', () => {
   const r = cli(['train', 'model=tiny', '--lerning_rate', '1e-3']);

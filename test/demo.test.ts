@@ -8,7 +8,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { LiberoDataset } from '../src/data/dataset.js';
 import { QUICK } from '../src/cli/demo.js';
 import { wilson } from '../src/eval/report.js';
@@ -63,6 +63,20 @@ test('demo --quick end to end: demonstrations read back as LIBERO files, policy 
   assert.match(r.stderr, /record: libero_object task 3 "pick up the yellow block": \d+ demos/);
   assert.match(r.stderr, /train \d+\/\d+ \(100\.0%\)/);
   assert.match(r.stderr, /eval trained \(exec_horizon 8\): \[20\/20\]/);
+
+  // Training: the loss falls, held-out sample chunks get closer, and the metrics files the report names exist.
+  const loss = /training loss \(mean of the first\/last \d+ steps\): ([\d.e+-]+) -> ([\d.e+-]+)/.exec(report);
+  assert.ok(loss, `no loss line in:\n${report}`);
+  assert.ok(Number(loss[2]) < 0.5 * Number(loss[1]), `loss ${loss[1]} -> ${loss[2]} did not halve`);
+  const mse = /sample MSE \(overall_avg_sample_mse\)\s+([\d.e+-]+) ->\s+([\d.e+-]+)/.exec(report);
+  assert.ok(mse, `no sample MSE line in:\n${report}`);
+  assert.ok(Number(mse[2]) < 0.5 * Number(mse[1]), `sample MSE ${mse[1]} -> ${mse[2]} did not halve`);
+  const files = /^ {2}training metrics\s+(\S+), TensorBoard (\S+)$/m.exec(report);
+  assert.ok(files, `no training metrics line in:\n${report}`);
+  const steps = readFileSync(resolve(files[1]), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; 'train/loss'?: number })
+    .filter((x) => x['train/loss'] !== undefined).map((x) => x.step);
+  assert.ok(steps.length >= 3 && steps.every((x, i) => i === 0 || x > steps[i - 1]), `train/loss steps: ${steps}`);
+  assert.ok(/events\.out\.tfevents/.test(files[2]) && readFileSync(resolve(files[2])).length > 100, `TensorBoard file ${files[2]}`);
 
   // Demonstrations: read back by the data layer as LIBERO's released layout.
   const ds = await LiberoDataset.open({ root: join(out, 'data'), suites: ['libero_object'] });
@@ -161,4 +175,13 @@ test('the policy follows the instruction: the held-out episodes told another tas
   } finally {
     await policy.close();
   }
+});
+
+// Last: it replaces the quick demo's training and evaluations, which the checks above read.
+test('a second demo run reuses the recorded demonstrations', () => {
+  const r = spawnSync(process.execPath, [MAIN, 'demo', '--quick', '--steps', '2', '--out', out], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  assert.equal(r.status, 0, r.stderr.slice(-3000));
+  assert.match(r.stderr, new RegExp(`data: reusing ${QUICK.tasks.length * QUICK.demosPerTask} recorded demonstrations`));
+  assert.match(r.stdout, /LIBERO's HDF5 layout \(reused\)/);
+  assert.match(r.stdout, /training: .* 2 steps of batch/);
 });
