@@ -6,10 +6,11 @@
 # the `datasets` package: each data file converted once to an Arrow IPC file (timed, like LeRobot's first load),
 # memory-mapped by every process; per sample the state row, the 64-step action chunk and, for 2 cameras, the 2
 # history frames decoded by PIL. Runs `workers` processes, each on its share of the same sample list.
-import io, json, os, sys, time, multiprocessing as mp
+import io, json, os, sys, time
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from py_rounds import timed, run_workers
 from PIL import Image
 
 KEYS = ['observation.images.image', 'observation.images.image2']
@@ -61,14 +62,7 @@ def work(args):
                 out += img.size
         return out
 
-    for s in samples[:warm]:
-        one(*s)
-    t0 = time.perf_counter(); c0 = time.process_time(); n = 0
-    for s in samples[warm:]:
-        one(*s); n += 1
-        if n % 16 == 0 and time.perf_counter() - t0 > budget:
-            break
-    return n, time.perf_counter() - t0, time.process_time() - c0
+    return timed(one, samples, warm, budget)
 
 
 if __name__ == '__main__':
@@ -76,7 +70,4 @@ if __name__ == '__main__':
     conv = convert(req['root'], req['cache'])
     W = max(1, req['workers'])
     shares = [(req['root'], req['cache'], req['samples'][i::W], req['warmup'], req['seconds']) for i in range(W)]
-    with mp.get_context('spawn').Pool(W) as pool:
-        res = pool.map(work, shares)
-    n = sum(r[0] for r in res); dt = max(r[1] for r in res); cpu = sum(r[2] for r in res)
-    print(json.dumps({'samples': n, 'seconds': dt, 'per_second': n / dt, 'cpu_us_per_sample': cpu * 1e6 / n, 'convert_seconds': conv}))
+    run_workers(work, shares, convert_seconds=conv)

@@ -6,10 +6,11 @@
 # LeRobot's DataLoader workers, each on its share of the same sample list. With one_thread in the request, each
 # process decodes and converts with one thread (stream.thread_count = 1, to_ndarray threads=1), as our workers do;
 # without it PyAV uses its defaults (thread_count 0: as many threads as libdav1d and swscale pick for the cores).
-import json, sys, time, multiprocessing as mp
+import json, sys
 import av
 import numpy as np
 import pyarrow.parquet as pq
+from py_rounds import timed, run_workers
 
 def work(args):
     root, samples, warm, budget, one_thread = args
@@ -52,20 +53,10 @@ def work(args):
                 assert d.min() <= 1e-4
                 out += got[int(d.argmin())].size
         return out
-    for s in samples[:warm]:
-        one(*s)
-    t0 = time.perf_counter(); c0 = time.process_time(); n = 0
-    for s in samples[warm:]:
-        one(*s); n += 1
-        if n % 16 == 0 and time.perf_counter() - t0 > budget:
-            break
-    return n, time.perf_counter() - t0, time.process_time() - c0
+    return timed(one, samples, warm, budget)
 
 if __name__ == '__main__':
     req = json.load(open(sys.argv[1]))
     W = max(1, req['workers'])
     shares = [(req['root'], req['samples'][i::W], req['warmup'], req['seconds'], req.get('one_thread', False)) for i in range(W)]
-    with mp.get_context('spawn').Pool(W) as pool:
-        res = pool.map(work, shares)
-    n = sum(r[0] for r in res); dt = max(r[1] for r in res); cpu = sum(r[2] for r in res)
-    print(json.dumps({'samples': n, 'seconds': dt, 'per_second': n / dt, 'cpu_us_per_sample': cpu * 1e6 / n}))
+    run_workers(work, shares)
