@@ -36,13 +36,11 @@ const REMOVED: Record<string, string> = {
 // suite_weights is a free-form mapping from suite name to number.
 const isRecordOfNumbers = (k: string) => k === 'suite_weights';
 
-// String keys whose values include the word 'none' (elsewhere 'none' means null).
-const NONE_IS_A_VALUE = new Set(['data.lerobot_mapping.stored_orientation']);
-
 function coerce(v: unknown, def: unknown, path: string, origin: string): unknown {
   const nullable = NULLABLE.has(path);
-  if (v === 'none' && NONE_IS_A_VALUE.has(path)) return v;
-  if (v === null || v === 'null' || v === 'none' || v === 'None') {
+  // The word none is null only where null is allowed; elsewhere it is a value like any other (stored_orientation:
+  // none, report_to: [none]) and the key's own type and check decide.
+  if (v === null || v === 'null' || (nullable && (v === 'none' || v === 'None'))) {
     if (nullable) return null;
     throw new ConfigError(`${origin}: '${path}' cannot be null`);
   }
