@@ -1,7 +1,8 @@
 // Tensor lifetimes. Every Tensor created inside `scope(fn)` is disposed when fn returns, except
 // the tensors fn returns (they move to the enclosing scope) and those passed to `keep()`.
 // This is TorchSharp's NewDisposeScope: libtorch memory is freed deterministically, not by the GC.
-import type { Tensor } from './tensor.js';
+// What a scope owns: anything disposable (a Tensor). Structural, so scope.ts and tensor.ts do not import each other.
+interface Tensor { dispose(): void }
 
 const stack: Set<Tensor>[] = [];
 
