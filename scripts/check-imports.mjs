@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 
 // Lower rank may not import higher rank. Folders of one rank may import each other unless named in APART.
-export const LAYERS = [['util', 'engine'], ['model', 'encoders', 'data'], ['policy'], ['openpi'], ['train', 'eval', 'serve'], ['demo'], ['cli']];
+export const LAYERS = [['util', 'engine', 'metrics'], ['model', 'encoders', 'data'], ['policy'], ['openpi'], ['train', 'eval', 'serve'], ['demo'], ['cli']];
 const APART = new Set(['train', 'eval', 'serve']); // peers that must not import each other
 const RANK = new Map(LAYERS.flatMap((folders, rank) => folders.map((f) => [f, rank])));
 
@@ -16,13 +16,10 @@ const RANK = new Map(LAYERS.flatMap((folders, rank) => folders.map((f) => [f, ra
 // check; one that no longer occurs does fail, so this list can only shrink. Empty it as the fixes land.
 export const KNOWN = [
   'back-arrow: src/eval/openpi_request.ts imports src/serve/codec.ts (train, eval, serve must not import each other)',
-  'back-arrow: src/eval/watch.ts imports src/train/checkpoint_dir.ts (train, eval, serve must not import each other)',
-  'back-arrow: src/eval/watch.ts imports src/train/tensorboard.ts (train, eval, serve must not import each other)',
   'back-arrow: src/eval/ws_policy.ts imports src/serve/client.ts (train, eval, serve must not import each other)',
   'back-arrow: src/eval/ws_policy.ts imports src/serve/codec.ts (train, eval, serve must not import each other)',
   'back-arrow: src/eval/ws_policy.ts imports src/serve/errors.ts (train, eval, serve must not import each other)',
   'back-arrow: src/policy/policy.ts imports src/train/conditioning.ts (policy is below train)',
-  'back-arrow: src/serve/traffic_report.ts imports src/train/metrics.ts (train, eval, serve must not import each other)',
   'cycle: src/eval/policy_source.ts -> src/eval/scripted_policy.ts -> src/eval/policy_source.ts (3 files tied: src/eval/policy_source.ts, src/eval/scripted_policy.ts, src/eval/ws_policy.ts)',
   'cycle: src/train/build.ts -> src/train/hooks.ts -> src/train/build.ts (6 files tied: src/train/build.ts, src/train/data_setup.ts, src/train/ddp.ts, src/train/encoder_choice.ts, src/train/hooks.ts, src/train/zero.ts)',
   'cycle: src/train/config.ts -> src/train/config_validate.ts -> src/train/config.ts',

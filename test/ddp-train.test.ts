@@ -18,7 +18,7 @@ import { writeSyntheticSuite } from '../src/data/synthetic.js';
 import { DataLoader } from '../src/data/loader.js';
 import { loadConfig } from '../src/train/config.js';
 import { train } from '../src/train/trainer.js';
-import { listCheckpoints } from '../src/train/checkpoint_dir.js';
+import { listCheckpoints } from '../src/policy/checkpoints.js';
 import { rdtPreset, toHubJson } from '../src/model/config.js';
 import { verifyFolder } from '../src/util/checksums.js';
 import { maxAbsDiff } from './helpers/assert-close.js';

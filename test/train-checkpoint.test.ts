@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as torch from '../src/engine/index.js';
 import { saveState, loadState } from '../src/train/state_file.js';
-import { listCheckpoints, resolveResume, writeCheckpoint, TRAINER_STATE } from '../src/train/checkpoint_dir.js';
+import { resolveResume, writeCheckpoint } from '../src/train/checkpoint_dir.js';
+import { listCheckpoints, TRAINER_STATE } from '../src/policy/checkpoints.js';
 
 test('state files round-trip nested objects with tensors, numbers and strings', () => {
   const dir = mkdtempSync(join(tmpdir(), 'rdt-state-'));

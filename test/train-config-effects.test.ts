@@ -16,7 +16,7 @@ import { LiberoDataset } from '../src/data/dataset.js';
 import { loadConfig, type TrainConfig } from '../src/train/config.js';
 import { configKeys } from '../src/train/config_docs.js';
 import { train, type TrainResult, type TrainHooks } from '../src/train/trainer.js';
-import { listCheckpoints } from '../src/train/checkpoint_dir.js';
+import { listCheckpoints } from '../src/policy/checkpoints.js';
 import { rdtPreset, toHubJson, type RdtConfig } from '../src/model/config.js';
 import { DemoTextEncoder, DemoVisionEncoder } from '../src/encoders/demo.js';
 import { T5TextEncoder } from '../src/encoders/official.js';

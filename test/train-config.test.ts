@@ -8,8 +8,8 @@ import { execFileSync } from 'node:child_process';
 import { loadConfig, effectiveBatch, DEFAULT_CONFIG, parseOverrides } from '../src/train/config.js';
 import { lrFactor } from '../src/train/lr_schedule.js';
 import { emaDecay } from '../src/train/ema_decay.js';
-import { TensorBoardWriter, crc32c } from '../src/train/tensorboard.js';
-import { JsonlSink } from '../src/train/metrics.js';
+import { TensorBoardWriter, crc32c } from '../src/metrics/tensorboard.js';
+import { JsonlSink } from '../src/metrics/sink.js';
 import { configKeys, CONFIG_DOCS, configHelp } from '../src/train/config_docs.js';
 
 test('config: defaults, YAML file, then overrides, each validated', () => {

@@ -13,7 +13,7 @@ import { optim } from '../src/engine/index.js';
 import { writeSyntheticSuite } from '../src/data/synthetic.js';
 import { loadConfig, type TrainConfig } from '../src/train/config.js';
 import { train, TrainError } from '../src/train/trainer.js';
-import { listCheckpoints } from '../src/train/checkpoint_dir.js';
+import { listCheckpoints } from '../src/policy/checkpoints.js';
 import { accumulateGradients } from '../src/train/step.js';
 import { injectLora, markOnlyLoraTrainable, mergeLora, loraStateDict } from '../src/train/lora.js';
 import { RDTRunner } from '../src/model/runner.js';

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { execFileSync } from 'node:child_process';
-import { TensorBoardWriter } from '../src/train/tensorboard.js';
+import { TensorBoardWriter } from '../src/metrics/tensorboard.js';
 import { writeSyntheticSuite } from '../src/data/synthetic.js';
 import { loadConfig } from '../src/train/config.js';
 import { train } from '../src/train/trainer.js';

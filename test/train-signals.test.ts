@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { writeSyntheticSuite } from '../src/data/synthetic.js';
 import { loadConfig } from '../src/train/config.js';
 import { train } from '../src/train/trainer.js';
-import { listCheckpoints } from '../src/train/checkpoint_dir.js';
+import { listCheckpoints } from '../src/policy/checkpoints.js';
 import * as torch from '../src/engine/index.js';
 
 const work = mkdtempSync(join(tmpdir(), 'rdt-signals-'));

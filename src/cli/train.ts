@@ -5,7 +5,7 @@ import { loadConfig, parseOverrides } from '../train/config.js';
 import { configHelp } from '../train/config_docs.js';
 import { UsageError } from '../util/errors.js';
 import { helpPointer, parseCommandArgs } from './args.js';
-import { formatDuration } from '../train/metrics.js';
+import { formatDuration } from '../metrics/progress.js';
 import { StopSignals } from '../train/stop_signals.js';
 import type { TrainResult } from '../train/trainer.js';
 import type { TrainConfig } from '../train/config.js';

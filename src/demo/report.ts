@@ -6,7 +6,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { wilson } from '../eval/report.js';
 import type { EpisodeRecord } from '../eval/results.js';
-import { formatDuration } from '../train/metrics.js';
+import { formatDuration } from '../metrics/progress.js';
 import type { SampleMetrics } from '../train/sample_eval.js';
 import type { DemoResult } from './run.js';
 import type { EvalRun } from './eval_child.js';

@@ -1,7 +1,7 @@
 // The server's progress: every interval with traffic, one line to the log and one JSONL record (--metrics):
 // connections, queue, requests/s, model calls and mean batch, p50/p99 latency (frame in -> reply written),
 // errors, RSS. Quiet intervals write nothing.
-import { JsonlSink } from '../train/metrics.js';
+import { JsonlSink } from '../metrics/sink.js';
 
 export interface TrafficState {
   connections: number;

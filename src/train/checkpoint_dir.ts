@@ -1,29 +1,11 @@
 // Training checkpoints on disk: `output_dir/checkpoint-{step}/`, each written to a temporary sibling
 // and renamed into place when complete, so a run killed at any moment leaves the previous complete
 // checkpoint usable. `checkpoints_total_limit` is enforced (the official trainer never deletes).
-import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join, basename, resolve } from 'node:path';
 import { writeDirAtomic } from '../util/atomic.js';
 import { ConfigError } from './errors.js';
-
-const NAME = /^checkpoint-(\d+)$/;
-/** Written last inside the temporary directory: its presence marks a checkpoint as complete. */
-export const TRAINER_STATE = 'trainer_state.json';
-
-export interface CheckpointRef {
-  step: number;
-  path: string;
-}
-
-/** Complete checkpoints under outputDir, oldest first. Half-written temporaries are ignored. */
-export function listCheckpoints(outputDir: string): CheckpointRef[] {
-  if (!existsSync(outputDir)) return [];
-  return readdirSync(outputDir)
-    .map((name) => ({ m: NAME.exec(name), name }))
-    .filter(({ m, name }) => m && statSync(join(outputDir, name)).isDirectory() && existsSync(join(outputDir, name, TRAINER_STATE)))
-    .map(({ m, name }) => ({ step: Number(m![1]), path: join(outputDir, name) }))
-    .sort((a, b) => a.step - b.step);
-}
+import { CHECKPOINT_NAME as NAME, TRAINER_STATE, listCheckpoints, type CheckpointRef } from '../policy/checkpoints.js';
 
 /** Resolve `--resume_from_checkpoint latest|PATH` to a checkpoint directory (or null: start fresh). */
 export function resolveResume(outputDir: string, spec: string | null): CheckpointRef | null {

@@ -14,10 +14,12 @@ import { disposeState } from './zero.js';
 import { RUN_CONFIG, saveCheckpoint, saveFinal } from './checkpoints.js';
 import type { Evaluator, ResolvedHooks, TrainContext } from './hooks.js';
 import { lrFactor } from './lr_schedule.js';
-import { JsonlSink, Metrics, Progress, TensorBoardSink, type MetricSink } from './metrics.js';
+import { JsonlSink, Metrics, type MetricSink } from '../metrics/sink.js';
+import { Progress } from '../metrics/progress.js';
+import { TensorBoardSink } from '../metrics/tensorboard.js';
 import type { RunState } from './run_state.js';
 import { accumulateGradients } from './step.js';
-import { WandbSink } from './wandb.js';
+import { WandbSink } from '../metrics/wandb.js';
 import { TrainError } from './errors.js';
 import { StopSignals, type StopSignal } from './stop_signals.js';
 

@@ -7,7 +7,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as torch from '../engine/index.js';
 import type { TrainParts } from './build.js';
-import { TRAINER_STATE } from './checkpoint_dir.js';
+import { TRAINER_STATE } from '../policy/checkpoints.js';
 import { loadState, saveState } from './state_file.js';
 import { TrainError } from './errors.js';
 import type { FullState, Zero2 } from './zero.js';

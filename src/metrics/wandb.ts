@@ -2,8 +2,8 @@
 // the user's own `wandb` Python package through a child process reading JSON lines, so rdt-libero
 // needs no W&B client of its own and never requires one. Offline runs work with WANDB_MODE=offline.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import type { MetricSink } from './metrics.js';
-import { TrainError } from './errors.js';
+import type { MetricSink } from './sink.js';
+import { RdtError } from '../util/errors.js';
 
 const SCRIPT = `
 import json, sys
@@ -21,7 +21,7 @@ for line in sys.stdin:
 run.finish()
 `;
 
-export class WandbError extends TrainError {
+export class WandbError extends RdtError {
   override name = 'WandbError';
 }
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { WandbSink } from '../src/train/wandb.js';
+import { WandbSink } from '../src/metrics/wandb.js';
 
 test('missing wandb package: the run is refused at start with what to do', () => {
   const dir = mkdtempSync(join(tmpdir(), 'rdt-wb-'));

@@ -4,6 +4,7 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import type { MetricSink } from './sink.js';
 
 const CRC32C_TABLE = (() => {
   const t = new Uint32Array(256);
@@ -106,5 +107,21 @@ export class TensorBoardWriter {
   close(): void {
     fsyncSync(this.#fd);
     closeSync(this.#fd);
+  }
+}
+
+export class TensorBoardSink implements MetricSink {
+  readonly writer: TensorBoardWriter;
+  /** startStep: the first step to be logged (resumed runs: checkpoint step + 1; see TensorBoardWriter). */
+  constructor(logDir: string, startStep = 0) {
+    this.writer = new TensorBoardWriter(logDir, { startStep });
+  }
+  log(step: number, values: Record<string, number | string>): void {
+    const nums: Record<string, number> = {};
+    for (const [k, v] of Object.entries(values)) if (typeof v === 'number') nums[k] = v;
+    this.writer.scalars(step, nums);
+  }
+  close(): void {
+    this.writer.close();
   }
 }
