@@ -22,7 +22,6 @@ import { rdtPreset } from '../src/model/config.js';
 import { RDTRunner } from '../src/model/runner.js';
 import { initProcessGroup, envFromTorchrun } from '../src/engine/distributed.js';
 import { DataParallel } from '../src/train/ddp.js';
-import type { TrainContext } from '../src/train/hooks.js';
 
 const { values } = parseArgs({
   options: {
@@ -80,7 +79,7 @@ async function worker(): Promise<void> {
     else loss.backward();
     cudaSync();
     const t1 = clock();
-    if (sync) await sync({ step: i, loss: loss.item(), finite: true, params }, null as unknown as TrainContext);
+    if (sync) sync({ step: i, loss: loss.item(), finite: true, params });
     cudaSync();
     const t2 = clock();
     optim.clipGradNorm_(params, 1.0);

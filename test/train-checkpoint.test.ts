@@ -5,8 +5,7 @@ import { mkdtempSync, mkdirSync, writeFileSync, existsSync, readdirSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as torch from '../src/engine/index.js';
-import { saveState, loadState } from '../src/train/state_file.js';
-import { resolveResume, writeCheckpoint } from '../src/train/checkpoint_dir.js';
+import { saveState, loadState, resolveResume, writeCheckpoint } from '../src/train/checkpoint.js';
 import { listCheckpoints, TRAINER_STATE } from '../src/policy/checkpoints.js';
 
 test('state files round-trip nested objects with tensors, numbers and strings', () => {

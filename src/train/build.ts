@@ -9,8 +9,7 @@ import { PRESETS, parseRdtConfig, rdtPreset, type RdtConfig, type EmaConfig as R
 import { loadRdtCheckpoint, readCheckpointConfig } from '../model/checkpoint.js';
 import type { TrainConfig, EmaConfig } from './config.js';
 import type { Encoders } from './conditioning.js';
-import { buildEncoders } from './encoder_choice.js';
-import type { EncoderFactory } from './hooks.js';
+import { buildEncoders, type EncoderFactory } from './encoder_choice.js';
 import { Ema } from './ema.js';
 import { injectLora, markOnlyLoraTrainable } from './lora.js';
 import { MasterWeights } from './mixed_precision.js';

@@ -9,7 +9,7 @@
 import * as torch from '../engine/index.js';
 import type { nn, Tensor } from '../engine/index.js';
 import { DistributedError, type GradReducer, type ProcessGroup, type ReducerStep } from '../engine/distributed.js';
-import type { GradientSync } from './hooks.js';
+import type { AccumulatedStep } from './step.js';
 import type { Zero2 } from './zero.js';
 
 export interface DataParallelOptions {
@@ -114,7 +114,7 @@ export class DataParallel {
    * rank's loss was NaN/Inf. Parameters without a gradient (unused in this forward) stay without one, as in a
    * one-process run; ranks must agree which those are, and in which order their gradients became ready.
    */
-  gradientSync(): GradientSync {
+  gradientSync(): (s: AccumulatedStep) => { loss: number; finite: boolean } {
     return (s) => {
       if (!this.reducer) throw new DistributedError('gradientSync before attach(): no gradients are hooked');
       const t0 = performance.now();

@@ -10,7 +10,6 @@ import { CachedTextEncoder, TextCache, textCacheIdentityOf } from '../encoders/t
 import { T5_MAX_LENGTH } from '../encoders/tokenizer.js';
 import { encoderDtype, type TrainConfig } from './config.js';
 import type { Encoders } from './conditioning.js';
-import type { EncoderFactory } from './hooks.js';
 import { TrainError } from './errors.js';
 
 /** Cameras per history step the image tokens hold (agentview, eye-in-hand, and one empty slot), and history steps. */
@@ -74,6 +73,9 @@ function cachedEncoders(c: RdtConfig, cfg: TrainConfig): Encoders {
   return checkSizes(c, { text, vision }, `T5 tokens from ${cfg.text_cache} and the vision encoder ${cfg.vision_encoder}`,
     'use a model whose config takes these encoders\' sizes (rdt-1b: 4096, 1152, 2 x 3 x 729 = 4374 for T5-v1.1-XXL + SigLIP so400m/14-384)');
 }
+
+/** Builds the frozen condition encoders for a model config (a `hooks.encoders` factory replaces the built-in choice). */
+export type EncoderFactory = (model: RdtConfig, cfg: TrainConfig) => Encoders;
 
 export const ENCODER_FACTORIES: Readonly<Record<TrainConfig['encoders'], EncoderFactory>> = {
   demo: (c) => demoEncoders(c),

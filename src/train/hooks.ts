@@ -2,15 +2,15 @@
 // synchroniser (data-parallel training), evaluators, writers that add files to every saved model
 // folder, and the condition encoders. `train(cfg, { hooks })` takes them; trainer.ts registers the
 // built-in ones (the sample-MSE evaluator) the same way.
-import type { nn } from '../engine/index.js';
 import type { RDTRunner } from '../model/runner.js';
-import type { RdtConfig } from '../model/config.js';
 import type { TrainConfig } from './config.js';
-import type { Encoders } from './conditioning.js';
+import type { EncoderFactory } from './encoder_choice.js';
+export type { EncoderFactory };
 import type { TrainParts } from './build.js';
 import type { TrainData } from './data_setup.js';
 import { TrainError } from './errors.js';
 import type { DataParallel } from './ddp.js';
+import type { AccumulatedStep } from './step.js';
 
 /** What a hook can see of the run: the resolved config, the built model and encoders, the data and its statistics. */
 export interface TrainContext {
@@ -22,16 +22,6 @@ export interface TrainContext {
   readonly say: (line: string) => void;
   /** The process group of a data-parallel run (null for one process): rank, world size, collectives. */
   readonly dist: DataParallel | null;
-}
-
-export interface AccumulatedStep {
-  /** Optimizer steps completed before this one (0 for the first). */
-  step: number;
-  /** Mean loss over this process's micro-batches. */
-  loss: number;
-  finite: boolean;
-  /** The trained parameters; their `.grad` holds this process's accumulated gradients. */
-  params: nn.Parameter[];
 }
 
 /**
@@ -79,9 +69,6 @@ export interface ModelFolderInfo {
  * A writer that throws fails the save, and nothing half-written is left under the final name.
  */
 export type ModelFolderWriter = (dir: string, info: ModelFolderInfo, ctx: TrainContext) => void;
-
-/** Builds the frozen condition encoders for a model config (replaces the built-in choice by `encoders:`). */
-export type EncoderFactory = (model: RdtConfig, cfg: TrainConfig) => Encoders;
 
 export interface TrainHooks {
   gradientSync?: GradientSync;

@@ -2,9 +2,19 @@
 // accumulation group. Each micro-batch loss is divided by the group size, so the summed gradients
 // equal those of one batch holding all of them (the loss is a mean over equal-sized batches).
 import * as torch from '../engine/index.js';
-import type { Tensor } from '../engine/index.js';
+import type { nn, Tensor } from '../engine/index.js';
 import type { RDTRunner, LossOptions } from '../model/runner.js';
 import type { ModelInputs } from './conditioning.js';
+
+export interface AccumulatedStep {
+  /** Optimizer steps completed before this one (0 for the first). */
+  step: number;
+  /** Mean loss over this process's micro-batches. */
+  loss: number;
+  finite: boolean;
+  /** The trained parameters; their `.grad` holds this process's accumulated gradients. */
+  params: nn.Parameter[];
+}
 
 export interface MicroResult {
   /** Mean loss over the group (NaN/Inf if any micro-batch was non-finite). */

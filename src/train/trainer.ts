@@ -7,15 +7,12 @@ import * as torch from '../engine/index.js';
 import { CachedTextEncoder } from '../encoders/text_cache.js';
 import { checkEncoderFolders, DEFAULT_CONFIG, type TrainConfig } from './config.js';
 import { buildParts, type TrainParts } from './build.js';
-import { resumeFrom } from './checkpoints.js';
-import { removeStaleTemporaries, resolveResume } from './checkpoint_dir.js';
+import { PolicyFolderWriter, RunState, removeHalfWrittenCheckpoints, resolveResume, resumeFrom } from './checkpoint.js';
 import { openTrainData, resolveDataFormat, type TrainData } from './data_setup.js';
 import { mergeHooks, type ResolvedHooks, type TrainContext, type TrainHooks } from './hooks.js';
 import { runLoop } from './loop.js';
-import { RunState } from './run_state.js';
 import { sampleEvaluator, type SampleMetrics } from './sample_eval.js';
 import { TrainError } from './errors.js';
-import { PolicyFolderWriter } from './policy_writer.js';
 import type { StopSignal } from './stop_signals.js';
 import { checkResumeConfig, claimRunFolder, ensureWritableDir, rewindJsonl } from './run_folder.js';
 import { DataParallel } from './ddp.js';
@@ -94,7 +91,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
   const out = cfg.output_dir;
   if (main) {
     ensureWritableDir(out);
-    for (const t of removeStaleTemporaries(out)) say(`removed a half-written checkpoint left by an earlier run: ${t}`);
+    for (const t of removeHalfWrittenCheckpoints(out)) say(`removed a half-written checkpoint left by an earlier run: ${t}`);
   }
   torch.manualSeed(cfg.seed);
   resolveDataFormat(cfg);

@@ -12,7 +12,7 @@
 import * as torch from '../engine/index.js';
 import { optim, type nn, type Tensor } from '../engine/index.js';
 import type { AdamWStateDict } from '../engine/optim/adamw.js';
-import type { DataParallel } from './ddp.js';
+import type { ProcessGroup } from '../engine/distributed.js';
 import { TrainError } from './errors.js';
 
 /** Owner rank of each parameter: largest first, each to the least-loaded rank (ties: lowest rank). */
@@ -41,7 +41,8 @@ export class Zero2 {
   readonly mine: number[];
 
   constructor(
-    readonly dp: DataParallel,
+    /** The data-parallel run (ddp.ts's DataParallel): its ranks and which parameters had gradients last step. */
+    readonly dp: { readonly rank: number; readonly worldSize: number; readonly group: ProcessGroup; readonly lastDefined: boolean[] },
     /** Every trained parameter, in the trainer's order (the unsharded optimizer's order). */
     readonly params: readonly nn.Parameter[],
   ) {
@@ -111,7 +112,7 @@ export class Zero2 {
         st.set(Number(k), { step: v.step instanceof torch.Tensor ? v.step.item() : Number(v.step), exp_avg: v.exp_avg, exp_avg_sq: v.exp_avg_sq });
       return { st, group: sd.param_groups[0] };
     });
-    const main = this.dp.isMain;
+    const main = this.dp.rank === 0;
     const state: AdamWStateDict['state'] = {};
     const fullMasters: Tensor[] = [];
     torch.noGrad(() => {
