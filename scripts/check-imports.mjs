@@ -21,7 +21,6 @@ export const KNOWN = [
   'back-arrow: src/eval/ws_policy.ts imports src/serve/errors.ts (train, eval, serve must not import each other)',
   'back-arrow: src/policy/policy.ts imports src/train/conditioning.ts (policy is below train)',
   'cycle: src/eval/policy_source.ts -> src/eval/scripted_policy.ts -> src/eval/policy_source.ts (3 files tied: src/eval/policy_source.ts, src/eval/scripted_policy.ts, src/eval/ws_policy.ts)',
-  'cycle: src/train/config.ts -> src/train/config_validate.ts -> src/train/config.ts',
 ];
 
 function sources(dir) {

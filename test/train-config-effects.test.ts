@@ -14,7 +14,7 @@ import * as torch from '../src/engine/index.js';
 import { writeSyntheticSuite } from '../src/data/synthetic.js';
 import { LiberoDataset } from '../src/data/dataset.js';
 import { loadConfig, type TrainConfig } from '../src/train/config.js';
-import { configKeys } from '../src/train/config_docs.js';
+import { configKeys } from '../src/train/config.js';
 import { train, type TrainResult, type TrainHooks } from '../src/train/trainer.js';
 import { listCheckpoints } from '../src/policy/checkpoints.js';
 import { rdtPreset, toHubJson, type RdtConfig } from '../src/model/config.js';

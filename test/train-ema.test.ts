@@ -3,8 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as torch from '../src/engine/index.js';
 import { nn } from '../src/engine/index.js';
-import { Ema } from '../src/train/ema.js';
-import { emaDecay } from '../src/train/ema_decay.js';
+import { Ema, emaDecay } from '../src/train/ema.js';
 import { DEFAULT_CONFIG } from '../src/train/config.js';
 
 test('EMA follows e <- d e + (1 - d) p on trained weights and keeps frozen ones', () => {

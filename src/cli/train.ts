@@ -2,7 +2,7 @@
 // src/train, and failures are reported by main.ts (exit 2 for usage or config errors, 1 for runtime errors).
 import { relative, resolve } from 'node:path';
 import { loadConfig, parseOverrides } from '../train/config.js';
-import { configHelp } from '../train/config_docs.js';
+import { configHelp } from '../train/config.js';
 import { UsageError } from '../util/errors.js';
 import { helpPointer, parseCommandArgs } from './args.js';
 import { formatDuration } from '../metrics/progress.js';

@@ -1,17 +1,21 @@
-// The training configuration. Keys follow the official RDT launch flags (main.py / finetune.sh,
-// rdt-spec.md 6.1) where they exist; defaults are the LIBERO fixes the original project learned
-// the hard way: effective batch 256, LR warmup, bf16, clipping that is actually on.
+// The training configuration: each key declared once below, with its type, default, doc and check; the defaults,
+// `rdt-libero train --help`, the validation and the effects test (test/train-config-effects.test.ts) all come from
+// this schema. Keys follow the official RDT launch flags (main.py / finetune.sh, rdt-spec.md 6.1) where they
+// exist; defaults are the LIBERO fixes the original project learned the hard way: effective batch 256, LR warmup,
+// bf16, clipping that is actually on.
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import type { Alignment } from '../data/step_index.js';
-import { EMPTY_MAPPING, type MappingConfig } from '../data/lerobot/mapping.js';
+import { DATA_FORMATS } from '../data/episode_file.js';
+import { ENCODINGS } from '../data/encodings/index.js';
+import { ALIGNMENTS } from '../data/step_index.js';
 import { ConfigError } from './errors.js';
-import { isObj, mergeChecked, parseOverrides, type Plain } from './config_parse.js';
-import { leafPaths, validate } from './config_validate.js';
+import {
+  defaultsOf, intFrom, isObj, key, mergeChecked, notOneOf, nullable, oneOf, parseOverrides, schemaKeys, where,
+  type Plain, type ValuesOf,
+} from './config_parse.js';
 
 export { parseOverrides } from './config_parse.js';
-
 export { ConfigError } from './errors.js';
 
 export const LR_SCHEDULERS = ['constant', 'constant_with_warmup', 'cosine', 'linear'] as const;
@@ -19,183 +23,153 @@ export const LR_SCHEDULERS = ['constant', 'constant_with_warmup', 'cosine', 'lin
 export const REPORT_SINKS = ['jsonl', 'tensorboard', 'wandb', 'none'] as const;
 export type LrSchedulerName = (typeof LR_SCHEDULERS)[number];
 
-export interface EmaConfig {
-  enabled: boolean;
-  update_after_step: number;
-  inv_gamma: number;
-  power: number;
-  min_value: number;
-  max_value: number;
-}
+const isProb = (v: number) => v >= 0 && v <= 1;
+// The demo encoders read no folders: these keys would do nothing.
+const demoReadsNoFolders = (_v: string, c: { encoders: string }) =>
+  c.encoders === 'demo' ? 'is set, but encoders: demo reads no encoder folders; remove it or set encoders: official' : undefined;
 
-export interface LoraConfig {
-  enabled: boolean;
-  rank: number;
-  alpha: number;
-  /** Which linears of each RDT block get adapters (official module names). */
-  targets: string[];
-  /** Also train the language/image/state adaptors fully. */
-  train_adaptors: boolean;
-}
-
-/** Data-parallel gradient reduction (src/train/ddp.ts); only used with several processes. */
-export interface DdpConfig {
-  /** Bytes of gradient per bucket, in MiB (PyTorch DDP's bucket_cap_mb, default 25). */
-  bucket_cap_mb: number;
-  /** Reduce each bucket as soon as its gradients are ready, during backward (DeepSpeed's overlap_comm); false: after backward. */
-  overlap_comm: boolean;
-}
-
-export interface DataConfig {
-  /** Folder holding libero_spatial/, libero_object/, ... (or the suite folders themselves), or LeRobot dataset folder(s). */
-  dataset_root: string;
-  /** 'auto' detects it from dataset_root (a meta/info.json makes it LeRobot); a run records the resolved value. */
-  format: 'auto' | 'hdf5' | 'lerobot';
-  /** LeRobot: which columns hold what; all '' picks the known mapping of openpi's or LeRobot's LIBERO copy. */
-  lerobot_mapping: MappingConfig;
-  /** Suites to train on; empty = every suite found under dataset_root. */
-  suites: string[];
-  /** Relative sampling weight per suite (default: proportional to step count). */
-  suite_weights: Record<string, number>;
-  action_encoding: string;
-  instruction_source: 'filename' | 'problem_info';
-  /** Demos per task held out for sample evaluation (0: sample evaluation on training batches). */
-  holdout_demos_per_task: number;
-  skip_idle_steps: boolean;
-  drop_noops: boolean;
-  /**
-   * Which observation each action is paired with: 'realign' pairs it with the observation before it (as
-   * at evaluation; undoes the released files' one-step offset), 'stored' keeps the file's pairing,
-   * 'auto' realigns the released ('original') layout and keeps the regenerated one.
-   */
-  align: Alignment;
-  num_workers: number;
-}
-
-export interface TrainConfig {
-  /**
-   * Architecture preset ('rdt-1b', 'rdt-170m', 'tiny'), a hub config.json (or a folder holding one), or 'auto': the pretrained checkpoint's own
-   * architecture (rdt-1b when training from scratch). A preset that differs from the checkpoint is an error.
-   */
-  model: string;
-  /** Checkpoint directory to fine-tune from (hub layout), or null to train from scratch. */
-  pretrained_model_name_or_path: string | null;
-  /** 'demo' = deterministic stand-in encoders (no T5/SigLIP); labelled as such in every output. */
-  encoders: 'demo' | 'official';
-  /** encoders: official: the T5 v1.1 hub folder (config.json + weights), e.g. a download of google/t5-v1_1-xxl. */
-  text_encoder: string | null;
-  /** encoders: official: the SigLIP hub folder, e.g. a download of google/siglip-so400m-patch14-384. */
-  vision_encoder: string | null;
-  /** encoders: official: the T5 tokenizer folder when it is not text_encoder itself (null: text_encoder). */
-  tokenizer: string | null;
-  /** encoders: official: 'auto' (bfloat16 on cuda, float32 on cpu), 'float32' or 'bfloat16'. */
-  encoder_dtype: 'auto' | 'float32' | 'bfloat16';
-  /** encoders: official: T5 tokens from this cache (rdt-libero encode --cache) instead of loading T5; null: T5 is loaded. */
-  text_cache: string | null;
-  output_dir: string;
-  seed: number;
-  device: string;
-  train_batch_size: number;
-  gradient_accumulation_steps: number;
-  learning_rate: number;
-  lr_scheduler: LrSchedulerName;
-  lr_warmup_steps: number;
-  max_train_steps: number | null;
-  num_train_epochs: number;
-  adam_beta1: number;
-  adam_beta2: number;
-  adam_epsilon: number;
-  adam_weight_decay: number;
-  max_grad_norm: number;
-  mixed_precision: 'no' | 'bf16';
-  checkpointing_period: number;
-  checkpoints_total_limit: number | null;
-  resume_from_checkpoint: string | null;
-  /** Start a fresh run in an output_dir that holds another run's outputs, deleting them first. */
-  overwrite: boolean;
-  sample_period: number;
-  sample_batch_size: number;
-  num_sample_batches: number;
-  cond_mask_prob: number;
-  cam_ext_mask_prob: number;
-  state_noise_snr: number | null;
-  image_aug: boolean;
-  ctrl_freq: number;
-  /** Chunk steps an evaluation executes before replanning: recorded in policy.json (action.exec_horizon). */
-  exec_horizon: number;
-  report_to: string[];
-  log_every: number;
-  /** Stop after this many consecutive non-finite losses (each such step is skipped). */
-  max_bad_steps: number;
-  /** 0: every process keeps the whole optimizer state; 2: ZeRO-2-style sharding across processes (src/train/zero.ts). */
-  zero_stage: 0 | 2;
-  ddp: DdpConfig;
-  ema: EmaConfig;
-  lora: LoraConfig;
-  data: DataConfig;
-}
-
-export const DEFAULT_CONFIG: TrainConfig = {
-  model: 'auto',
-  pretrained_model_name_or_path: null,
-  encoders: 'official',
-  text_encoder: null,
-  vision_encoder: null,
-  tokenizer: null,
-  encoder_dtype: 'auto',
-  text_cache: null,
-  output_dir: 'runs/rdt-libero',
-  seed: 42,
-  device: 'cpu',
-  train_batch_size: 32,
-  gradient_accumulation_steps: 8, // 32 x 8 = 256 per GPU-step group: the seeds' batch of 32 was too small
-  learning_rate: 1e-4,
-  lr_scheduler: 'constant_with_warmup',
-  lr_warmup_steps: 1000,
-  max_train_steps: 30000,
-  num_train_epochs: 1,
-  adam_beta1: 0.9,
-  adam_beta2: 0.999,
-  adam_epsilon: 1e-8,
-  adam_weight_decay: 1e-2,
-  max_grad_norm: 1.0,
-  mixed_precision: 'bf16',
-  checkpointing_period: 1000,
-  checkpoints_total_limit: 5,
-  resume_from_checkpoint: null,
-  overwrite: false,
-  sample_period: 500,
-  sample_batch_size: 64,
-  num_sample_batches: 2,
-  cond_mask_prob: 0.1,
-  cam_ext_mask_prob: -1,
-  state_noise_snr: 40,
-  image_aug: false,
-  ctrl_freq: 20,
-  exec_horizon: 16,
-  report_to: ['jsonl', 'tensorboard'],
-  log_every: 10,
-  max_bad_steps: 10,
-  zero_stage: 0,
-  ddp: { bucket_cap_mb: 25, overlap_comm: true },
-  ema: { enabled: true, update_after_step: 0, inv_gamma: 1.0, power: 0.75, min_value: 0.0, max_value: 0.9999 },
-  lora: { enabled: false, rank: 32, alpha: 32, targets: ['attn.qkv', 'attn.proj', 'cross_attn.q', 'cross_attn.kv', 'cross_attn.proj', 'ffn.fc1', 'ffn.fc2'], train_adaptors: true },
+export const TRAIN_CONFIG = {
+  model: key('string', 'auto', "architecture: 'auto' (the pretrained checkpoint's own; rdt-1b from scratch), a preset 'rdt-1b', 'rdt-170m', 'tiny', or a hub config.json; must match the pretrained checkpoint"),
+  pretrained_model_name_or_path: nullable('string', null, 'checkpoint folder (hub layout: config.json + weights) to fine-tune from; null = from scratch'),
+  encoders: oneOf(['demo', 'official'], 'official', "'official' (T5-v1.1-XXL + SigLIP from text_encoder / vision_encoder) or 'demo' (deterministic stand-ins, for testing only)"),
+  text_encoder: nullable('string', null, 'encoders: official: hub folder of the T5 v1.1 encoder (google/t5-v1_1-xxl: config.json + weights, spiece.model); required there, refused with demo', demoReadsNoFolders),
+  vision_encoder: nullable('string', null, 'encoders: official: hub folder of the SigLIP tower (google/siglip-so400m-patch14-384); required there, refused with demo', demoReadsNoFolders),
+  tokenizer: nullable('string', null, 'encoders: official: folder of the T5 tokenizer (spiece.model or tokenizer.json) when not in text_encoder; null = text_encoder', demoReadsNoFolders),
+  encoder_dtype: key<'string', 'auto' | 'float32' | 'bfloat16'>('string', 'auto', "encoders: official: 'auto' (bfloat16 on cuda, float32 on cpu), 'float32' or 'bfloat16'; the frozen encoders' weights and compute", (v, c) =>
+    notOneOf(v, ['auto', 'float32', 'bfloat16']) ?? (c.encoders === 'demo' && v !== 'auto' ? `is ${v}, but the demo encoders always run in float32; remove it or set encoders: official` : undefined)),
+  text_cache: nullable('string', null, "encoders: official: T5 token cache from 'rdt-libero encode --cache FILE' covering every instruction; T5 is then never loaded (its folder is only hashed); null = encode live", demoReadsNoFolders),
+  output_dir: key('string', 'runs/rdt-libero', 'where checkpoints, metrics.jsonl, tensorboard/, stats/ and run_config.yaml go'),
+  seed: key('number', 42, 'seed for the model init, the sampler, noise, timesteps and condition dropout', intFrom(0)),
+  device: key('string', 'cpu', "'cpu', 'cuda' or 'cuda:N'", (v) => (/^(cpu|cuda(:\d+)?)$/.test(v) ? undefined : `must be cpu, cuda or cuda:N, got '${v}'`)),
+  train_batch_size: key('number', 32, 'samples per micro-batch (per process)', intFrom(1)),
+  // 32 x 8 = 256 per GPU-step group: the seeds' batch of 32 was too small.
+  gradient_accumulation_steps: key('number', 8, 'micro-batches per optimizer step; effective batch = train_batch_size x this', intFrom(1)),
+  learning_rate: key('number', 1e-4, 'peak AdamW learning rate', where((v) => v > 0, '> 0')),
+  lr_scheduler: oneOf(LR_SCHEDULERS, 'constant_with_warmup', 'constant, constant_with_warmup, cosine or linear'),
+  lr_warmup_steps: key('number', 1000, 'optimizer steps of linear warmup from 0 (not used by constant)', intFrom(0)),
+  max_train_steps: nullable('number', 30000, 'optimizer steps to run; null = num_train_epochs over the data', intFrom(1)),
+  num_train_epochs: key('number', 1, 'epochs to run when max_train_steps is null', where((v) => v > 0, '> 0')),
+  adam_beta1: key('number', 0.9, 'AdamW beta1', where((v) => v >= 0 && v < 1, 'in [0, 1)')),
+  adam_beta2: key('number', 0.999, 'AdamW beta2', where((v) => v >= 0 && v < 1, 'in [0, 1)')),
+  adam_epsilon: key('number', 1e-8, 'AdamW epsilon', where((v) => v > 0, '> 0')),
+  adam_weight_decay: key('number', 1e-2, 'AdamW weight decay (on all parameters, as the official code)', where((v) => v >= 0, '>= 0')),
+  max_grad_norm: key('number', 1.0, 'gradient clipping norm, > 0 (always applied; the official DeepSpeed setup silently skipped it)', where((v) => v > 0, '> 0 (clipping is always on; use a large value to make it inactive)')),
+  mixed_precision: oneOf(['no', 'bf16'], 'bf16', "'bf16' (bf16 weights and activations, float32 master weights and optimizer) or 'no'"),
+  checkpointing_period: key('number', 1000, 'write output_dir/checkpoint-N every this many optimizer steps (and at the end)', intFrom(1)),
+  checkpoints_total_limit: nullable('number', 5, 'keep at most this many checkpoints (oldest deleted); null = keep all', intFrom(1)),
+  resume_from_checkpoint: nullable('string', null, "'latest' (newest complete checkpoint in output_dir) or a checkpoint-N folder; null = start fresh. The resumed config must match the checkpoint's run_config.yaml except the step budget, cadences, reporting, device and data paths"),
+  overwrite: key('boolean', false, "true: a fresh run may take an output_dir that holds another run, whose checkpoints, final/, metrics and stats are deleted first; false: such a folder is refused"),
+  sample_period: key('number', 500, 'sample-MSE evaluation on held-out demos before training, every this many steps and at the end; 0 = never', intFrom(0)),
+  sample_batch_size: key('number', 64, 'samples per held-out evaluation batch', intFrom(1)),
+  num_sample_batches: key('number', 2, 'held-out batches per evaluation', intFrom(0)),
+  cond_mask_prob: key('number', 0.1, 'probability of dropping each condition (language, images, state, ...) per sample', where(isProb, 'in [0, 1]')),
+  cam_ext_mask_prob: key('number', -1, 'drop probability of the exterior camera; < 0 = use cond_mask_prob', where((v) => v <= 1, '<= 1 (< 0: use cond_mask_prob)')),
+  state_noise_snr: nullable('number', 40, 'state noise SNR in dB added during training; null = no noise'),
+  image_aug: key('boolean', false, 'augment half of the valid camera frames: colour jitter and/or Gaussian noise + box blur (official recipe, simplified)'),
+  ctrl_freq: key('number', 20, 'control frequency in Hz fed to the model (LIBERO: 20)', where((v) => v > 0, '> 0 Hz')),
+  exec_horizon: key('number', 16, "chunk steps an evaluation executes before it asks for the next chunk; recorded in every saved policy.json (action.exec_horizon) as rdt-libero eval's and serve's default for the policy; at most the model's chunk", intFrom(1)),
+  report_to: key('list', ['jsonl', 'tensorboard'], 'metric sinks: jsonl, tensorboard, wandb, none (list, or comma-separated on the command line)', (v) => v.map((r) => notOneOf(r, REPORT_SINKS)).find(Boolean)),
+  log_every: key('number', 10, 'write train/* metrics every this many optimizer steps', intFrom(1)),
+  max_bad_steps: key('number', 10, 'stop after this many consecutive optimizer steps with a NaN/Inf loss (each is skipped)', intFrom(1)),
+  zero_stage: key<'number', 0 | 2>('number', 0, '0, or 2 with several processes: each keeps the float32 masters, AdamW state and gradients of its share of the parameters only (ZeRO-2 style: each gradient bucket is reduced to the owners); checkpoints stay unsharded', where((v) => v === 0 || v === 2, '0 (no sharding) or 2 (ZeRO-2: optimizer state, masters and gradients sharded)')),
+  ddp: {
+    bucket_cap_mb: key('number', 25, 'several processes: MiB of gradient per bucket reduced at once (PyTorch DDP bucket_cap_mb); > 0', where((v) => v > 0, '> 0 (MiB of gradient per bucket)')),
+    overlap_comm: key('boolean', true, 'several processes: reduce each bucket while backward still runs (true) or after it (false); the results are bit-identical'),
+  },
+  ema: {
+    enabled: key('boolean', true, "keep an exponential moving average of the weights (saved as ema/); the ema.* values replace a pretrained config.json's ema section and are written into every saved config.json"),
+    update_after_step: key('number', 0, 'EMA updates before this step copy the weights', intFrom(0)),
+    inv_gamma: key('number', 1.0, 'EMA warmup: decay = 1 - (1 + n / inv_gamma)^-power', where((v) => v > 0, '> 0')),
+    power: key('number', 0.75, 'EMA warmup power', where((v) => v > 0, '> 0')),
+    min_value: key('number', 0.0, 'EMA decay lower bound', where(isProb, 'in [0, 1]')),
+    max_value: key('number', 0.9999, 'EMA decay upper bound', (v, c) => (isProb(v) && v >= c.ema.min_value ? undefined : `must be in [ema.min_value, 1], got ${v}`)),
+  },
+  lora: {
+    enabled: key('boolean', false, 'train low-rank adapters instead of all weights (needs pretrained_model_name_or_path; saved as adapter_model.safetensors; rdt-libero lora-merge folds them in)'),
+    rank: key('number', 32, 'adapter rank r', intFrom(1)),
+    alpha: key('number', 32, 'adapter scale alpha (the update is alpha/r * B A)', where((v) => v > 0, '> 0')),
+    targets: key('list', ['attn.qkv', 'attn.proj', 'cross_attn.q', 'cross_attn.kv', 'cross_attn.proj', 'ffn.fc1', 'ffn.fc2'], 'linears of each RDT block that get adapters (official module names)',
+      (v, c) => (c.lora.enabled && !v.length ? 'is empty: name the linears of each block to adapt (e.g. attn.qkv, ffn.fc1)' : undefined)),
+    train_adaptors: key('boolean', true, 'also train the language/image/state adaptors fully'),
+  },
   data: {
-    dataset_root: '',
-    format: 'auto',
-    lerobot_mapping: { ...EMPTY_MAPPING },
-    suites: [],
-    suite_weights: {},
+    dataset_root: key('string', '', 'folder holding libero_spatial/, libero_goal/, ... (or a suite folder itself); required'),
+    format: oneOf(DATA_FORMATS, 'auto', "'auto' (default: a folder with meta/info.json, or sub-folders with one, is a LeRobot dataset), 'hdf5' (LIBERO suite folders) or 'lerobot' (LeRobot v2.0/v2.1/v3.0); run_config.yaml and policy.json record the resolved value"),
+    lerobot_mapping: {
+      agentview: key('string', '', "LeRobot column of the third-person camera; all mapping keys '' (default) picks openpi's or LeRobot's LIBERO layout by the features in meta/info.json"),
+      eye_in_hand: key('string', '', "LeRobot column of the wrist camera ('' = none: that slot is masked)"),
+      state: key('string', '', 'LeRobot column of the robot state vector the next keys index into'),
+      eef_pos: key('string', '', "'start:end' of the end-effector position (m, 3 values) in the state column"),
+      eef_axis_angle: key('string', '', "'start:end' of the end-effector axis-angle (rad, 3 values); or give eef_quat"),
+      eef_quat: key('string', '', "'start:end' of the end-effector quaternion (x, y, z, w; 4 values); or give eef_axis_angle"),
+      gripper_qpos: key('string', '', "'start:end' of the two finger joint positions (m)"),
+      action: key('string', '', "LeRobot column of LIBERO's 7-D OSC_POSE command ([-1, 1], gripper -1 open, +1 close, one per 20 Hz step)"),
+      instruction: key('string', '', "'task' (meta/tasks via task_index, the default) or a string column of the data files"),
+      stored_orientation: key('string', '', "what the stored frames already had done to the simulator's upside-down render: none (raw), flip_v or rot180 (the OpenVLA/openpi copies)"),
+    },
+    suites: key('list', [], 'suites to train on; empty = every suite found'),
+    suite_weights: key('map', {}, 'relative sampling weight per suite, e.g. {libero_10: 2}; empty = by step count', (v) => Object.entries(v).map(([suite, w]) =>
+      typeof w !== 'number' || !(w >= 0) ? `'data.suite_weights.${suite}' must be a number >= 0, got ${JSON.stringify(w)}` : undefined).find(Boolean)),
     // Commanded goal poses look like RDT's pre-training actions (future absolute poses).
-    action_encoding: 'eef_target_pose',
-    instruction_source: 'filename',
-    holdout_demos_per_task: 1,
-    skip_idle_steps: true,
-    drop_noops: false,
-    align: 'auto',
-    num_workers: 2,
+    action_encoding: key('string', 'eef_target_pose', 'how LIBERO actions map into the 128-d vector (see rdt-libero data --help)', (v) => notOneOf(v, Object.keys(ENCODINGS))),
+    instruction_source: oneOf(['filename', 'problem_info'], 'filename', "'filename' (the evaluation prompt) or 'problem_info' (the BDDL wording)"),
+    holdout_demos_per_task: key('number', 1, 'demos per task kept out of training for sample-MSE evaluation', intFrom(0)),
+    skip_idle_steps: key('boolean', true, 'skip the no-op steps at the start of each demo'),
+    drop_noops: key('boolean', false, 'drop every no-op step'),
+    align: oneOf(ALIGNMENTS, 'auto', "which observation each action is paired with: realign (the one before it, as at evaluation), stored (the file's pairing), auto (realign the released layout, keep the regenerated one)"),
+    num_workers: key('number', 2, 'background data-loading workers (0 = load on the main thread)', intFrom(0)),
   },
 };
+
+export type TrainConfig = ValuesOf<typeof TRAIN_CONFIG>;
+export type DdpConfig = TrainConfig['ddp'];
+export type EmaConfig = TrainConfig['ema'];
+export type LoraConfig = TrainConfig['lora'];
+export type DataConfig = TrainConfig['data'];
+
+export const DEFAULT_CONFIG: TrainConfig = defaultsOf(TRAIN_CONFIG);
+
+/** Every key, dotted, with its default (data.suite_weights counts as one key). */
+export function configKeys(): { key: string; value: unknown }[] {
+  return schemaKeys(TRAIN_CONFIG).map(({ path, spec }) => ({ key: path, value: spec.default }));
+}
+
+const show = (v: unknown) => (v === '' ? "''" : Array.isArray(v) ? `[${v.join(', ')}]` : isObj(v) ? JSON.stringify(v) : String(v));
+
+/** The key table of `rdt-libero train --help`: key, default, meaning. */
+export function configHelp(): string {
+  const rows = schemaKeys(TRAIN_CONFIG).map(({ path, spec }) => ({ key: path, def: show(spec.default), doc: spec.doc }));
+  const kw = Math.max(...rows.map((r) => r.key.length));
+  const dw = Math.min(24, Math.max(...rows.map((r) => r.def.length)));
+  return rows.map((r) => {
+    const def = r.def.length > dw ? `${r.def}\n${' '.repeat(2 + kw + 2 + dw + 2)}` : r.def.padEnd(dw);
+    return `  ${r.key.padEnd(kw)}  ${def}  ${r.doc}`;
+  }).join('\n');
+}
+
+/** Dotted paths of the leaves of a plain mapping (suite_weights entries included). */
+function leafPaths(o: Plain, prefix = '', out = new Set<string>()): Set<string> {
+  for (const [k, v] of Object.entries(o)) {
+    const p = prefix ? `${prefix}.${k}` : k;
+    if (isObj(v)) leafPaths(v, p, out);
+    out.add(p);
+  }
+  return out;
+}
+
+/**
+ * Refuse every value no run can use, with the key named and where its value came from (`originOf(key)`: 'command
+ * line' for an override, the YAML file for a value it set, the defaults otherwise).
+ */
+export function validate(c: TrainConfig, originOf: (key: string) => string): void {
+  for (const { path, spec } of schemaKeys(TRAIN_CONFIG)) {
+    const v = path.split('.').reduce<unknown>((o, p) => (o as Plain)[p], c);
+    const m = v === null || !spec.check ? undefined : spec.check(v as NonNullable<unknown>, c);
+    if (m === undefined) continue;
+    const msg = m.startsWith("'") ? m : `'${path}' ${m}`;
+    throw new ConfigError(`${originOf(/^'([^']+)'/.exec(msg)![1])}: ${msg}`);
+  }
+}
 
 /** Build a config: defaults, then the YAML file (if any), then the overrides; validated. */
 export function loadConfig(opts: { file?: string; overrides?: Plain | string[]; base?: TrainConfig } = {}): TrainConfig {
@@ -211,14 +185,14 @@ export function loadConfig(opts: { file?: string; overrides?: Plain | string[]; 
     }
     if (parsed !== null && parsed !== undefined) {
       if (!isObj(parsed)) throw new ConfigError(`${opts.file}: the top level must be a mapping of config keys`);
-      mergeChecked(cfg, parsed, DEFAULT_CONFIG as unknown as Plain, '', opts.file);
+      mergeChecked(cfg, parsed, TRAIN_CONFIG, '', opts.file);
       fileKeys = leafPaths(parsed);
     }
   }
   let fromCli = new Set<string>();
   if (opts.overrides) {
     const o = Array.isArray(opts.overrides) ? parseOverrides(opts.overrides) : opts.overrides;
-    mergeChecked(cfg, o, DEFAULT_CONFIG as unknown as Plain, '', 'command line');
+    mergeChecked(cfg, o, TRAIN_CONFIG, '', 'command line');
     fromCli = leafPaths(o);
   }
   const fromFile = fileKeys;
