@@ -2,7 +2,7 @@
 // after it, one JSON line per case and a summary table. Each rank is its own process with `--threads` libtorch
 // threads (default 1); ranks join a Gloo group (NCCL with --device cuda: one GPU per rank, LOCAL_RANK). A step is
 // forward+backward on random conditions of the model's real shapes, the trainer's gradient reduction
-// (src/train/ddp.ts: DataParallel.backward + gradientSync, ddp.bucket_cap_mb buckets), clipping and AdamW.
+// (src/train/dist/ddp.ts: DataParallel.backward + gradientSync, ddp.bucket_cap_mb buckets), clipping and AdamW.
 //   efficiency = (W-rank samples/s) / (W x 1-rank samples/s); 1.0 is perfect scaling
 //   comm_wait  = share of rank 0's step spent waiting for gradients after its backward (finalize + the control
 //                all-reduce): the communication that did not overlap (ZeRO-0 never blocks inside backward)
@@ -21,7 +21,7 @@ import { optim } from '../src/engine/index.js';
 import { rdtPreset } from '../src/model/config.js';
 import { RDTRunner } from '../src/model/runner.js';
 import { initProcessGroup, envFromTorchrun } from '../src/engine/distributed.js';
-import { DataParallel } from '../src/train/ddp.js';
+import { DataParallel } from '../src/train/dist/ddp.js';
 
 const { values } = parseArgs({
   options: {

@@ -39,7 +39,7 @@ test('train: a misspelt key exits 2 with a did-you-mean', () => {
   assert.equal(help.code, 0);
   for (const k of ['gradient_accumulation_steps', 'lr_warmup_steps', 'mixed_precision', 'lora.rank', 'data.dataset_root', 'resume_from_checkpoint'])
     assert.match(help.stdout, new RegExp(`^  ${k.replace('.', '\\.')}\\s`, 'm'), `--help lacks ${k}`);
-  assert.doesNotMatch(help.stdout, /\(undocumented\)/, 'a config key has no line in src/train/config_docs.ts');
+  assert.doesNotMatch(help.stdout, /\(undocumented\)/, 'a config key has no doc in src/train/config.ts');
 });
 
 test('train: a dataset root without LIBERO files exits 1 with a one-line message naming the folder', () => {

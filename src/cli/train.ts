@@ -123,7 +123,7 @@ export async function trainCommand(args: string[]): Promise<number> {
   if (v.nproc_per_node !== undefined) {
     // The launcher: start this node's workers with the same command line, minus the launcher flags.
     if (envFromTorchrun()) throw new UsageError('--nproc_per_node inside a torchrun job (WORLD_SIZE is set): let torchrun start the processes, or run without torchrun');
-    const { launch } = await import('../train/launch.js');
+    const { launch } = await import('../train/dist/launch.js');
     const workerArgs = [process.argv[1], 'train', ...(file ? ['--config', file] : []), ...overrides,
       ...(v.dist_timeout_s !== undefined ? ['--dist_timeout_s', v.dist_timeout_s] : [])];
     const r = await launch({

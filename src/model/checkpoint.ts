@@ -45,7 +45,7 @@ export interface LoadCheckpointOptions {
   adapters?: 'refuse' | 'ignore';
 }
 
-/** The file a LoRA run saves its adapters in, beside the base weights (src/train/model_folder.ts writes it). */
+/** The file a LoRA run saves its adapters in, beside the base weights (src/train/checkpoint.ts writes it). */
 export const LORA_ADAPTER_FILE = 'adapter_model.safetensors';
 
 /**

@@ -29,7 +29,7 @@ import { ConfigError, TrainError } from './errors.js';
 import type { ModelFolderKind, ModelFolderWriter, ResolvedHooks, TrainContext } from './hooks.js';
 import { isLoraKey, loraStateDict } from './lora.js';
 import { readJsonFile } from './run_folder.js';
-import type { FullState, Zero2 } from './zero.js';
+import type { FullState, Zero2 } from './dist/zero.js';
 
 export const RUN_CONFIG = 'run_config.yaml';
 export const FINAL_DIR = 'final';

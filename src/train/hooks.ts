@@ -9,7 +9,7 @@ export type { EncoderFactory };
 import type { TrainParts } from './build.js';
 import type { TrainData } from './data_setup.js';
 import { TrainError } from './errors.js';
-import type { DataParallel } from './ddp.js';
+import type { DataParallel } from './dist/ddp.js';
 import type { AccumulatedStep } from './step.js';
 
 /** What a hook can see of the run: the resolved config, the built model and encoders, the data and its statistics. */

@@ -10,7 +10,7 @@ import { writeFileAtomic } from '../util/atomic.js';
 import { effectiveBatch, REPORT_SINKS, type TrainConfig } from './config.js';
 import { prepareInputs, type Augment } from './conditioning.js';
 import { SampleRng } from './sample_rng.js';
-import { disposeState } from './zero.js';
+import { disposeState } from './dist/zero.js';
 import { RUN_CONFIG, saveCheckpoint, saveFinal, type RunState } from './checkpoint.js';
 import type { Evaluator, ResolvedHooks, TrainContext } from './hooks.js';
 import { lrFactor } from './lr_schedule.js';

@@ -9,7 +9,7 @@
 // (ddp.bucket_cap_mb, or one parameter larger than that):
 //   weights          P x g                       optimizer state  Tm x 8 (AdamW exp_avg + exp_avg_sq, float32)
 //   master weights   bf16 only: Tm x 4           EMA              P x 4 (float32 shadow), when ema.enabled
-// and what comes and goes within a step (src/train/ddp.ts, native/grad_reducer.cc):
+// and what comes and goes within a step (src/train/dist/ddp.ts, native/grad_reducer.cc):
 //   end of backward  ZeRO-0: the local gradients T x g, and every bucket in flight (a flat copy: T x g).
 //                    ZeRO-2: the gradients leave for their bucket as it launches and only owners get theirs back
 //                    (Tm x g); at most 2 buckets are in flight, plus the one being copied: 3 x B. With gradient
@@ -21,7 +21,7 @@
 // The peak is the largest of these moments.
 import type { TrainConfig } from './config.js';
 import { buildMetaRunner } from './build.js';
-import { partition } from './zero.js';
+import { partition } from './dist/zero.js';
 
 export interface MemoryRow {
   weights: number;

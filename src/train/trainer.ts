@@ -1,6 +1,6 @@
 // `train(cfg, opts)`: a fine-tuning run, composed of its parts: the data (data_setup.ts), the model,
-// encoders, optimizer and EMA (build.ts), the state that is saved and resumed (run_state.ts,
-// checkpoints.ts), and the loop (loop.ts). Other code plugs in through hooks (hooks.ts); the
+// encoders, optimizer and EMA (build.ts), the state that is saved and resumed (checkpoint.ts),
+// and the loop (loop.ts); several processes train through dist/. Other code plugs in through hooks (hooks.ts); the
 // built-in ones are registered in builtinHooks below, the same way.
 import { join } from 'node:path';
 import * as torch from '../engine/index.js';
@@ -15,8 +15,8 @@ import { sampleEvaluator, type SampleMetrics } from './sample_eval.js';
 import { TrainError } from './errors.js';
 import type { StopSignal } from './stop_signals.js';
 import { checkResumeConfig, claimRunFolder, ensureWritableDir, rewindJsonl } from './run_folder.js';
-import { DataParallel } from './ddp.js';
-import { Zero2 } from './zero.js';
+import { DataParallel } from './dist/ddp.js';
+import { Zero2 } from './dist/zero.js';
 import type { ProcessGroup } from '../engine/distributed.js';
 
 export { TrainError } from './errors.js';

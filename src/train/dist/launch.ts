@@ -7,7 +7,7 @@
 // Workers run in their own process group, so a terminal's Ctrl-C reaches them once, through the launcher (a
 // second SIGINT means "stop at once"); each watches the launcher (RDT_LAUNCHER_PID) and exits if it dies.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { TrainError } from './errors.js';
+import { TrainError } from '../errors.js';
 
 export interface LaunchOptions {
   nprocPerNode: number;

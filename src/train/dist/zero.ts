@@ -9,11 +9,11 @@
 // Checkpoints keep the unsharded layout: before one is written, rank 0 collects every owner's state, so a
 // sharded run resumes with any world size, sharded or not, and its optimizer state loads in Python as before.
 // Divergence from DeepSpeed's ZeRO-2: ownership is by whole parameter, not by flat partitions of equal size.
-import * as torch from '../engine/index.js';
-import { optim, type nn, type Tensor } from '../engine/index.js';
-import type { AdamWStateDict } from '../engine/optim/adamw.js';
-import type { ProcessGroup } from '../engine/distributed.js';
-import { TrainError } from './errors.js';
+import * as torch from '../../engine/index.js';
+import { optim, type nn, type Tensor } from '../../engine/index.js';
+import type { AdamWStateDict } from '../../engine/optim/adamw.js';
+import type { ProcessGroup } from '../../engine/distributed.js';
+import { TrainError } from '../errors.js';
 
 /** Owner rank of each parameter: largest first, each to the least-loaded rank (ties: lowest rank). */
 export function partition(sizes: readonly number[], worldSize: number): number[] {

@@ -6,10 +6,10 @@
 // sum of every micro-batch on every rank, as before. Under ZeRO-2 the buckets are reduced to the parameters'
 // owners only (zero.ts). Ranks also agree on the loss, on skipping a non-finite step, on the bucket layout, on
 // stopping, and on the step of each checkpoint before it is declared complete.
-import * as torch from '../engine/index.js';
-import type { nn, Tensor } from '../engine/index.js';
-import { DistributedError, type GradReducer, type ProcessGroup, type ReducerStep } from '../engine/distributed.js';
-import type { AccumulatedStep } from './step.js';
+import * as torch from '../../engine/index.js';
+import type { nn, Tensor } from '../../engine/index.js';
+import { DistributedError, type GradReducer, type ProcessGroup, type ReducerStep } from '../../engine/distributed.js';
+import type { AccumulatedStep } from '../step.js';
 import type { Zero2 } from './zero.js';
 
 export interface DataParallelOptions {
