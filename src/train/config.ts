@@ -28,6 +28,10 @@ const isProb = (v: number) => v >= 0 && v <= 1;
 const demoReadsNoFolders = (_v: string, c: { encoders: string }) =>
   c.encoders === 'demo' ? 'is set, but encoders: demo reads no encoder folders; remove it or set encoders: official' : undefined;
 
+/**
+ * Every key: key(type, default, doc, check?), nullable(...) when null is a value, oneOf(values, default, doc). A new
+ * key is one line here, plus its entry in test/train-config-effects.test.ts (which checks that it does something).
+ */
 export const TRAIN_CONFIG = {
   model: key('string', 'auto', "architecture: 'auto' (the pretrained checkpoint's own; rdt-1b from scratch), a preset 'rdt-1b', 'rdt-170m', 'tiny', or a hub config.json; must match the pretrained checkpoint"),
   pretrained_model_name_or_path: nullable('string', null, 'checkpoint folder (hub layout: config.json + weights) to fine-tune from; null = from scratch'),
