@@ -17,9 +17,7 @@ import { type EncoderIdentity, createEncoders, identityTokensPerImage } from '..
 import type { TextEncoder, VisionEncoder } from '../encoders/types.js';
 import { findWeights, loadRdtCheckpoint, loraAdapters, loraMergeHint, readCheckpointConfig } from '../model/checkpoint.js';
 import type { RDTRunner } from '../model/runner.js';
-// The one batch -> condition tensors function, shared with training and sample evaluation (no augmentation
-// when called with null), so the policy cannot preprocess differently from what the model was trained on.
-import { prepareInputs } from '../train/conditioning.js';
+import { modelInputs } from './inputs.js';
 import { type ModelSizes, adapterFromConventions, checkAgainstModel, modelSizes } from './conventions.js';
 import { POLICY_FILE, POLICY_FORMAT, POLICY_VERSION, type PolicyConventions, parsePolicyFile, readPolicyFile } from './file.js';
 import { PolicyError } from './errors.js';
@@ -127,7 +125,7 @@ export class Policy {
     const generator = opts.generator ?? (opts.seed !== undefined ? new torch.Generator(opts.seed) : undefined);
     if (opts.seeds && opts.seeds.length !== B) throw new PolicyError(`predict: ${opts.seeds.length} seeds for ${B} observations`);
     const raw = torch.noGrad(() => torch.scope(() => {
-      const inp = prepareInputs(batch, this.encoders, null, this.runner.device);
+      const inp = modelInputs(batch, this.encoders, this.runner.device);
       const noise = opts.noise ?? (opts.seeds ? this.noiseFor(opts.seeds) : undefined);
       return this.runner.predictAction(inp, { generator, noise, numInferenceSteps: opts.steps }).toFloat64();
     }));
