@@ -23,18 +23,18 @@ import { readRecords } from '../src/eval/results.js';
 import { requestSeed } from '../src/eval/seeding.js';
 import { SidecarWorker } from '../src/eval/sidecar.js';
 import { EvalError, PolicyReconnected } from '../src/eval/errors.js';
-import { liberoRequest, resizeWithPad } from '../src/eval/openpi_request.js';
+import { liberoRequest, resizeWithPad } from '../src/openpi/formats.js';
 import { WsChunkPolicy } from '../src/eval/ws_policy.js';
 import { openPolicy } from '../src/eval/policy_source.js';
-import { type NdArray, decode, encode } from '../src/serve/codec.js';
+import { type NdArray, decode, encode } from '../src/openpi/codec.js';
 import { WebSocketServer } from 'ws';
 import { PolicyServer, SERVE_DEFAULTS } from '../src/serve/server.js';
 import { loadPolicy, type Policy } from '../src/policy/index.js';
 import { repoRoot } from './helpers/fixtures.js';
 import { runPythonJson, tempDir } from './helpers/python.js';
 import { actionLog } from './helpers/eval.js';
-import { OpenpiClient } from '../src/serve/client.js';
-import { ServeError } from '../src/serve/errors.js';
+import { OpenpiClient } from '../src/openpi/client.js';
+import { OpenpiError } from '../src/openpi/errors.js';
 import { makeTinyPolicy } from './helpers/tiny-policy.js';
 
 const { dir: work, cleanup } = tempDir('eval-remote');
@@ -357,8 +357,8 @@ test('against a server that behaves as openpi\'s upstream one: whole evaluations
     // What the double does with anything but an observation, as upstream: a traceback text frame, then close 1011.
     const probe = await OpenpiClient.connect(url);
     assert.deepEqual(probe.metadata, {});
-    await assert.rejects(probe.infer({ __ctrl__: 'episode_start' }), (e: unknown) => e instanceof ServeError && e.kind === 'InferenceFailed' && /Traceback[\s\S]*KeyError: 'observation\/image'/.test(e.message));
-    await assert.rejects(probe.infer({ __ctrl__: 'episode_start' }), (e: unknown) => e instanceof ServeError && /closed \(code 1011, Internal server error\. Traceback included in previous frame\.\)/.test(e.message));
+    await assert.rejects(probe.infer({ __ctrl__: 'episode_start' }), (e: unknown) => e instanceof OpenpiError && e.kind === 'InferenceFailed' && /Traceback[\s\S]*KeyError: 'observation\/image'/.test(e.message));
+    await assert.rejects(probe.infer({ __ctrl__: 'episode_start' }), (e: unknown) => e instanceof OpenpiError && /closed \(code 1011, Internal server error\. Traceback included in previous frame\.\)/.test(e.message));
     await probe.close();
     writeFileSync(log, '');
 

@@ -10,10 +10,10 @@
 import { mkdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { EpisodeInterrupted, EvalError, EvalInterrupted, PolicyReconnected, SidecarCrash } from './errors.js';
-import { ChunkBatcher } from './batcher.js';
+import { ChunkBatcher } from './chunk_batcher.js';
 import { type EvalIdentity, claimFolder } from './eval_config.js';
 import { type EvalProtocol, SUITES } from './protocol.js';
-import type { ChunkPolicy } from './policy_source.js';
+import type { ChunkPolicy } from './chunk_policy.js';
 import { type EpisodeRecord, RecordWriter, episodeKey, mergeRecords, readAllRecords, readRecords, resultsFile } from './results.js';
 import { type Summary, markdown, writeReports } from './report.js';
 import { type EpisodeSpec, runEpisode } from './rollout.js';
