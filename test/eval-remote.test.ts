@@ -177,6 +177,23 @@ out = {'agent': recovered(req['observation/image'], 32, 32).ravel().tolist(), 'w
   }
 });
 
+test('rdt-libero eval --workers 4 against rdt-libero serve: every env\'s request goes out at once on its own connection, the server batches them (its metrics show batches of more than one)', async () => {
+  const metrics = join(work, 'concurrent-serve.jsonl');
+  const { child, url } = await serve('--metrics', metrics);
+  const r = await cli(['eval', '--policy', url, '--sim', 'test', '--suite', 'libero_goal', '--tasks', '0,1', '--episodes', '2', '--max-steps', '8',
+    '--exec-horizon', '4', '--workers', '4', '--videos', 'none', '--out', join(work, 'concurrent')]).done;
+  const exited = new Promise((res) => child.once('exit', res));
+  child.kill('SIGTERM'); // the server writes its last metrics record as it stops
+  await exited;
+  assert.equal(r.code, 0, r.stderr);
+  // The client side: no request waited for another (one per call, as many calls as requests).
+  assert.match(r.stderr, /model call\(s\) \(mean batch 1\.00\)/);
+  const recs = readFileSync(metrics, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const requests = recs.reduce((a, x) => a + x.requests, 0), calls = recs.reduce((a, x) => a + x.model_calls, 0);
+  assert.equal(requests, readRecords(join(work, 'concurrent', 'episodes.jsonl')).reduce((a, x) => a + x.model_calls, 0), 'every chunk request reached the server');
+  assert.ok(calls < requests && recs.some((x) => x.mean_batch > 1), `the server made ${calls} model calls for ${requests} requests: ${JSON.stringify(recs)}`);
+});
+
 test('a server killed mid-run: a clear error after 3 counted reconnect attempts, the finished episodes kept, the same command resumes', async () => {
   const first = await serve();
   const out = join(work, 'killed');

@@ -186,6 +186,20 @@ test('concurrent clients are batched into one model call; each reply is its own 
   await Promise.all([...clients, alone].map((c) => c.close()));
 });
 
+test('the text encoder runs once per distinct instruction: 6 requests over 2 prompts, 2 encoder calls (the policy thread\'s cache)', async () => {
+  const s = await start();
+  try {
+    const clients = await Promise.all(Array.from({ length: 3 }, () => OpenpiClient.connect(s.url)));
+    for (const prompt of [PROMPT, 'put the bowl on the plate'])
+      await Promise.all(clients.map((c, i) => c.infer({ ...liberoObs(500 + i), prompt })));
+    assert.equal(s.stats.requests, 6);
+    assert.equal(s.stats.textEncodes, 2);
+    await Promise.all(clients.map((c) => c.close()));
+  } finally {
+    await s.close();
+  }
+});
+
 test('the TypeScript client: metadata, replies as NdArray, server errors as OpenpiError of the named kind', async () => {
   const c = await OpenpiClient.connect(server.url);
   assert.equal(c.metadata.format, 'libero');

@@ -1,8 +1,7 @@
 // Concurrent requests -> batched model calls, for the server and the evaluation alike. Requests wait in a bounded
 // queue; whenever a call may start (fewer than maxInFlight are running) and the readiness rule agrees (or maxBatch
-// requests are waiting), up to maxBatch of them go into one call. No timer: a new request is checked after the
-// current event-loop turn (every reply that already arrived is handled first), those that arrived during a call when
-// it ends; a lone request with nothing to wait for goes at once. The rule is the caller's: the server sends whatever is queued (its clients batch themselves by
+// requests are waiting), up to maxBatch of them go into one call. No timer: a new request is checked at once (see
+// poke), those that arrived during a call when it ends; a lone request with nothing to wait for goes at once. The rule is the caller's: the server sends whatever is queued (its clients batch themselves by
 // arriving together); the evaluation waits for envs that will ask within a model call's time (src/eval/chunk_batcher.ts).
 // maxInFlight > 1 with maxBatch 1 sends every request on its own as it comes (a remote policy: the server batches).
 import { PolicyError } from './errors.js';
@@ -75,11 +74,14 @@ export class Batcher<I, O> {
     for (const j of this.queue.splice(0)) j.reject(why);
   }
 
-  /** Check again whether a call can start (the readiness rule's inputs changed); runs after this event-loop turn. */
+  /**
+   * Check again whether a call can start (a request came, the readiness rule's inputs changed): with a rule, after
+   * this event-loop turn (every reply that already arrived is handled first); without one, as soon as this task ends.
+   */
   poke(): void {
     if (this.scheduled) return;
     this.scheduled = true;
-    setImmediate(() => {
+    (this.opts.ready ? setImmediate : queueMicrotask)(() => {
       this.scheduled = false;
       this.pump();
     });
