@@ -10,12 +10,8 @@ import type { PolicyInput } from '../policy/policy.js';
 import { Batcher } from '../policy/batcher.js';
 import type { ActionChunk, ChunkPolicy } from './chunk_policy.js';
 
-interface Request {
-  env: number;
-  input: PolicyInput;
-  /** The request's sampling seed (seeding.ts requestSeed). */
-  seed: number;
-}
+/** An env's chunk request; seed: its sampling seed (seeding.ts requestSeed). */
+type Request = { env: number; input: PolicyInput; seed: number };
 
 export class ChunkBatcher {
   /** The batch size of each policy call made. */
@@ -32,7 +28,9 @@ export class ChunkBatcher {
       this.batchSizes.push(batch.length);
       const t0 = performance.now();
       try {
-        return await policy.predictChunks(batch.map((r) => r.input), batch.map((r) => r.env), batch.map((r) => r.seed));
+        const chunks = await policy.predictChunks(batch.map((r) => r.input), batch.map((r) => r.env), batch.map((r) => r.seed));
+        if (chunks.length !== batch.length) throw new Error(`policy returned ${chunks.length} chunks for ${batch.length} observations`);
+        return chunks;
       } finally {
         this.inferSeconds += (performance.now() - t0) / 1000;
       }

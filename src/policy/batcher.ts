@@ -17,21 +17,9 @@ export interface BatcherOptions<I> {
   ready?: (queued: readonly I[]) => boolean;
 }
 
-export interface Served<O> {
-  value: O;
-  /** Time spent waiting in the queue, ms. */
-  queueMs: number;
-  /** Requests in the call this one was part of. */
-  batchSize: number;
-}
-
-interface Job<I, O> {
-  input: I;
-  enqueued: number;
-  cancelled: boolean;
-  resolve: (r: Served<O>) => void;
-  reject: (e: unknown) => void;
-}
+/** A request's result, its time in the queue (ms) and the number of requests in its call. */
+export type Served<O> = { value: O; queueMs: number; batchSize: number };
+type Job<I, O> = { input: I; enqueued: number; cancelled: boolean; resolve: (r: Served<O>) => void; reject: (e: unknown) => void };
 
 export class Batcher<I, O> {
   private queue: Job<I, O>[] = [];
@@ -99,12 +87,7 @@ export class Batcher<I, O> {
     this.counts.calls++;
     this.counts.requests += jobs.length;
     this.counts.maxBatchSeen = Math.max(this.counts.maxBatchSeen, jobs.length);
-    const answer = async () => {
-      const out = await this.call(jobs.map((j) => j.input));
-      if (out.length !== jobs.length) throw new PolicyError(`internal: ${out.length} results for ${jobs.length} requests`);
-      return out;
-    };
-    answer()
+    this.call(jobs.map((j) => j.input))
       .then(
         (out) => jobs.forEach((j, b) => j.cancelled || j.resolve({ value: out[b], queueMs: started - j.enqueued, batchSize: jobs.length })),
         (e: unknown) => jobs.forEach((j) => j.cancelled || j.reject(e)),

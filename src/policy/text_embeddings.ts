@@ -16,24 +16,16 @@ const caches = new Map<string, Map<string, Tensor>>();
 export class CachedTextEncoder implements TextEncoder {
   /** Texts this instance had to encode (cache misses). */
   calls = 0;
+  readonly name: string;
+  readonly isDemo: boolean;
+  readonly tokenDim: number;
+  readonly maxLength: number;
   private readonly rows: Map<string, Tensor>;
 
   constructor(readonly inner: TextEncoder, key: string) {
+    ({ name: this.name, isDemo: this.isDemo, tokenDim: this.tokenDim, maxLength: this.maxLength } = inner);
     if (!caches.has(key)) caches.set(key, new Map());
     this.rows = caches.get(key)!;
-  }
-
-  get name(): string {
-    return this.inner.name;
-  }
-  get isDemo(): boolean {
-    return this.inner.isDemo;
-  }
-  get tokenDim(): number {
-    return this.inner.tokenDim;
-  }
-  get maxLength(): number {
-    return this.inner.maxLength;
   }
 
   encode(instructions: string[]): { tokens: Tensor; mask: Tensor } {

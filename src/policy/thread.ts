@@ -19,43 +19,19 @@ export interface ThreadInit {
   /** libtorch intra-op threads of the policy's thread (default: libtorch's choice). */
   threads?: number;
 }
-export interface ThreadRequest {
-  type: 'predict';
-  id: number;
-  inputs: PolicyInput[];
-  seeds: number[];
-  decoded: boolean;
-}
-/** An error inside the thread, as far as it can cross it. */
-export interface ThreadErrorInfo {
-  name: string;
-  message: string;
-  /** An RdtError: its message is written for users. */
-  ours: boolean;
-  stack: string;
-}
-export interface PolicyInfo {
-  chunkSize: number;
-  historySize: number;
-  adapter: AdapterConfig;
-  /** Training step of the folder (policy.json origin.step), when recorded. */
-  step: number | null;
-  /** policy.json action.exec_horizon, when recorded. */
-  execHorizon: number | null;
-}
+export type ThreadRequest = { type: 'predict'; id: number; inputs: PolicyInput[]; seeds: number[]; decoded: boolean };
+/** An error inside the thread, as far as it can cross it; `ours`: an RdtError, whose message is written for users. */
+export type ThreadErrorInfo = { name: string; message: string; ours: boolean; stack: string };
+/** The folder's facts; step: policy.json origin.step, execHorizon: action.exec_horizon (null: not recorded). */
+export type PolicyInfo = { chunkSize: number; historySize: number; adapter: AdapterConfig; step: number | null; execHorizon: number | null };
 export type ThreadReply =
   | { type: 'ready'; info: PolicyInfo }
   | { type: 'failed'; error: ThreadErrorInfo }
   | { type: 'result'; id: number; raw: Float64Array; actions: Float64Array | null; inferMs: number; textEncodes: number }
   | { type: 'error'; id: number; error: ThreadErrorInfo };
 
-export interface ThreadResult {
-  /** (B, chunk, 128) the raw unified vectors. */
-  raw: Float64Array;
-  /** (B, chunk, 7) decoded LIBERO actions, when asked for. */
-  actions: Float64Array | null;
-  inferMs: number;
-}
+/** raw (B, chunk, 128) unified vectors; actions (B, chunk, 7) decoded LIBERO commands, when asked for. */
+export type ThreadResult = { raw: Float64Array; actions: Float64Array | null; inferMs: number };
 
 /** A failure in the policy thread: a load or a call that threw there (`thread` set), or the thread's death. */
 export class PolicyThreadError extends PolicyError {
@@ -110,7 +86,7 @@ export class PolicyThread {
   }
 
   get alive(): boolean {
-    return this.dead === null;
+    return !this.dead;
   }
 
   /** One model call for the batch; `decoded` also returns the decoded actions. */

@@ -46,18 +46,9 @@ import { type FormatName, checkFormat, formatKeys, historyInputs, parseRequest }
 import { TrafficReport } from './traffic_report.js';
 import { STATE_VEC_LEN } from '../data/state_vec.js';
 
-/** One request for the model, and its rows of the reply. */
-interface Job {
-  input: PolicyInput;
-  seed: number;
-}
-interface JobResult {
-  /** (chunk, 7) decoded actions and (chunk, 128) raw unified vectors of this request. */
-  actions: Float64Array;
-  raw: Float64Array;
-  /** The model call's own time, ms. */
-  inferMs: number;
-}
+/** One request for the model; its rows of the reply: (chunk, 7) actions, (chunk, 128) raw vectors, the call's own ms. */
+type Job = { input: PolicyInput; seed: number };
+type JobResult = { actions: Float64Array; raw: Float64Array; inferMs: number };
 
 export interface ServeOptions {
   checkpoint: string;
