@@ -1,8 +1,7 @@
-// What the evaluation runs: a policy behind one interface, so the same harness evaluates an rdt-libero checkpoint
-// (policy_source.ts), a remote policy speaking the openpi websocket protocol (ws_policy.ts) or a scripted one
-// (scripted_policy.ts). A policy says what it needs from the simulator (render size, history) and turns a batch of
-// observation histories into action chunks; each chunk step is decoded into LIBERO's 7-D command when it is
-// executed, against the pose measured then (what training encoded against).
+// What the evaluation runs, behind one interface: an rdt-libero checkpoint (policy_source.ts), a remote openpi policy
+// (ws_policy.ts) or a scripted one (scripted_policy.ts). It says what it needs from the simulator (render size,
+// history) and turns observation histories into action chunks; each chunk step is decoded into LIBERO's 7-D command
+// when it is executed, against the pose measured then (what training encoded against).
 import type { RobotObs } from '../data/adapter.js';
 import type { PolicyInput } from '../policy/policy.js';
 

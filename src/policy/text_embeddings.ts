@@ -24,8 +24,7 @@ export class CachedTextEncoder implements TextEncoder {
 
   constructor(readonly inner: TextEncoder, key: string) {
     ({ name: this.name, isDemo: this.isDemo, tokenDim: this.tokenDim, maxLength: this.maxLength } = inner);
-    if (!caches.has(key)) caches.set(key, new Map());
-    this.rows = caches.get(key)!;
+    this.rows = caches.get(key) ?? caches.set(key, new Map()).get(key)!;
   }
 
   encode(instructions: string[]): { tokens: Tensor; mask: Tensor } {

@@ -13,12 +13,8 @@ import type { AdapterConfig } from '../data/adapter.js';
 import { PolicyError } from './errors.js';
 import type { LoadPolicyOptions, PolicyInput } from './policy.js';
 
-export interface ThreadInit {
-  dir: string;
-  load: Pick<LoadPolicyOptions, 'dtype' | 'device' | 'verify'>;
-  /** libtorch intra-op threads of the policy's thread (default: libtorch's choice). */
-  threads?: number;
-}
+/** The folder, how to load it, and the libtorch intra-op threads of the policy's thread (default: libtorch's choice). */
+export type ThreadInit = { dir: string; load: Pick<LoadPolicyOptions, 'dtype' | 'device' | 'verify'>; threads?: number };
 export type ThreadRequest = { type: 'predict'; id: number; inputs: PolicyInput[]; seeds: number[]; decoded: boolean };
 /** An error inside the thread, as far as it can cross it; `ours`: an RdtError, whose message is written for users. */
 export type ThreadErrorInfo = { name: string; message: string; ours: boolean; stack: string };
@@ -73,11 +69,8 @@ export class PolicyThread {
     return new Promise((resolve, reject) => {
       const onExit = (code: number) => reject(new PolicyThreadError(`the policy thread stopped while loading ${init.dir} (exit code ${code})`, null));
       const onError = (e: Error) => reject(new PolicyThreadError(`loading ${init.dir} failed: ${e.message}`, null));
-      worker.once('exit', onExit);
-      worker.once('error', onError);
-      worker.once('message', (m: ThreadReply) => {
-        worker.off('exit', onExit);
-        worker.off('error', onError);
+      worker.once('exit', onExit).once('error', onError).once('message', (m: ThreadReply) => {
+        worker.off('exit', onExit).off('error', onError);
         if (m.type === 'ready') return resolve(new PolicyThread(worker, m.info));
         void worker.terminate();
         reject(m.type === 'failed' ? failure(m.error) : new PolicyThreadError(`unexpected first message '${m.type}' from the policy thread`, null));

@@ -16,11 +16,7 @@ function errorOf(e: unknown): ThreadErrorInfo {
 
 function serve(policy: Policy): void {
   port.on('message', (m: ThreadRequest | { type: 'close' }) => {
-    if (m.type === 'close') {
-      policy.dispose();
-      port.close();
-      return;
-    }
+    if (m.type === 'close') return void (policy.dispose(), port.close());
     const t0 = performance.now();
     let reply: ThreadReply;
     try {
@@ -39,10 +35,8 @@ try {
   const policy = loadPolicy(init.dir, init.load);
   serve(policy);
   const c = policy.conventions;
-  const reply: ThreadReply = { type: 'ready', info: { chunkSize: policy.chunkSize, historySize: policy.historySize, adapter: policy.adapter, step: c.origin?.step ?? null, execHorizon: c.action.exec_horizon } };
-  port.postMessage(reply);
+  port.postMessage({ type: 'ready', info: { chunkSize: policy.chunkSize, historySize: policy.historySize, adapter: policy.adapter, step: c.origin?.step ?? null, execHorizon: c.action.exec_horizon } } satisfies ThreadReply);
 } catch (e) {
-  const reply: ThreadReply = { type: 'failed', error: errorOf(e) };
-  port.postMessage(reply);
+  port.postMessage({ type: 'failed', error: errorOf(e) } satisfies ThreadReply);
   port.close();
 }

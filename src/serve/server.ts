@@ -180,10 +180,8 @@ export class PolicyServer {
         });
         return jobs.map((_, b) => ({ actions: r.actions!.slice(b * per * 7, (b + 1) * per * 7), raw: r.raw.slice(b * per * STATE_VEC_LEN, (b + 1) * per * STATE_VEC_LEN), inferMs: r.inferMs }));
       };
-      const batcher = new Batcher(call, {
-        maxBatch: opts.maxBatch, maxQueue: opts.maxQueue,
-        full: (n) => new OpenpiError('ServerBusy', `${n} requests are already queued (--max-queue ${opts.maxQueue}); retry later`),
-      });
+      const full = (n: number) => new OpenpiError('ServerBusy', `${n} requests are already queued (--max-queue ${opts.maxQueue}); retry later`);
+      const batcher = new Batcher(call, { maxBatch: opts.maxBatch, maxQueue: opts.maxQueue, full });
       const http = createServer();
       const errors: Record<string, number> = {};
       const refused = () => void (errors.FrameTooLarge = (errors.FrameTooLarge ?? 0) + 1);
