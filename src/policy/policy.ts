@@ -184,7 +184,7 @@ export class Policy {
   }
 
   dispose(): void {
-    this.encoders.text.dispose();
+    this.text.dispose(); // the encoder, and its cached instructions unless another policy uses them
     this.encoders.vision.dispose();
     this.runner.dispose();
   }
