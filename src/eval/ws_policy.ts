@@ -157,15 +157,11 @@ export class WsChunkPolicy implements ChunkPolicy {
     const frame = input.history[input.history.length - 1];
     if (!frame) throw new EvalError('internal: a remote policy request without a current frame');
     let obs: Record<string, unknown>;
-    try {
-      if (this.format === 'native') {
-        if (input.history.length !== this.historySize) throw new EvalError(`internal: ${input.history.length} frames for a server that takes ${this.historySize}`);
-        obs = nativeRequest(frame, this.resolution, input.instruction);
-        if (this.historySize > 1) obs.history = input.history.slice(0, -1).map((f: ObsFrame | null) => (f ? nativeRequest(f, this.resolution, null) : null));
-      } else obs = liberoRequest(frame, this.resolution, input.instruction);
-    } catch (e) {
-      throw e instanceof OpenpiError ? new EvalError(e.message) : e; // a simulator frame the request cannot carry
-    }
+    if (this.format === 'native') {
+      if (input.history.length !== this.historySize) throw new EvalError(`internal: ${input.history.length} frames for a server that takes ${this.historySize}`);
+      obs = nativeRequest(frame, this.resolution, input.instruction);
+      if (this.historySize > 1) obs.history = input.history.slice(0, -1).map((f: ObsFrame | null) => (f ? nativeRequest(f, this.resolution, null) : null));
+    } else obs = liberoRequest(frame, this.resolution, input.instruction);
     if (this.takesSeed) {
       if (seed === undefined) throw new EvalError('internal: a seeded server needs each request\'s seed');
       obs.seed = seed;

@@ -29,9 +29,7 @@ export class CachedTextEncoder implements TextEncoder {
     c.users++;
     this.rows = c.rows;
     this.release = () => {
-      if (--c.users > 0) return;
-      for (const t of c.rows.values()) t.dispose();
-      caches.delete(key);
+      if (--c.users === 0) (c.rows.forEach((t) => t.dispose()), caches.delete(key));
     };
   }
 

@@ -1,8 +1,7 @@
 // A policy folder run in its own thread, for the evaluation and the server alike: libtorch blocks the thread it
 // runs on, so the model lives in a worker_thread (thread_worker.ts) and the main thread keeps stepping simulators or
 // answering connections. The addon is a Node-API module without per-env state (native/addon.cc: NAPI_MODULE, only
-// static type tags), so it loads in a worker_thread; only that thread loads it.
-//   - start() loads the folder there; a load failure rejects with the loader's message (PolicyError, ModelError, ...).
+// static type tags), so it loads in a worker_thread; only that thread loads it. A load failure keeps its wording.
 //   - predict(inputs, seeds) is one Policy.predict call: each observation's noise from its own seed, so its chunk
 //     never depends on what it was batched with; the raw (B, chunk, 128) chunks come back, and the decoded
 //     (B, chunk, 7) actions too when asked (the server sends them; the evaluation decodes each step itself).
@@ -103,12 +102,14 @@ export class PolicyThread {
     this.onDeath(dead);
   }
 
-  /** Free the policy and end the thread (later calls fail). */
+  /** Free the policy and end the thread (later calls fail); a call in progress ends first, a hung thread after 30 s. */
   async close(): Promise<void> {
     if (this.dead) return;
     this.dead = new PolicyThreadError('the policy was closed', null);
     const gone = new Promise<void>((res) => this.worker.once('exit', () => res()));
     this.worker.postMessage({ type: 'close' });
+    const hung = setTimeout(() => void this.worker.terminate(), 30_000).unref();
     await gone;
+    clearTimeout(hung);
   }
 }
