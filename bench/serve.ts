@@ -17,9 +17,9 @@ import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
 import { loadPolicy } from '../src/policy/index.js';
 import { Rng } from '../src/data/rng.js';
-import { OpenpiClient } from '../src/serve/client.js';
-import { decode, encode } from '../src/serve/codec.js';
-import { parseRequest } from '../src/serve/formats.js';
+import { OpenpiClient } from '../src/openpi/client.js';
+import { decode, encode } from '../src/openpi/codec.js';
+import { parseRequest } from '../src/openpi/formats.js';
 
 const { values } = parseArgs({
   options: {

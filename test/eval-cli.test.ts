@@ -84,6 +84,7 @@ test('usage errors are one line with exit 2; a websocket policy that cannot be r
     [['--policy', 'p', '--suite', 'libero_goal', '--out', 'o', '--temporal-ensemble', '0.01', '--exec-horizon', '8'], /exclude each other/],
     [['--policy', 'scripted:reach', '--suite', 'libero_goal', '--out', 'o'], /solves only the test back-end; add --sim test/],
     [['--policy', 'ws://127.0.0.1:8000', '--suite', 'libero_goal', '--out', 'o', '--threads', '1'], /--threads places an rdt-libero policy folder's model; a remote policy \(--policy ws:\/\/127\.0\.0\.1:8000\) runs where its server runs: drop --threads/],
+    [['--policy', 'ws://127.0.0.1:8000', '--suite', 'libero_goal', '--out', 'o', '--max-batch', '4'], /--max-batch gathers observations into one local model call; a remote policy's requests go out at once, one per env, .*drop --max-batch/],
     [['--suite', 'libero_goal', '--out', 'o'], /--policy is required \(or --watch RUN_DIR\)/],
     [['--policy', 'p', '--suite', 'libero_goal', '--out', 'o', '--videos', 'some'], /--videos must be one of none, failures, all/],
   ];

@@ -10,7 +10,7 @@ import { runEval } from '../src/eval/run.js';
 import { PROTOCOLS } from '../src/eval/protocol.js';
 import { scriptedPolicy } from '../src/eval/scripted_policy.js';
 import { readRecords } from '../src/eval/results.js';
-import type { ActionChunk, ChunkPolicy } from '../src/eval/policy_source.js';
+import type { ActionChunk, ChunkPolicy } from '../src/eval/chunk_policy.js';
 import type { PolicyInput } from '../src/policy/policy.js';
 import { actionLog, testEvalOptions } from './helpers/eval.js';
 import { runPythonJson, tempDir } from './helpers/python.js';

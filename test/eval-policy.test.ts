@@ -75,15 +75,41 @@ test('the tiny policy through the loop: conventions from policy.json, first acti
   }
 });
 
+test('Policy.predict calls the text encoder once per distinct instruction (per-process cache), with the chunks of an uncached batch', () => {
+  const policy = loadPolicy(policyDir);
+  try {
+    const frame = (v: number) => ({ robot: { eefPos: [0.1 * v, 0, 1], eefAxisAngle: [0, 0, 0], gripperQpos: [0.04, -0.04] },
+      images: { agentview: new Uint8Array(32 * 32 * 3).fill(40 * v), eyeInHand: new Uint8Array(32 * 32 * 3).fill(200 - 40 * v) } });
+    const inputs = ['put the bowl on the plate', 'open the middle drawer of the cabinet now', 'put the bowl on the plate'].map((instruction, i) => ({ history: [null, frame(i)], instruction }));
+    const text = policy.encoders.text;
+    let calls = 0;
+    const encode = text.encode.bind(text);
+    text.encode = (xs: string[]) => (calls++, encode(xs));
+    const first = policy.predict(inputs, { seeds: [1, 2, 3] }).actions;
+    assert.equal(calls, 2, 'two distinct instructions');
+    for (let i = 0; i < 3; i++) policy.predict(inputs[i], { seed: i + 1 });
+    assert.equal(calls, 2, 'nothing new to encode');
+    // Each row as predicted alone (cached) equals its row of the batch: the padding to the batch's longest text is masked.
+    for (let i = 0; i < 3; i++) {
+      const alone = policy.predict(inputs[i], { seed: i + 1 }).actions;
+      const row = first.subarray(i * alone.length, (i + 1) * alone.length);
+      alone.forEach((x, j) => assert.ok(Math.abs(x - row[j]) < 1e-4, `row ${i} value ${j}: ${x} vs ${row[j]}`));
+    }
+  } finally {
+    policy.dispose();
+  }
+});
+
 test('a folder that is not a policy is refused when the eval opens it, with the loader\'s message', async () => {
   await assert.rejects(openPolicy({ policy: join(work, 'nope') }), /policy folder .*nope does not exist/);
   await assert.rejects(openPolicy({ policy: join(work, 'data') }), /EvalError|no policy.json|config/);
 });
 
-test('two workers: every episode recorded with its budget; the model calls are shared (fewer calls than chunk requests)', async () => {
-  const p = await openPolicy({ policy: policyDir });
+test('two workers: every episode recorded with its budget; the model calls are shared (fewer calls than chunk requests); the text encoder ran once per task', async () => {
+  const p = await openPolicy({ policy: policyDir }) as RdtChunkPolicy;
   try {
-    const r = await runEval(p, testEvalOptions(join(work, 'two'), { tasks: [0], episodesPerTask: 4, maxSteps: 16, execHorizon: 4, workers: 2, maxBatch: 2 }));
+    const r = await runEval(p, testEvalOptions(join(work, 'two'), { tasks: [0, 1], episodesPerTask: 2, maxSteps: 16, execHorizon: 4, workers: 2, maxBatch: 2 }));
+    assert.equal(p.textEncodes, 2, 'two tasks, two distinct instructions: two text-encoder calls for all the chunk requests');
     const recs = readRecords(join(work, 'two', 'episodes.jsonl'));
     assert.equal(recs.length, 4);
     const requests = recs.reduce((s, x) => s + x.model_calls, 0);

@@ -23,18 +23,18 @@ import { readRecords } from '../src/eval/results.js';
 import { requestSeed } from '../src/eval/seeding.js';
 import { SidecarWorker } from '../src/eval/sidecar.js';
 import { EvalError, PolicyReconnected } from '../src/eval/errors.js';
-import { liberoRequest, resizeWithPad } from '../src/eval/openpi_request.js';
+import { liberoRequest, resizeWithPad } from '../src/openpi/formats.js';
 import { WsChunkPolicy } from '../src/eval/ws_policy.js';
 import { openPolicy } from '../src/eval/policy_source.js';
-import { type NdArray, decode, encode } from '../src/serve/codec.js';
+import { type NdArray, decode, encode } from '../src/openpi/codec.js';
 import { WebSocketServer } from 'ws';
 import { PolicyServer, SERVE_DEFAULTS } from '../src/serve/server.js';
 import { loadPolicy, type Policy } from '../src/policy/index.js';
 import { repoRoot } from './helpers/fixtures.js';
 import { runPythonJson, tempDir } from './helpers/python.js';
 import { actionLog } from './helpers/eval.js';
-import { OpenpiClient } from '../src/serve/client.js';
-import { ServeError } from '../src/serve/errors.js';
+import { OpenpiClient } from '../src/openpi/client.js';
+import { OpenpiError } from '../src/openpi/errors.js';
 import { makeTinyPolicy } from './helpers/tiny-policy.js';
 
 const { dir: work, cleanup } = tempDir('eval-remote');
@@ -175,6 +175,23 @@ out = {'agent': recovered(req['observation/image'], 32, 32).ravel().tolist(), 'w
     // Steps 0-3 execute rows 0-3 of the first reply as sent (decoded by the server against the request's pose).
     for (let k = 0; k < 4; k++) assert.deepEqual(ep[10 + k].action, Array.from(want.subarray(k * 7, k * 7 + 7)), `init ${init}, policy step ${k}`);
   }
+});
+
+test('rdt-libero eval --workers 4 against rdt-libero serve: every env\'s request goes out at once on its own connection, the server batches them (its metrics show batches of more than one)', async () => {
+  const metrics = join(work, 'concurrent-serve.jsonl');
+  const { child, url } = await serve('--metrics', metrics);
+  const r = await cli(['eval', '--policy', url, '--sim', 'test', '--suite', 'libero_goal', '--tasks', '0,1', '--episodes', '2', '--max-steps', '8',
+    '--exec-horizon', '4', '--workers', '4', '--videos', 'none', '--out', join(work, 'concurrent')]).done;
+  const exited = new Promise((res) => child.once('exit', res));
+  child.kill('SIGTERM'); // the server writes its last metrics record as it stops
+  await exited;
+  assert.equal(r.code, 0, r.stderr);
+  // The client side: no request waited for another (one per call, as many calls as requests).
+  assert.match(r.stderr, /model call\(s\) \(mean batch 1\.00\)/);
+  const recs = readFileSync(metrics, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const requests = recs.reduce((a, x) => a + x.requests, 0), calls = recs.reduce((a, x) => a + x.model_calls, 0);
+  assert.equal(requests, readRecords(join(work, 'concurrent', 'episodes.jsonl')).reduce((a, x) => a + x.model_calls, 0), 'every chunk request reached the server');
+  assert.ok(calls < requests && recs.some((x) => x.mean_batch > 1), `the server made ${calls} model calls for ${requests} requests: ${JSON.stringify(recs)}`);
 });
 
 test('a server killed mid-run: a clear error after 3 counted reconnect attempts, the finished episodes kept, the same command resumes', async () => {
@@ -357,8 +374,8 @@ test('against a server that behaves as openpi\'s upstream one: whole evaluations
     // What the double does with anything but an observation, as upstream: a traceback text frame, then close 1011.
     const probe = await OpenpiClient.connect(url);
     assert.deepEqual(probe.metadata, {});
-    await assert.rejects(probe.infer({ __ctrl__: 'episode_start' }), (e: unknown) => e instanceof ServeError && e.kind === 'InferenceFailed' && /Traceback[\s\S]*KeyError: 'observation\/image'/.test(e.message));
-    await assert.rejects(probe.infer({ __ctrl__: 'episode_start' }), (e: unknown) => e instanceof ServeError && /closed \(code 1011, Internal server error\. Traceback included in previous frame\.\)/.test(e.message));
+    await assert.rejects(probe.infer({ __ctrl__: 'episode_start' }), (e: unknown) => e instanceof OpenpiError && e.kind === 'InferenceFailed' && /Traceback[\s\S]*KeyError: 'observation\/image'/.test(e.message));
+    await assert.rejects(probe.infer({ __ctrl__: 'episode_start' }), (e: unknown) => e instanceof OpenpiError && /closed \(code 1011, Internal server error\. Traceback included in previous frame\.\)/.test(e.message));
     await probe.close();
     writeFileSync(log, '');
 

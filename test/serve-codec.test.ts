@@ -3,8 +3,8 @@
 // byte-identical to what Python packs, and malformed frames are refused with a named error, never a crash.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decode, encode, type NdArray } from '../src/serve/codec.js';
-import { ServeError } from '../src/serve/errors.js';
+import { decode, encode, type NdArray } from '../src/openpi/codec.js';
+import { OpenpiError } from '../src/openpi/errors.js';
 import { runPythonJson } from './helpers/python.js';
 import { fileURLToPath } from 'node:url';
 
@@ -82,7 +82,7 @@ test('malformed frames and bad arrays are refused with a named error', () => {
     try {
       decode(frame);
     } catch (e) {
-      assert.ok(e instanceof ServeError, `not a ServeError: ${e}`);
+      assert.ok(e instanceof OpenpiError, `not a OpenpiError: ${e}`);
       return `${e.kind}: ${e.message}`;
     }
     return 'accepted';

@@ -1,5 +1,5 @@
 // The server's two failure bounds that need a whole process or a misbehaving socket to show:
-//  - the inference thread dies while a request waits on it: that request gets InferenceFailed, /healthz answers
+//  - the policy thread dies while a request waits on it: that request gets InferenceFailed, /healthz answers
 //    503, later requests get InferenceFailed, `failed` resolves, and rdt-libero serve closes and exits 1 (server.ts);
 //  - a client that sends requests one at a time and never reads its replies: `rdt-libero serve --max-unread-bytes` drops it
 //    (ClientNotReading) with at most the cap plus one reply held unread, the server's memory stays flat, and a
@@ -12,9 +12,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { Rng } from '../src/data/rng.js';
-import { OpenpiClient, type NdArray } from '../src/serve/client.js';
-import { encode } from '../src/serve/codec.js';
-import { ServeError } from '../src/serve/errors.js';
+import { OpenpiClient, type NdArray } from '../src/openpi/client.js';
+import { encode } from '../src/openpi/codec.js';
+import { OpenpiError } from '../src/openpi/errors.js';
 import { PolicyServer, SERVE_DEFAULTS } from '../src/serve/server.js';
 import { serveUntilStopped } from '../src/cli/serve.js';
 import { repoRoot } from './helpers/fixtures.js';
@@ -47,7 +47,7 @@ function liberoObs(seed: number): Record<string, unknown> {
 
 const healthz = (url: string) => fetch(url.replace('ws:', 'http:') + '/healthz').then(async (h) => ({ status: h.status, text: await h.text() }));
 
-test('the inference thread dies mid-request: InferenceFailed to the waiting client and to later ones, /healthz 503, `failed` resolves', async () => {
+test('the policy thread dies mid-request: InferenceFailed to the waiting client and to later ones, /healthz 503, `failed` resolves', async () => {
   const logged: string[] = [];
   const server = await PolicyServer.start({ ...SERVE_DEFAULTS, checkpoint: policyDir, port: 0, threads: 1, log: (l) => logged.push(l) });
   try {
@@ -59,20 +59,20 @@ test('the inference thread dies mid-request: InferenceFailed to the waiting clie
     while (server.stats.calls === calls) await new Promise((r) => setTimeout(r, 1)); // the model call has started
     // Fault injection: the thread is killed from outside, as a crash of it would end it (the only handle is private).
     await (server as unknown as { worker: { worker: Worker } }).worker.worker.terminate();
-    await assert.rejects(pending, (e: unknown) => e instanceof ServeError && e.kind === 'InferenceFailed' && /the inference thread stopped \(exit code 1\)/.test(e.message));
+    await assert.rejects(pending, (e: unknown) => e instanceof OpenpiError && e.kind === 'InferenceFailed' && /the policy thread stopped \(exit code 1\)/.test(e.message));
     const why = await server.failed;
     assert.equal(why.kind, 'InferenceFailed');
     assert.deepEqual(await healthz(server.url), { status: 503, text: 'inference unavailable\n' });
     const later = await OpenpiClient.connect(server.url);
-    await assert.rejects(later.infer(liberoObs(3)), (e: unknown) => e instanceof ServeError && e.kind === 'InferenceFailed');
+    await assert.rejects(later.infer(liberoObs(3)), (e: unknown) => e instanceof OpenpiError && e.kind === 'InferenceFailed');
     await later.close();
     await c.close();
-    assert.ok(logged.some((l) => /^inference thread died: the inference thread stopped \(exit code 1\)/.test(l)), logged.join('\n'));
+    assert.ok(logged.some((l) => /^policy thread died: the policy thread stopped \(exit code 1\)/.test(l)), logged.join('\n'));
     assert.ok((server.errors.InferenceFailed ?? 0) >= 2);
     // What `rdt-libero serve` does then: close the server and fail with one line (exit 1 for a supervisor).
     const url = server.url;
-    await assert.rejects(serveUntilStopped(server), (e: unknown) => e instanceof ServeError && e.exitCode === 1 &&
-      /^the inference thread stopped \(exit code 1\); the server stopped: start it again \(or let a supervisor restart it\)/.test((e as Error).message));
+    await assert.rejects(serveUntilStopped(server), (e: unknown) => e instanceof OpenpiError && e.exitCode === 1 &&
+      /^the policy thread stopped \(exit code 1\); the server stopped: start it again \(or let a supervisor restart it\)/.test((e as Error).message));
     await assert.rejects(healthz(url), /fetch failed/, 'the server no longer listens');
   } finally {
     await server.close();

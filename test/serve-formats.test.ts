@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { adapterConfig } from '../src/data/adapter.js';
 import { Rng } from '../src/data/rng.js';
-import { checkFormat, fromOpenpiImage, parseRequest } from '../src/serve/formats.js';
-import { ServeError } from '../src/serve/errors.js';
+import { checkFormat, fromOpenpiImage, parseRequest } from '../src/openpi/formats.js';
+import { OpenpiError } from '../src/openpi/errors.js';
 import { runPythonJson } from './helpers/python.js';
 import { repoRoot } from './helpers/fixtures.js';
 
@@ -61,7 +61,7 @@ test('the 8-D LIBERO state maps to eef position, axis-angle and finger joints; s
 
 test('unknown and missing keys, bad seeds and a joints checkpoint under the libero format are refused by name', () => {
   const cfg = adapterConfig({ imageHeight: 32, imageWidth: 32 });
-  const refuse = (v: unknown, re: RegExp) => assert.throws(() => parseRequest('libero', v, cfg), (e: unknown) => e instanceof ServeError && e.kind === 'BadRequest' && re.test(e.message));
+  const refuse = (v: unknown, re: RegExp) => assert.throws(() => parseRequest('libero', v, cfg), (e: unknown) => e instanceof OpenpiError && e.kind === 'BadRequest' && re.test(e.message));
   refuse({ ...liberoReq, 'observation/joint_position': 1 }, /unknown key 'observation\/joint_position'.*takes observation\/image, observation\/wrist_image, observation\/state, prompt \(optional: seed\)/);
   refuse({ 'observation/image': img224 }, /missing 'observation\/wrist_image', 'observation\/state', 'prompt'/);
   refuse({ ...liberoReq, seed: -1 }, /'seed' must be an integer in 0\.\.2147483647/);
@@ -69,11 +69,11 @@ test('unknown and missing keys, bad seeds and a joints checkpoint under the libe
   refuse({ ...liberoReq, prompt: '' }, /'prompt' must be a non-empty string/);
   refuse({ ...liberoReq, 'observation/image': { dtype: '|u1', shape: [224, 224, 4], data: new Uint8Array(224 * 224 * 4) } }, /'observation\/image' must be \(h, w, 3\) uint8/);
   assert.throws(() => checkFormat('libero', adapterConfig({ useJoints: true })),
-    (e: unknown) => e instanceof ServeError && e.kind === 'ServerConfig' && /state\.use_joints.*--format native/.test(e.message));
+    (e: unknown) => e instanceof OpenpiError && e.kind === 'ServerConfig' && /state\.use_joints.*--format native/.test(e.message));
   checkFormat('native', adapterConfig({ useJoints: true }));
   assert.throws(() => parseRequest('native', {
     agentview_image: { dtype: '|u1', shape: [32, 32, 3], data: new Uint8Array(3072) }, robot0_eye_in_hand_image: { dtype: '|u1', shape: [32, 32, 3], data: new Uint8Array(3072) },
     robot0_eef_pos: { dtype: '<f8', shape: [3], data: new Float64Array(3) }, robot0_eef_quat: { dtype: '<f8', shape: [4], data: Float64Array.from([0, 0, 0, 1]) },
     robot0_gripper_qpos: { dtype: '<f8', shape: [2], data: new Float64Array(2) }, prompt: 'x',
-  }, adapterConfig({ useJoints: true, imageHeight: 32, imageWidth: 32 })), (e: unknown) => e instanceof ServeError && /'robot0_joint_pos' is required/.test(e.message));
+  }, adapterConfig({ useJoints: true, imageHeight: 32, imageWidth: 32 })), (e: unknown) => e instanceof OpenpiError && /'robot0_joint_pos' is required/.test(e.message));
 });

@@ -13,8 +13,8 @@ import { loadPolicy, type Policy, type PolicyInput } from '../src/policy/index.j
 import type { ObsFrame } from '../src/data/adapter.js';
 import { Rng } from '../src/data/rng.js';
 import { PolicyServer, SERVE_DEFAULTS, type ServeOptions } from '../src/serve/server.js';
-import { OpenpiClient, type NdArray } from '../src/serve/client.js';
-import { ServeError } from '../src/serve/errors.js';
+import { OpenpiClient, type NdArray } from '../src/openpi/client.js';
+import { OpenpiError } from '../src/openpi/errors.js';
 import { RdtError } from '../src/util/errors.js';
 import { tempDir } from './helpers/python.js';
 import { repoRoot } from './helpers/fixtures.js';
@@ -186,7 +186,21 @@ test('concurrent clients are batched into one model call; each reply is its own 
   await Promise.all([...clients, alone].map((c) => c.close()));
 });
 
-test('the TypeScript client: metadata, replies as NdArray, server errors as ServeError of the named kind', async () => {
+test('the text encoder runs once per distinct instruction: 6 requests over 2 prompts, 2 encoder calls (the policy thread\'s cache)', async () => {
+  const s = await start();
+  try {
+    const clients = await Promise.all(Array.from({ length: 3 }, () => OpenpiClient.connect(s.url)));
+    for (const prompt of [PROMPT, 'put the bowl on the plate'])
+      await Promise.all(clients.map((c, i) => c.infer({ ...liberoObs(500 + i), prompt })));
+    assert.equal(s.stats.requests, 6);
+    assert.equal(s.stats.textEncodes, 2);
+    await Promise.all(clients.map((c) => c.close()));
+  } finally {
+    await s.close();
+  }
+});
+
+test('the TypeScript client: metadata, replies as NdArray, server errors as OpenpiError of the named kind', async () => {
   const c = await OpenpiClient.connect(server.url);
   assert.equal(c.metadata.format, 'libero');
   const r = await c.infer(liberoObs(7));
@@ -195,10 +209,10 @@ test('the TypeScript client: metadata, replies as NdArray, server errors as Serv
   assert.ok(a.data instanceof Float64Array);
   assert.equal(r.seed, 7);
   // A control message (which no openpi client sends) is a request like any other: refused by name, close 1011.
-  await assert.rejects(c.infer({ __ctrl__: 'episode_start' }), (e: unknown) => e instanceof ServeError && e.kind === 'BadRequest' && /unknown key '__ctrl__'/.test(e.message));
+  await assert.rejects(c.infer({ __ctrl__: 'episode_start' }), (e: unknown) => e instanceof OpenpiError && e.kind === 'BadRequest' && /unknown key '__ctrl__'/.test(e.message));
   const c2 = await OpenpiClient.connect(server.url);
-  await assert.rejects(c2.infer({ ...liberoObs(), prompt: 42 }), (e: unknown) => e instanceof ServeError && e.kind === 'BadRequest' && /'prompt'/.test(e.message));
-  await assert.rejects(c2.infer(liberoObs()), (e: unknown) => e instanceof ServeError && /closed \(code 1011/.test(e.message));
+  await assert.rejects(c2.infer({ ...liberoObs(), prompt: 42 }), (e: unknown) => e instanceof OpenpiError && e.kind === 'BadRequest' && /'prompt'/.test(e.message));
+  await assert.rejects(c2.infer(liberoObs()), (e: unknown) => e instanceof OpenpiError && /closed \(code 1011/.test(e.message));
   await Promise.all([c.close(), c2.close()]);
 });
 
@@ -206,10 +220,10 @@ test('limits: --max-connections, --max-queue and --request-timeout-ms each get t
   const limited = await start({ maxConnections: 3, maxQueue: 1, maxBatch: 1 });
   try {
     const clients = await Promise.all([0, 1, 2].map(() => OpenpiClient.connect(limited.url)));
-    await assert.rejects(OpenpiClient.connect(limited.url), (e: unknown) => e instanceof ServeError && e.kind === 'TooManyConnections' && /--max-connections 3/.test(e.message));
+    await assert.rejects(OpenpiClient.connect(limited.url), (e: unknown) => e instanceof OpenpiError && e.kind === 'TooManyConnections' && /--max-connections 3/.test(e.message));
     // Three at once, one model call at a time and room for one waiting: the third is refused.
     const results = await Promise.allSettled(clients.map((c, i) => c.infer(liberoObs(300 + i))));
-    const kinds = results.map((r) => (r.status === 'fulfilled' ? 'ok' : (r.reason as ServeError).kind)).sort();
+    const kinds = results.map((r) => (r.status === 'fulfilled' ? 'ok' : (r.reason as OpenpiError).kind)).sort();
     assert.deepEqual(kinds, ['ServerBusy', 'ok', 'ok']);
     assert.equal(limited.errors.ServerBusy, 1);
     assert.equal(limited.errors.TooManyConnections, 1);
@@ -217,12 +231,12 @@ test('limits: --max-connections, --max-queue and --request-timeout-ms each get t
   } finally {
     await limited.close();
   }
-  // A folder the inference thread cannot load: its error, as the policy layer words it, from start().
+  // A folder the policy thread cannot load: its error, as the policy layer words it, from start().
   await assert.rejects(start({ checkpoint: join(work, 'missing') }), (e: unknown) => e instanceof RdtError && /policy folder .*missing does not exist/.test((e as Error).message));
   const slow = await start({ requestTimeoutMs: 1 });
   try {
     const a = await OpenpiClient.connect(slow.url);
-    await assert.rejects(a.infer(liberoObs(1)), (e: unknown) => e instanceof ServeError && e.kind === 'Timeout' && /--request-timeout-ms/.test(e.message));
+    await assert.rejects(a.infer(liberoObs(1)), (e: unknown) => e instanceof OpenpiError && e.kind === 'Timeout' && /--request-timeout-ms/.test(e.message));
     await a.close();
     assert.equal(slow.errors.Timeout, 1);
     const h = await fetch(slow.url.replace('ws:', 'http:') + '/healthz');
@@ -271,7 +285,7 @@ test('the native format: the simulator\'s own keys at the checkpoint resolution 
     ];
     for (const [bad, re] of refused) {
       const cc = await OpenpiClient.connect(native.url);
-      await assert.rejects(cc.infer(bad), (e: unknown) => e instanceof ServeError && e.kind === 'BadRequest' && re.test(e.message), String(re));
+      await assert.rejects(cc.infer(bad), (e: unknown) => e instanceof OpenpiError && e.kind === 'BadRequest' && re.test(e.message), String(re));
       await cc.close();
     }
     await c.close();
@@ -297,7 +311,7 @@ test('rdt-libero serve: prints its address, answers /healthz, serves, writes --m
   assert.equal(h.status, 200);
   const c = await OpenpiClient.connect(url);
   await c.infer(liberoObs(9));
-  await assert.rejects(c.infer({ prompt: 'x' }), (e: unknown) => e instanceof ServeError && e.kind === 'BadRequest');
+  await assert.rejects(c.infer({ prompt: 'x' }), (e: unknown) => e instanceof OpenpiError && e.kind === 'BadRequest');
   const exit = new Promise<number | null>((resolve) => child.once('exit', resolve));
   child.kill('SIGTERM');
   assert.equal(await exit, 0);

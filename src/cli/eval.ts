@@ -53,7 +53,7 @@ protocol (defaults: openpi/OpenVLA-OFT, what published numbers use):
 
 throughput and robustness:
   --workers N          simulator processes stepping in parallel; their chunk requests share model calls (default 1)
-  --max-batch N        most observations per model call (default: --workers)
+  --max-batch N        most observations per model call of a local policy (default: --workers)
   --max-retries N      retries of an episode interrupted by a sidecar crash or a mid-episode reconnect to the
                        remote policy, from its initial state (default 2)
   --stop-on-env-error  stop the run when the simulator raises in a reset or step; by default that episode is
@@ -161,6 +161,8 @@ export async function evalCommand(args: string[]): Promise<number> {
   if (/^wss?:\/\//.test(v.policy))
     for (const f of ['device', 'dtype', 'threads'])
       if (args.some((a) => a === `--${f}` || a.startsWith(`--${f}=`))) throw new UsageError(`--${f} places an rdt-libero policy folder's model; a remote policy (--policy ${v.policy}) runs where its server runs: drop --${f}`);
+  if (/^wss?:\/\//.test(v.policy) && v['max-batch'] !== undefined)
+    throw new UsageError(`--max-batch gathers observations into one local model call; a remote policy's requests go out at once, one per env, and its server batches them (rdt-libero serve --max-batch): drop --max-batch`);
   const { openPolicy } = await import('../eval/policy_source.js');
   const { runEval } = await import('../eval/run.js');
   const policy = await openPolicy({ policy: v.policy, ...policyOpts, log: opts.log });

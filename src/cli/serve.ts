@@ -1,7 +1,7 @@
 // `rdt-libero serve`: serve a policy folder over openpi's websocket protocol. Parses flags and starts
 // src/serve/server.ts; runs until SIGINT/SIGTERM.
-import { ServeError } from '../serve/errors.js';
-import { FORMATS } from '../serve/formats.js';
+import { OpenpiError } from '../openpi/errors.js';
+import { FORMATS } from '../openpi/formats.js';
 import { PolicyServer, SERVE_DEFAULTS } from '../serve/server.js';
 import { VERIFY_LEVELS, type VerifyLevel } from '../util/checksums.js';
 import { UsageError } from '../util/errors.js';
@@ -37,7 +37,7 @@ options:
                             with other work, 1 is often fastest
   --verify LEVEL            weights checksum check: quick (default), full, none
 
-If the inference thread dies, the requests in flight get InferenceFailed, /healthz answers 503 and the server
+If the policy thread dies, the requests in flight get InferenceFailed, /healthz answers 503 and the server
 stops with exit code 1 (it is not restarted in place): run it under a supervisor that restarts it.
 
 History: the server keeps no state per client. A policy that looks at H > 1 frames gets them from the native
@@ -85,7 +85,7 @@ export async function serve(args: string[]): Promise<number> {
 }
 
 /**
- * Serve until SIGINT/SIGTERM, then close. If the inference thread dies first, close and throw: the server is not
+ * Serve until SIGINT/SIGTERM, then close. If the policy thread dies first, close and throw: the server is not
  * restarted in place (src/serve/server.ts says why); exit 1 lets a supervisor restart it.
  */
 export async function serveUntilStopped(server: PolicyServer): Promise<void> {
@@ -98,5 +98,5 @@ export async function serveUntilStopped(server: PolicyServer): Promise<void> {
   process.off('SIGTERM', stop);
   process.stdout.write(`stopping: ${JSON.stringify(server.stats)}\n`);
   await server.close();
-  if (died) throw new ServeError('InferenceFailed', `${died.message}; the server stopped: start it again (or let a supervisor restart it), and report the log above if it recurs`);
+  if (died) throw new OpenpiError('InferenceFailed', `${died.message}; the server stopped: start it again (or let a supervisor restart it), and report the log above if it recurs`);
 }

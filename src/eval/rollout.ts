@@ -11,9 +11,9 @@
 import { type ObsFrame, ObservationHistory, obsFrameFromEnv } from '../data/adapter.js';
 import { EvalError, SimEnvError } from './errors.js';
 import { requestSeed } from './seeding.js';
-import type { ChunkBatcher } from './batcher.js';
+import type { ChunkBatcher } from './chunk_batcher.js';
 import type { EvalProtocol } from './protocol.js';
-import type { ActionChunk, ChunkPolicy } from './policy_source.js';
+import type { ActionChunk, ChunkPolicy } from './chunk_policy.js';
 import type { SidecarWorker, SimObs } from './sidecar.js';
 
 export interface EpisodeSpec {

@@ -10,17 +10,17 @@
 import { mkdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { EpisodeInterrupted, EvalError, EvalInterrupted, PolicyReconnected, SidecarCrash } from './errors.js';
-import { ChunkBatcher } from './batcher.js';
+import { ChunkBatcher } from './chunk_batcher.js';
 import { type EvalIdentity, claimFolder } from './eval_config.js';
 import { type EvalProtocol, SUITES } from './protocol.js';
-import type { ChunkPolicy } from './policy_source.js';
+import type { ChunkPolicy } from './chunk_policy.js';
 import { type EpisodeRecord, RecordWriter, episodeKey, mergeRecords, readAllRecords, readRecords, resultsFile } from './results.js';
 import { type Summary, markdown, writeReports } from './report.js';
 import { type EpisodeSpec, runEpisode } from './rollout.js';
 import type { Seeding } from './seeding.js';
 import { SidecarWorker, type SidecarOptions, type TaskInfo } from './sidecar.js';
 import { simVersionAdvice } from './sim_versions.js';
-import { EpisodeVideo, type VideoMode, removeStaleTemporaries } from './video.js';
+import { EpisodeVideo, type VideoMode, removeOrphanVideos } from './video.js';
 
 export interface EvalOptions {
   out: string;
@@ -93,7 +93,7 @@ export async function runEval(policy: ChunkPolicy, o: EvalOptions): Promise<Eval
   };
   claimFolder(o.out, identity);
   const file = resultsFile(o.out, o.shard);
-  removeStaleTemporaries(join(o.out, 'videos'));
+  removeOrphanVideos(join(o.out, 'videos'));
   readRecords(file, 'repair'); // this run appends here: a line a kill cut short goes
   // Every results file of the folder (another shard's may be being written now).
   const done = new Set(readAllRecords(o.out, 'skip').map(episodeKey));
@@ -219,7 +219,7 @@ export async function runEval(policy: ChunkPolicy, o: EvalOptions): Promise<Eval
   }
   // Again at the end: a killed run's ffmpeg outlives it, and on stdin EOF still writes an (empty) MP4, so under load
   // its .tmp- file can appear after the sweep at the start; by now it has long exited.
-  removeStaleTemporaries(join(o.out, 'videos'));
+  removeOrphanVideos(join(o.out, 'videos'));
   const summary = writeReports(o.out, mergeRecords(readAllRecords(o.out, 'skip')));
   return { ran: finished, skipped, crashRetries, modelCalls: batcher.calls, batchSizes: batcher.batchSizes, wallS: (performance.now() - t0) / 1000, summary, summaryText: markdown(summary) };
 }

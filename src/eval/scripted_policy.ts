@@ -15,7 +15,7 @@ import type { ImageOrientation } from '../data/images.js';
 import type { PolicyInput } from '../policy/policy.js';
 import { UsageError } from '../util/errors.js';
 import { EvalError } from './errors.js';
-import type { ActionChunk, ChunkPolicy } from './policy_source.js';
+import type { ActionChunk, ChunkPolicy } from './chunk_policy.js';
 
 /** reach_env.py's camera: upright pixel (r, c) of an n x n agentview sees x = -0.3 + (c+0.5) 0.6/n, y = 0.3 - (r+0.5) 0.6/n. */
 const BLOCK_Z = 0.92;

@@ -19,14 +19,14 @@
 //       preceded by exactly k resets of a freshly seeded env. That replay assumes env.step draws nothing from
 //       numpy's global generator (robosuite 1.4's OSC controller and LIBERO's envs draw only in reset).
 
+import { SEED_LIMIT } from '../policy/policy.js';
+
 export const SEEDINGS = ['per-episode', 'per-task'] as const;
 export type Seeding = (typeof SEEDINGS)[number];
 
-const SEED_MOD = 2 ** 31;
-
 /**
  * The sampling seed of request `request` of one episode: 32-bit FNV-1a of "seed/suite/task/episode/request",
- * masked to 31 bits (what servers and torch.Generator take). Written out so another tool can recompute it.
+ * modulo SEED_LIMIT = 2^31 (what servers and torch.Generator take). Written out so another tool can recompute it.
  */
 export function requestSeed(seed: number, suite: string, task: number, episode: number, request: number): number {
   let h = 0x811c9dc5;
@@ -34,5 +34,5 @@ export function requestSeed(seed: number, suite: string, task: number, episode: 
     h ^= byte;
     h = Math.imul(h, 0x01000193) >>> 0;
   }
-  return h % SEED_MOD;
+  return h % SEED_LIMIT;
 }

@@ -112,7 +112,7 @@ export class EpisodeVideo {
 }
 
 /** Remove the temporary videos (`.tmp-PID-W.mp4`) of evaluations that were killed (their process is gone). */
-export function removeStaleTemporaries(dir: string): void {
+export function removeOrphanVideos(dir: string): void {
   if (!existsSync(dir)) return;
   for (const suite of readdirSync(dir)) {
     const sub = join(dir, suite);

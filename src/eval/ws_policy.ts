@@ -12,10 +12,10 @@
 //   apart, as in training: the metadata's `history` says how many) and its replies carry the raw chunk, which is
 //   decoded here step by step against the pose measured before each step, as a local evaluation decodes it; so a
 //   checkpoint served natively sees and does exactly what it does locally. Anything else (openpi's servers send
-//   no format) gets openpi's LIBERO example request (openpi_request.ts) of the current frame, rendered at 256 like
+//   no format) gets openpi's LIBERO example request (src/openpi/formats.ts) of the current frame, rendered at 256 like
 //   that client, and its `actions` are executed as sent.
-// - One connection per simulator worker, so concurrent envs' requests go out at once and a batching server serves
-//   them in one model call.
+// - One connection per simulator worker, and each env's request goes out as soon as the env asks (`concurrent`: the
+//   evaluation's batcher does not gather them), so a batching server serves concurrent envs in one model call.
 // - Exec horizon: the metadata's `exec_horizon` when it names one (rdt-libero serve: the policy.json value), else
 //   openpi's LIBERO client default, replan_steps = 5 (examples/libero/main.py at 15a9616).
 // - Actions: H comes from the metadata's `action_horizon` when it has one (every reply must then match it), else
@@ -29,16 +29,16 @@
 //   counted in `reconnects` and logged); past that the evaluation ends with an EvalError, keeping the recorded
 //   episodes for a resume. The same trouble later in an episode ends the episode with PolicyReconnected: whatever
 //   the server held for it is gone, so the run retries it from its initial state (counted, like a sidecar crash).
-import { type NdArray, isNdArray, ndNumbers } from '../serve/codec.js';
-import { OpenpiClient } from '../serve/client.js';
-import { ServeError } from '../serve/errors.js';
+import { type NdArray, isNdArray, ndNumbers } from '../openpi/codec.js';
+import { OpenpiClient } from '../openpi/client.js';
+import { OpenpiError } from '../openpi/errors.js';
 import { type ObsFrame, type RobotObs, decodeAction } from '../data/adapter.js';
 import { ENCODINGS } from '../data/encodings/index.js';
 import { STATE_VEC_LEN } from '../data/state_vec.js';
 import type { PolicyInput } from '../policy/policy.js';
 import { EvalError, PolicyReconnected } from './errors.js';
-import { OPENPI_IMAGE, OPENPI_RENDER, liberoRequest, nativeRequest } from './openpi_request.js';
-import { type ActionChunk, type ChunkPolicy, historyInputs } from './policy_source.js';
+import { OPENPI_IMAGE, OPENPI_RENDER, liberoRequest, nativeRequest } from '../openpi/formats.js';
+import { type ActionChunk, type ChunkPolicy, historyInputs } from './chunk_policy.js';
 
 export const MAX_RECONNECTS = 3;
 /** openpi's LIBERO example client executes replan_steps = 5 actions of each reply (examples/libero/main.py at 15a9616). */
@@ -75,6 +75,8 @@ export class WsChunkPolicy implements ChunkPolicy {
   readonly checkpointStep: number | null;
   readonly execHorizon: number;
   readonly inputs: string;
+  /** Every env's request goes out at once on its own connection; a batching server serves them in one model call. */
+  readonly concurrent = true;
   /** Connections re-opened after a drop, a timeout or a busy server. */
   reconnects = 0;
   private readonly format: 'libero' | 'native';
@@ -228,7 +230,7 @@ export class WsChunkPolicy implements ChunkPolicy {
         void c?.close();
         if (e instanceof EvalError) throw e;
         const why = (e as Error).message.split('\n')[0];
-        if (!(e instanceof ServeError)) throw new EvalError(`${this.url}: ${why}`);
+        if (!(e instanceof OpenpiError)) throw new EvalError(`${this.url}: ${why}`);
         if (!retryable(e))
           throw new EvalError(`remote policy ${this.url} answered ${e.kind}: ${why.replace(/^server: /, '')}; the evaluation stops (episodes already recorded are kept)`);
         if (s.answered > 0)
@@ -263,7 +265,7 @@ export class WsChunkPolicy implements ChunkPolicy {
 }
 
 /** Connection trouble (worth a new connection) vs. the server's answer about the request (not). */
-function retryable(e: ServeError): boolean {
+function retryable(e: OpenpiError): boolean {
   if (e.kind === 'ServerBusy' || e.kind === 'TooManyConnections' || e.kind === 'Timeout') return true;
   return e.kind === 'ProtocolError' && /^(connection closed|cannot connect)/.test(e.message);
 }

@@ -3,4 +3,5 @@
 export * from './errors.js';
 export * from './file.js';
 export * from './conventions.js';
+export * from './inputs.js';
 export * from './policy.js';

@@ -17,9 +17,8 @@ import { type EncoderIdentity, createEncoders, identityTokensPerImage } from '..
 import type { TextEncoder, VisionEncoder } from '../encoders/types.js';
 import { findWeights, loadRdtCheckpoint, loraAdapters, loraMergeHint, readCheckpointConfig } from '../model/checkpoint.js';
 import type { RDTRunner } from '../model/runner.js';
-// The one batch -> condition tensors function, shared with training and sample evaluation (no augmentation
-// when called with null), so the policy cannot preprocess differently from what the model was trained on.
-import { prepareInputs } from '../train/conditioning.js';
+import { modelInputs } from './inputs.js';
+import { CachedTextEncoder } from './text_embeddings.js';
 import { type ModelSizes, adapterFromConventions, checkAgainstModel, modelSizes } from './conventions.js';
 import { POLICY_FILE, POLICY_FORMAT, POLICY_VERSION, type PolicyConventions, parsePolicyFile, readPolicyFile } from './file.js';
 import { PolicyError } from './errors.js';
@@ -55,6 +54,9 @@ export interface LoadPolicyOptions {
   /** Where the "no policy.json, using explicit conventions" line goes (default: stderr). */
   warn?: (line: string) => void;
 }
+
+/** Sampling seeds are integers in [0, SEED_LIMIT): what the evaluation's request seeds, the openpi 'seed' key and the server's own sequence draw from. */
+export const SEED_LIMIT = 2 ** 31;
 
 /** One observation: the last `history` frames, oldest first (null before the episode start), and the instruction. */
 export interface PolicyInput {
@@ -92,6 +94,8 @@ export interface PolicyOutput {
 
 export class Policy {
   readonly adapter: AdapterConfig;
+  /** The text encoder behind the per-process instruction cache (text_embeddings.ts): each instruction is encoded once. */
+  private readonly text: CachedTextEncoder;
 
   constructor(
     readonly dir: string,
@@ -101,8 +105,16 @@ export class Policy {
     readonly sizes: ModelSizes,
     /** False when the conventions were given by hand (no policy.json). */
     readonly recorded: boolean,
+    /** What identifies the text encoder's outputs (recorded identity, folders, dtype, device): the cache's key. */
+    textKey: string,
   ) {
     this.adapter = adapterFromConventions(conventions);
+    this.text = new CachedTextEncoder(encoders.text, textKey);
+  }
+
+  /** Text-encoder calls so far (one per distinct instruction). */
+  get textEncodes(): number {
+    return this.text.calls;
   }
 
   get chunkSize(): number {
@@ -127,7 +139,7 @@ export class Policy {
     const generator = opts.generator ?? (opts.seed !== undefined ? new torch.Generator(opts.seed) : undefined);
     if (opts.seeds && opts.seeds.length !== B) throw new PolicyError(`predict: ${opts.seeds.length} seeds for ${B} observations`);
     const raw = torch.noGrad(() => torch.scope(() => {
-      const inp = prepareInputs(batch, this.encoders, null, this.runner.device);
+      const inp = modelInputs(batch, { text: this.text, vision: this.encoders.vision }, this.runner.device);
       const noise = opts.noise ?? (opts.seeds ? this.noiseFor(opts.seeds) : undefined);
       return this.runner.predictAction(inp, { generator, noise, numInferenceSteps: opts.steps }).toFloat64();
     }));
@@ -172,7 +184,7 @@ export class Policy {
   }
 
   dispose(): void {
-    this.encoders.text.dispose();
+    this.text.dispose(); // the encoder, and its cached instructions unless another policy uses them
     this.encoders.vision.dispose();
     this.runner.dispose();
   }
@@ -232,7 +244,8 @@ export function loadPolicy(dir: string, opts: LoadPolicyOptions = {}): Policy {
     encoders = createEncoders(conventions.encoders, { dirs: opts.encoderDirs, device: opts.device, dtype: opts.encoderDtype });
     const sizes = checkAgainstModel(conventions, runner.config, encoders, { policy: recorded ? join(dir, POLICY_FILE) : 'the conventions given explicitly', config: configPath });
     runner.eval();
-    return new Policy(dir, conventions, runner, encoders, sizes, recorded !== null);
+    const textKey = JSON.stringify([conventions.encoders.text, opts.encoderDirs ?? {}, opts.encoderDtype ?? null, opts.device ?? 'cpu']);
+    return new Policy(dir, conventions, runner, encoders, sizes, recorded !== null, textKey);
   } catch (e) {
     encoders?.text.dispose();
     encoders?.vision.dispose();

@@ -5,9 +5,9 @@
 //     every frame is an observation (openpi hands every frame to policy.infer; there are no control messages);
 //   - a failed request gets one TEXT frame "Kind: message" (a short named error, never a stack trace), then close
 //     1011 (openpi sends its traceback there; its client raises on any text frame);
-//   - GET /healthz answers 200 "OK\n" (503 once the inference thread is gone).
+//   - GET /healthz answers 200 "OK\n" (503 once the policy thread is gone).
 //
-// If the inference thread dies (it catches every model error itself, so this means a bug or the thread being
+// If the policy thread dies (it catches every model error itself, so this means a bug or the thread being
 // killed), the requests waiting for it get InferenceFailed, /healthz answers 503, and `failed` resolves: the
 // server is not restarted in place (the same fault would likely recur, and a half-working server hides it);
 // `rdt-libero serve` stops with exit code 1 and one line saying why, for a supervisor (systemd, Kubernetes, a
@@ -24,26 +24,31 @@
 // the previous episode at an episode's start, inputs it never saw in training. So the older slots stay empty, as at
 // an episode's first step in training; the metadata's `history_inputs` says so.
 //
-// Seeds: a request's noise comes from its own seed (row drawn alone, see inference_worker.ts), so its actions do not
+// Seeds: a request's noise comes from its own seed (row drawn alone, Policy.predict's seeds), so its actions do not
 // depend on what it is batched with (beyond float32 rounding): the request's `seed` key, else the next of the
 // server's sequence (--seed, else random).
 //
-// Inference runs in a worker thread (inference.ts) behind a bounded batching queue (batcher.ts); the event loop
-// only decodes, validates and converts frames, so /healthz and other connections stay responsive.
+// Inference runs in the policy thread (src/policy/thread.ts) behind a bounded batching queue (src/policy/batcher.ts:
+// whatever is queued when the model is free goes into one call); the event loop only decodes, validates and converts
+// frames, so /healthz and other connections stay responsive.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { randomInt } from 'node:crypto';
 import { basename, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { Rng } from '../data/rng.js';
-import type { LoadPolicyOptions } from '../policy/index.js';
-import { Batcher } from './batcher.js';
-import { decode, encode } from './codec.js';
-import { ServeError } from './errors.js';
-import { type FormatName, checkFormat, formatKeys, historyInputs, parseRequest } from './formats.js';
-import { InferenceWorker } from './inference.js';
+import { type LoadPolicyOptions, type PolicyInput, SEED_LIMIT } from '../policy/index.js';
+import { Batcher } from '../policy/batcher.js';
+import { PolicyThread, type PolicyThreadError } from '../policy/thread.js';
+import { decode, encode } from '../openpi/codec.js';
+import { OpenpiError } from '../openpi/errors.js';
+import { type FormatName, checkFormat, formatKeys, historyInputs, parseRequest } from '../openpi/formats.js';
 import { TrafficReport } from './traffic_report.js';
 import { STATE_VEC_LEN } from '../data/state_vec.js';
+
+/** One request for the model; its rows of the reply: (chunk, 7) actions, (chunk, 128) raw vectors, the call's own ms. */
+type Job = { input: PolicyInput; seed: number };
+type JobResult = { actions: Float64Array; raw: Float64Array; inferMs: number };
 
 export interface ServeOptions {
   checkpoint: string;
@@ -77,15 +82,13 @@ export interface ServeOptions {
 
 export const SERVE_DEFAULTS = { host: '127.0.0.1', port: 8000, format: 'libero' as FormatName, maxBatch: 64, maxQueue: 256, maxConnections: 256, maxFrameBytes: 16 << 20, requestTimeoutMs: 30_000, maxUnreadBytes: 4 << 20 };
 
-const SEED_MAX = 2 ** 31 - 1;
-
 /** ws closes a connection itself when a frame is over maxPayload (code 1009); say why first, as a named error frame. */
 function socketClass(maxFrameBytes: number, onRefused: () => void): typeof WebSocket {
   return class ServerSocket extends WebSocket {
     override close(code?: number, data?: string | Buffer): void {
       if (code === 1009 && this.readyState === WebSocket.OPEN) {
         onRefused();
-        this.send(new ServeError('FrameTooLarge', `a frame over ${maxFrameBytes} bytes (--max-frame-bytes) was refused unread`).frameText);
+        this.send(new OpenpiError('FrameTooLarge', `a frame over ${maxFrameBytes} bytes (--max-frame-bytes) was refused unread`).frameText);
         super.close(1011, 'FrameTooLarge');
         return;
       }
@@ -110,13 +113,13 @@ export class PolicyServer {
   private closing = false;
   private reportTimer: NodeJS.Timeout;
   private readonly traffic: TrafficReport;
-  /** Resolves with the reason if the inference thread dies; the server then only refuses (see the top). */
-  readonly failed: Promise<ServeError>;
+  /** Resolves with the reason if the policy thread dies; the server then only refuses (see the top). */
+  readonly failed: Promise<OpenpiError>;
 
   private constructor(
     private readonly opts: ServeOptions,
-    private readonly worker: InferenceWorker,
-    private readonly batcher: Batcher,
+    private readonly worker: PolicyThread,
+    private readonly batcher: Batcher<Job, JobResult>,
     private readonly http: Server,
     private readonly wss: WebSocketServer,
     /** Failed requests by kind, for the log and tests. */
@@ -126,7 +129,7 @@ export class PolicyServer {
     const info = worker.info;
     this.horizon = opts.actionHorizon ?? info.chunkSize;
     const rng = opts.seed !== undefined ? new Rng(opts.seed) : null;
-    this.seeds = rng ? () => rng.int(SEED_MAX + 1) : () => randomInt(SEED_MAX + 1);
+    this.seeds = rng ? () => rng.int(SEED_LIMIT) : () => randomInt(SEED_LIMIT);
     const a = info.adapter;
     this.metadata = {
       server: 'rdt-libero',
@@ -147,8 +150,9 @@ export class PolicyServer {
       max_frame_bytes: opts.maxFrameBytes,
     };
     this.failed = worker.died.then((e) => {
-      this.log(`inference thread died: ${e.message}; requests in flight got InferenceFailed, /healthz answers 503`);
-      return e;
+      if (e.thread) this.log(`policy thread: ${e.thread.stack}`);
+      this.log(`policy thread died: ${e.message}; requests in flight got InferenceFailed, /healthz answers 503`);
+      return new OpenpiError('InferenceFailed', e.message);
     });
     this.traffic = new TrafficReport(opts.metricsPath, log);
     this.reportTimer = setInterval(() => this.report(), opts.reportEveryMs ?? 10_000).unref();
@@ -161,18 +165,28 @@ export class PolicyServer {
   static async start(opts: ServeOptions): Promise<PolicyServer> {
     const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
     if (opts.actionHorizon !== undefined && !(Number.isInteger(opts.actionHorizon) && opts.actionHorizon >= 1))
-      throw new ServeError('ServerConfig', `action horizon ${opts.actionHorizon} is not a positive integer`);
-    const worker = await InferenceWorker.start({ dir: opts.checkpoint, load: opts.load ?? {}, threads: opts.threads }, log);
+      throw new OpenpiError('ServerConfig', `action horizon ${opts.actionHorizon} is not a positive integer`);
+    const worker = await PolicyThread.start({ dir: opts.checkpoint, load: opts.load ?? {}, threads: opts.threads });
     try {
       checkFormat(opts.format, worker.info.adapter);
       if (opts.actionHorizon !== undefined && opts.actionHorizon > worker.info.chunkSize)
-        throw new ServeError('ServerConfig', `--action-horizon ${opts.actionHorizon} is longer than the policy's chunk of ${worker.info.chunkSize} actions`);
-      const batcher = new Batcher((inputs, seeds) => worker.predict(inputs, seeds), { maxBatch: opts.maxBatch, maxQueue: opts.maxQueue, chunk: worker.info.chunkSize });
+        throw new OpenpiError('ServerConfig', `--action-horizon ${opts.actionHorizon} is longer than the policy's chunk of ${worker.info.chunkSize} actions`);
+      const per = worker.info.chunkSize;
+      const call = async (jobs: Job[]): Promise<JobResult[]> => {
+        const r = await worker.predict(jobs.map((j) => j.input), jobs.map((j) => j.seed), true).catch((e: PolicyThreadError) => {
+          if (!worker.alive || !e.thread || e.thread.ours) throw new OpenpiError('InferenceFailed', e.message);
+          log(`inference failed: ${e.thread.stack}`);
+          throw new OpenpiError('InferenceFailed', `the model call failed (${e.thread.name}; details in the server log)`);
+        });
+        return jobs.map((_, b) => ({ actions: r.actions!.slice(b * per * 7, (b + 1) * per * 7), raw: r.raw.slice(b * per * STATE_VEC_LEN, (b + 1) * per * STATE_VEC_LEN), inferMs: r.inferMs }));
+      };
+      const full = (n: number) => new OpenpiError('ServerBusy', `${n} requests are already queued (--max-queue ${opts.maxQueue}); retry later`);
+      const batcher = new Batcher(call, { maxBatch: opts.maxBatch, maxQueue: opts.maxQueue, full });
       const http = createServer();
       const errors: Record<string, number> = {};
       const refused = () => void (errors.FrameTooLarge = (errors.FrameTooLarge ?? 0) + 1);
       await new Promise<void>((res, rej) => {
-        http.once('error', (e: NodeJS.ErrnoException) => rej(new ServeError('ServerConfig', `cannot listen on ${opts.host}:${opts.port} (${e.code ?? e.message}); pick another --port or --host`)));
+        http.once('error', (e: NodeJS.ErrnoException) => rej(new OpenpiError('ServerConfig', `cannot listen on ${opts.host}:${opts.port} (${e.code ?? e.message}); pick another --port or --host`)));
         http.listen(opts.port, opts.host, () => res());
       });
       // Made once listening (it re-emits the HTTP server's errors, a listen failure included).
@@ -191,7 +205,7 @@ export class PolicyServer {
   }
 
   get stats() {
-    return { connections: this.conns.size, queued: this.batcher.queued, ...this.batcher.counts, errors: { ...this.errors } };
+    return { connections: this.conns.size, queued: this.batcher.queued, ...this.batcher.counts, textEncodes: this.worker.textEncodes, errors: { ...this.errors } };
   }
 
   private onHttp(req: IncomingMessage, res: ServerResponse): void {
@@ -205,7 +219,7 @@ export class PolicyServer {
     ws.on('error', () => {}); // receive errors (oversized, bad frames) close the socket themselves; nothing to crash
     if (this.conns.size >= this.opts.maxConnections || this.closing) {
       this.count('TooManyConnections');
-      ws.send(new ServeError('TooManyConnections', `${this.conns.size} clients are connected (--max-connections ${this.opts.maxConnections}); retry later`).frameText);
+      ws.send(new OpenpiError('TooManyConnections', `${this.conns.size} clients are connected (--max-connections ${this.opts.maxConnections}); retry later`).frameText);
       ws.close(1013, 'TooManyConnections');
       return;
     }
@@ -229,8 +243,8 @@ export class PolicyServer {
       c.ws.terminate();
       return;
     }
-    if (c.busy) return this.fail(c, new ServeError('ProtocolError', 'a request arrived before the reply to the previous one; send one request at a time'));
-    if (!isBinary) return this.fail(c, new ServeError('ProtocolError', 'requests are msgpack in binary frames, not text'));
+    if (c.busy) return this.fail(c, new OpenpiError('ProtocolError', 'a request arrived before the reply to the previous one; send one request at a time'));
+    if (!isBinary) return this.fail(c, new OpenpiError('ProtocolError', 'requests are msgpack in binary frames, not text'));
     c.busy = true;
     let timer: NodeJS.Timeout | null = null;
     try {
@@ -238,21 +252,21 @@ export class PolicyServer {
       const req = parseRequest(this.opts.format, decode(frame), this.worker.info.adapter);
       const history = [...req.previous, req.frame];
       const seed = req.seed ?? this.seeds();
-      const job = this.batcher.submit({ history, instruction: req.prompt }, seed);
+      const job = this.batcher.submit({ input: { history, instruction: req.prompt }, seed });
       c.cancel = job.cancel;
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => {
-          reject(new ServeError('Timeout', `no reply within ${this.opts.requestTimeoutMs} ms (--request-timeout-ms); the server is overloaded or the model too slow`));
+          reject(new OpenpiError('Timeout', `no reply within ${this.opts.requestTimeoutMs} ms (--request-timeout-ms); the server is overloaded or the model too slow`));
           job.cancel(); // after: the race has already taken the Timeout
         }, this.opts.requestTimeoutMs);
       });
-      const r = await Promise.race([job.result, timeout]);
+      const { value: r, queueMs, batchSize } = await Promise.race([job.result, timeout]);
       if (c.ws.readyState !== WebSocket.OPEN) return;
       const actions = r.actions.subarray(0, this.horizon * 7);
       const serverTiming: Record<string, number> = { infer_ms: performance.now() - start };
       if (c.prevTotalMs !== null) serverTiming.prev_total_ms = c.prevTotalMs;
-      serverTiming.queue_ms = r.queueMs;
-      serverTiming.batch_size = r.batchSize;
+      serverTiming.queue_ms = queueMs;
+      serverTiming.batch_size = batchSize;
       const reply = {
         actions: { dtype: '<f8', shape: [this.horizon, 7], data: actions },
         ...(this.opts.format === 'native' ? { chunk: { dtype: '<f8', shape: [this.horizon, STATE_VEC_LEN], data: r.raw.subarray(0, this.horizon * STATE_VEC_LEN) } } : {}),
@@ -277,8 +291,8 @@ export class PolicyServer {
   private fail(c: Connection, e: unknown): void {
     c.busy = false;
     if (c.ws.readyState !== WebSocket.OPEN) return; // the client left (its request was cancelled): nothing to tell
-    const err = e instanceof ServeError ? e : new ServeError('InferenceFailed', 'internal server error (details in the server log)');
-    if (!(e instanceof ServeError)) this.log(`request failed: ${(e as Error)?.stack ?? String(e)}`);
+    const err = e instanceof OpenpiError ? e : new OpenpiError('InferenceFailed', 'internal server error (details in the server log)');
+    if (!(e instanceof OpenpiError)) this.log(`request failed: ${(e as Error)?.stack ?? String(e)}`);
     this.count(err.kind);
     c.ws.send(err.frameText);
     c.ws.close(1011, err.kind);
@@ -292,7 +306,7 @@ export class PolicyServer {
     this.traffic.tick({ connections: this.conns.size, queued: this.batcher.queued, ...this.batcher.counts, errors: this.errors });
   }
 
-  /** Stop listening, close every connection (1001), stop the inference thread. */
+  /** Stop listening, close every connection (1001), stop the policy thread. */
   async close(): Promise<void> {
     this.closing = true;
     clearInterval(this.reportTimer);

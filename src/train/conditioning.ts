@@ -1,15 +1,16 @@
-// From a data batch (typed arrays) to the runner's conditions (tensors), with the official
-// training-time condition dropout and state noise (rdt-spec.md 2.4 and 5.5). Evaluation and
-// sample-MSE call the same function with dropout off, so both see identical preprocessing.
+// What training adds on top of the policy's observation -> model inputs (src/policy/inputs.ts modelInputs): the
+// official training-time condition dropout, state noise (rdt-spec.md 2.4 and 5.5) and image augmentation, applied
+// to a copy of the batch. Sample-MSE calls it with augmentation off, so it sees exactly what the policy sees.
 import * as torch from '../engine/index.js';
-import type { Tensor } from '../engine/index.js';
-import type { TextEncoder, VisionEncoder } from '../encoders/types.js';
 import type { Batch } from '../data/dataset.js';
+import { type Encoders, type ModelInputs, modelInputs } from '../policy/inputs.js';
 import { STATE_VEC_LEN } from '../data/state_vec.js';
 import { BACKGROUND } from '../data/images.js';
 import { augmentImages } from './image_aug.js';
 import { Rng } from '../data/rng.js';
 import type { SampleRng } from './sample_rng.js';
+
+export type { Encoders, ModelInputs } from '../policy/inputs.js';
 
 export interface Augment {
   /** cond_mask_prob: each condition is dropped independently per sample with this probability. */
@@ -25,21 +26,6 @@ export interface Augment {
   imageAug: boolean;
   /** This batch's per-sample random draws (sample_rng.ts), the same whichever process holds a sample. */
   rng: SampleRng;
-}
-
-export interface ModelInputs {
-  langTokens: Tensor; // (B, L, lang_token_dim)
-  langMask: Tensor; // (B, L) bool
-  imgTokens: Tensor; // (B, history*3*tokensPerImage, img_token_dim)
-  stateTokens: Tensor; // (B, 1, 128)
-  actionMask: Tensor; // (B, 1, 128): RDT's state_elem_mask, fed with every action token
-  ctrlFreqs: Tensor; // (B,)
-  actionGt: Tensor; // (B, chunk, 128)
-}
-
-export interface Encoders {
-  text: TextEncoder;
-  vision: VisionEncoder;
 }
 
 /** Per-sample draws for the five droppable conditions (seven uniforms per sample). */
@@ -58,10 +44,11 @@ function dropDraws(B: number, a: Augment): { freq: boolean[]; state: boolean[]; 
 }
 
 /**
- * Build the model inputs for a batch. With `augment` (training), conditions are dropped and state
- * noise added exactly as the official dataset does; without it (evaluation), the batch is used as is.
+ * Build the model inputs for a batch. With `augment` (training), conditions are dropped and state noise added
+ * exactly as the official dataset does; without it (sample evaluation), the batch is used as is.
  */
 export function prepareInputs(batch: Batch, enc: Encoders, augment: Augment | null, device = 'cpu'): ModelInputs {
+  if (!augment) return modelInputs(batch, enc, device);
   const B = batch.size;
   const A = STATE_VEC_LEN;
   const state = Float32Array.from(batch.state);
@@ -71,58 +58,36 @@ export function prepareInputs(batch: Batch, enc: Encoders, augment: Augment | nu
   let images = batch.images;
   const cams = 3;
   const frame = batch.height * batch.width * 3;
-
-  if (augment) {
-    const d = dropDraws(B, augment);
-    if (augment.stateNoiseSnr !== null) {
-      const scale = 1 / Math.sqrt(10 ** (augment.stateNoiseSnr / 10));
-      const n = augment.rng.normal('stateNoise', B, A);
-      for (let i = 0; i < B * A; i++) if (batch.stateMask[i]) state[i] += n[i] * augment.stateStd[i % A] * scale;
-    }
-    // Copy the images only when some frame will change (the batch's arrays belong to the loader).
-    const anyCamDrop = d.cams.some((row) => row.some(Boolean));
-    if (augment.imageAug || anyCamDrop) images = Uint8Array.from(batch.images);
-    if (augment.imageAug) {
-      // One seed per sample: its frames augment the same way in any batch and on any rank.
-      const perSample = batch.historySize * cams;
-      for (let b = 0; b < B; b++) {
-        const seed = torch.scope(() => torch.randint(0, 2 ** 31 - 1, [1], { generator: augment.rng.gen('imageAug', b) }).item());
-        const rng = new Rng(seed);
-        augmentImages(images.subarray(b * perSample * frame, (b + 1) * perSample * frame), batch.imageMask.subarray(b * perSample, (b + 1) * perSample),
-          perSample, batch.height, batch.width, () => rng.next());
-      }
-    }
+  const d = dropDraws(B, augment);
+  if (augment.stateNoiseSnr !== null) {
+    const scale = 1 / Math.sqrt(10 ** (augment.stateNoiseSnr / 10));
+    const n = augment.rng.normal('stateNoise', B, A);
+    for (let i = 0; i < B * A; i++) if (batch.stateMask[i]) state[i] += n[i] * augment.stateStd[i % A] * scale;
+  }
+  // Copy the images only when some frame will change (the batch's arrays belong to the loader).
+  const anyCamDrop = d.cams.some((row) => row.some(Boolean));
+  if (augment.imageAug || anyCamDrop) images = Uint8Array.from(batch.images);
+  if (augment.imageAug) {
+    // One seed per sample: its frames augment the same way in any batch and on any rank.
+    const perSample = batch.historySize * cams;
     for (let b = 0; b < B; b++) {
-      if (d.freq[b]) ctrl[b] = 0;
-      if (d.state[b]) for (let k = 0; k < A; k++) state[b * A + k] = augment.stateMean[k];
-      if (d.mask[b]) elemMask.fill(0, b * A, (b + 1) * A);
-      if (d.lang[b]) instructions[b] = '';
-      for (let c = 0; c < cams; c++)
-        if (d.cams[b][c])
-          for (let h = 0; h < batch.historySize; h++) {
-            const off = ((b * batch.historySize + h) * cams + c) * frame;
-            images.fill(BACKGROUND, off, off + frame);
-          }
+      const seed = torch.scope(() => torch.randint(0, 2 ** 31 - 1, [1], { generator: augment.rng.gen('imageAug', b) }).item());
+      const rng = new Rng(seed);
+      augmentImages(images.subarray(b * perSample * frame, (b + 1) * perSample * frame), batch.imageMask.subarray(b * perSample, (b + 1) * perSample),
+        perSample, batch.height, batch.width, () => rng.next());
     }
   }
-
-  return torch.scope(() => {
-    const n = B * batch.historySize * cams;
-    // Token order: [ext_{t-1}, right_{t-1}, left_{t-1}, ext_t, right_t, left_t] (history-major), as official.
-    // The encoders are frozen: no autograd graph through them.
-    const imgTokens = torch.noGrad(() => enc.vision.encode(images, n, batch.height, batch.width))
-      .reshape([B, batch.historySize * cams * enc.vision.tokensPerImage, enc.vision.tokenDim]);
-    const { tokens: langTokens, mask: langMask } = torch.noGrad(() => enc.text.encode(instructions));
-    const mask = torch.tensor(elemMask, { shape: [B, 1, A] });
-    // Official behaviour: a dropped mask zeroes only the mask; the state values stay (noise and the
-    // mean state only ever touch filled slots, so unfilled slots are 0 either way).
-    const stateTokens = torch.tensor(state, { shape: [B, 1, A] });
-    const actionGt = torch.tensor(batch.actions.subarray(0, B * batch.chunkSize * A), { shape: [B, batch.chunkSize, A] });
-    const out: ModelInputs = {
-      langTokens, langMask, imgTokens, stateTokens, actionMask: mask,
-      ctrlFreqs: torch.tensor(ctrl), actionGt,
-    };
-    if (device !== 'cpu') for (const k of Object.keys(out) as (keyof ModelInputs)[]) out[k] = out[k].to({ device });
-    return out;
-  });
+  for (let b = 0; b < B; b++) {
+    if (d.freq[b]) ctrl[b] = 0;
+    if (d.state[b]) for (let k = 0; k < A; k++) state[b * A + k] = augment.stateMean[k];
+    if (d.mask[b]) elemMask.fill(0, b * A, (b + 1) * A);
+    if (d.lang[b]) instructions[b] = '';
+    for (let c = 0; c < cams; c++)
+      if (d.cams[b][c])
+        for (let h = 0; h < batch.historySize; h++) {
+          const off = ((b * batch.historySize + h) * cams + c) * frame;
+          images.fill(BACKGROUND, off, off + frame);
+        }
+  }
+  return modelInputs({ ...batch, state, elemMask, ctrlFreq: ctrl, instruction: instructions, images }, enc, device);
 }

@@ -3,7 +3,7 @@
 // weights normalised to sum 1 and turned into 22-bit fixed point; the horizontal pass runs first, rounded and
 // clamped to uint8, then the vertical pass likewise. Two filters are needed: BICUBIC (a = -0.5) for SigLIP's
 // image processor (src/encoders/image_preprocess.ts) and BILINEAR for openpi's resize_with_pad
-// (src/eval/openpi_request.ts).
+// (src/openpi/formats.ts).
 
 const PRECISION_BITS = 22;
 

@@ -3,28 +3,28 @@
 //   const reply = await c.infer({ 'observation/image': { dtype: '|u1', shape: [224, 224, 3], data }, ..., prompt });
 //   (reply.actions as NdArray) ...; await c.close();
 // Requests go strictly one at a time, as the protocol wants: a second infer() waits for the first. A text frame
-// from the server (its error) rejects with a ServeError of the kind it names; so does a close or a timeout. Like
+// from the server (its error) rejects with a OpenpiError of the kind it names; so does a close or a timeout. Like
 // openpi_client's WebsocketClientPolicy (packages/openpi-client/src/openpi_client/websocket_client_policy.py at
 // openpi 15a9616), it sends nothing but observations: openpi's protocol has no control messages.
 import { WebSocket } from 'ws';
 import { decode, encode } from './codec.js';
-import { ServeError, type ServeErrorKind } from './errors.js';
+import { OpenpiError, type OpenpiErrorKind } from './errors.js';
 
 export type { NdArray } from './codec.js';
 
-const KINDS: readonly ServeErrorKind[] = ['MalformedMsgpack', 'BadRequest', 'FrameTooLarge', 'ProtocolError', 'ServerBusy', 'Timeout', 'TooManyConnections', 'ClientNotReading', 'InferenceFailed', 'ServerConfig'];
+const KINDS: readonly OpenpiErrorKind[] = ['MalformedMsgpack', 'BadRequest', 'FrameTooLarge', 'ProtocolError', 'ServerBusy', 'Timeout', 'TooManyConnections', 'ClientNotReading', 'InferenceFailed', 'ServerConfig'];
 
-/** An error frame "Kind: message" as a ServeError; any other text (openpi's traceback) as InferenceFailed. */
-function serverError(text: string): ServeError {
+/** An error frame "Kind: message" as a OpenpiError; any other text (openpi's traceback) as InferenceFailed. */
+function serverError(text: string): OpenpiError {
   const m = /^(\w+): ([^]*)$/.exec(text);
-  const kind = m && (KINDS as readonly string[]).includes(m[1]) ? (m[1] as ServeErrorKind) : null;
-  return kind ? new ServeError(kind, `server: ${m![2]}`) : new ServeError('InferenceFailed', `server error: ${text.slice(0, 2000)}`);
+  const kind = m && (KINDS as readonly string[]).includes(m[1]) ? (m[1] as OpenpiErrorKind) : null;
+  return kind ? new OpenpiError(kind, `server: ${m![2]}`) : new OpenpiError('InferenceFailed', `server error: ${text.slice(0, 2000)}`);
 }
 
 export class OpenpiClient {
   private waiting: { resolve: (v: Buffer) => void; reject: (e: Error) => void } | null = null;
-  private inbox: (Buffer | ServeError)[] = [];
-  private closedWith: ServeError | null = null;
+  private inbox: (Buffer | OpenpiError)[] = [];
+  private closedWith: OpenpiError | null = null;
   private chain: Promise<unknown> = Promise.resolve();
 
   private constructor(private readonly ws: WebSocket, private readonly timeoutMs: number, readonly metadata: Record<string, unknown>) {}
@@ -42,10 +42,10 @@ export class OpenpiClient {
     ws.on('error', (e) => client.onClose(1006, e.message));
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
-      ws.once('error', (e) => reject(new ServeError('ProtocolError', `cannot connect to ${url}: ${e.message}`)));
+      ws.once('error', (e) => reject(new OpenpiError('ProtocolError', `cannot connect to ${url}: ${e.message}`)));
     });
     const meta = decode(await client.next());
-    if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) throw new ServeError('ProtocolError', `${url}: the first frame is not a metadata map`);
+    if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) throw new OpenpiError('ProtocolError', `${url}: the first frame is not a metadata map`);
     (client as { metadata: Record<string, unknown> }).metadata = meta as Record<string, unknown>;
     return client;
   }
@@ -69,7 +69,7 @@ export class OpenpiClient {
       if (this.closedWith) throw this.closedWith;
       this.ws.send(encode(msg));
       const reply = decode(await this.next());
-      if (typeof reply !== 'object' || reply === null || Array.isArray(reply)) throw new ServeError('ProtocolError', 'the reply is not a map');
+      if (typeof reply !== 'object' || reply === null || Array.isArray(reply)) throw new OpenpiError('ProtocolError', 'the reply is not a map');
       return reply as Record<string, unknown>;
     };
     const p = this.chain.then(run, run);
@@ -79,12 +79,12 @@ export class OpenpiClient {
 
   private next(): Promise<Buffer> {
     const item = this.inbox.shift();
-    if (item) return item instanceof ServeError ? Promise.reject(item) : Promise.resolve(item);
+    if (item) return item instanceof OpenpiError ? Promise.reject(item) : Promise.resolve(item);
     if (this.closedWith) return Promise.reject(this.closedWith);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiting = null;
-        reject(new ServeError('Timeout', `no reply within ${this.timeoutMs} ms`));
+        reject(new OpenpiError('Timeout', `no reply within ${this.timeoutMs} ms`));
         this.ws.terminate(); // the protocol is strictly in turn: a late reply would be taken for the next one
       }, this.timeoutMs);
       this.waiting = {
@@ -94,16 +94,16 @@ export class OpenpiClient {
     });
   }
 
-  private deliver(item: Buffer | ServeError): void {
+  private deliver(item: Buffer | OpenpiError): void {
     const w = this.waiting;
     if (!w) return void this.inbox.push(item);
     this.waiting = null;
-    if (item instanceof ServeError) w.reject(item);
+    if (item instanceof OpenpiError) w.reject(item);
     else w.resolve(item);
   }
 
   private onClose(code: number, reason: string): void {
-    this.closedWith ??= new ServeError('ProtocolError', `connection closed (code ${code}${reason ? `, ${reason}` : ''})`);
+    this.closedWith ??= new OpenpiError('ProtocolError', `connection closed (code ${code}${reason ? `, ${reason}` : ''})`);
     const w = this.waiting;
     this.waiting = null;
     w?.reject(this.closedWith);

@@ -1,8 +1,8 @@
-// The serve layer's error. Each has a short `kind` that names what went wrong on the wire (the error frame a
-// client receives is `${kind}: ${message}`, one line, never a stack trace).
+// The openpi protocol's error (client and server alike). Each has a short `kind` that names what went wrong on the
+// wire (the error frame a client receives is `${kind}: ${message}`, one line, never a stack trace).
 import { RdtError } from '../util/errors.js';
 
-export type ServeErrorKind =
+export type OpenpiErrorKind =
   | 'MalformedMsgpack' // the frame is not msgpack, or not a map
   | 'BadRequest' // a key missing, unknown, or with the wrong type, dtype or shape
   | 'FrameTooLarge' // over --max-frame-bytes
@@ -14,9 +14,9 @@ export type ServeErrorKind =
   | 'InferenceFailed' // the model call failed
   | 'ServerConfig'; // the server cannot serve this checkpoint as asked (start-up only)
 
-export class ServeError extends RdtError {
-  override name = 'ServeError';
-  constructor(readonly kind: ServeErrorKind, message: string) {
+export class OpenpiError extends RdtError {
+  override name = 'OpenpiError';
+  constructor(readonly kind: OpenpiErrorKind, message: string) {
     super(message);
   }
   /** The text of the error frame. */

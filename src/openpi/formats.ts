@@ -1,12 +1,14 @@
-// The observation formats the server accepts, each turned into the data layer's ObsFrame (src/data/adapter.ts), so
-// the model sees exactly what training and evaluation build: the state through RobotObs -> encodeState, the images
-// through buildObservation's orientFrame with the checkpoint's cameras.orientation. Nothing here is a flag: sizes
-// and conventions come from the checkpoint (policy.json).
+// The observation formats of the openpi protocol, both halves of each: what a client sends (the request builders,
+// used by the evaluation's remote policy) and how the server reads it back into the data layer's ObsFrame
+// (src/data/adapter.ts), so the model sees exactly what training and evaluation build: the state through RobotObs ->
+// encodeState, the images through buildObservation's orientFrame with the checkpoint's cameras.orientation. Nothing
+// here is a flag: sizes and conventions come from the checkpoint (policy.json).
 //
 //   libero: openpi's LIBERO example client as it is (examples/libero/main.py, libero-facts.md 4.4):
 //     observation/image, observation/wrist_image  (h, w, 3) uint8: the render rotated 180 degrees ([::-1, ::-1])
-//                                                 and resized with zero padding to 224 (PIL bilinear)
-//     observation/state  (8,) float: [eef_pos (3) m, axis-angle (3) rad, gripper_qpos (2) m]
+//                                                 and openpi_client.image_tools.resize_with_pad to 224 x 224 (PIL
+//                                                 bilinear to fit, zero padding centred; 224 x 224 is sent as is)
+//     observation/state  (8,) float64: [eef_pos (3) m, robosuite quat2axisangle(eef_quat) (3) rad, gripper_qpos (2) m]
 //     prompt             str
 //   native: the LIBERO simulator's own observation keys (robosuite OffScreenRenderEnv), frames as rendered at the
 //     checkpoint's resolution; converted by obsFrameFromEnv, the function evaluation uses:
@@ -20,10 +22,10 @@
 // with the H-1 older slots empty, as at an episode's first step in training (HISTORY_INPUTS says so in the metadata).
 import { type AdapterConfig, type ObsFrame, obsFrameFromEnv } from '../data/adapter.js';
 import { orientFrame } from '../data/images.js';
-// The one PIL-exact resampler in the project (tested against Pillow); the data layer has no resize of its own.
-import { resizeBicubicPil } from '../encoders/image_preprocess.js';
+import { SEED_LIMIT } from '../policy/policy.js';
+import { resizePil } from '../util/pil_resize.js';
 import { type NdArray, isNdArray, ndNumbers } from './codec.js';
-import { ServeError } from './errors.js';
+import { OpenpiError } from './errors.js';
 
 export const FORMATS = ['libero', 'native'] as const;
 export type FormatName = (typeof FORMATS)[number];
@@ -53,12 +55,13 @@ export function historyInputs(format: FormatName, H: number): string {
     "(openpi's LIBERO client sends one per replan, so older frames would be several env steps old, unlike training); use --format native for the trained spacing";
 }
 
+// ---- the server half: a request -> the frame for the policy ----
+
 const MAX_SIDE = 4096;
 const MAX_PROMPT = 4096;
-const SEED_MAX = 2 ** 31 - 1;
 
-function bad(key: string, what: string): ServeError {
-  return new ServeError('BadRequest', `'${key}' ${what}`);
+function bad(key: string, what: string): OpenpiError {
+  return new OpenpiError('BadRequest', `'${key}' ${what}`);
 }
 
 /** o[key] as an image; `at` prefixes the key in errors (a history frame's 'history[0].'). */
@@ -97,7 +100,7 @@ export function fromOpenpiImage(src: Uint8Array, h: number, w: number, H: number
   }
   const upright = new Uint8Array(rh * rw * 3);
   orientFrame(content, 0, rh, rw, 'rot180', upright, 0); // rot180 is its own inverse
-  return rh === H && rw === W ? upright : resizeBicubicPil(upright, rh, rw, H, W);
+  return rh === H && rw === W ? upright : resizePil(upright, rh, rw, H, W, 'bicubic');
 }
 
 const NATIVE_FRAME = ['agentview_image', 'robot0_eye_in_hand_image', 'robot0_eef_pos', 'robot0_eef_quat', 'robot0_gripper_qpos'];
@@ -105,7 +108,7 @@ const NATIVE_FRAME = ['agentview_image', 'robot0_eye_in_hand_image', 'robot0_eef
 /** One native frame (the current one, or history[i] with `at` naming it in errors). */
 function nativeFrame(o: Record<string, unknown>, cfg: AdapterConfig, at: string): ObsFrame {
   const missing = NATIVE_FRAME.filter((k) => o[k] === undefined);
-  if (missing.length) throw new ServeError('BadRequest', `missing ${missing.map((k) => `'${at}${k}'`).join(', ')}`);
+  if (missing.length) throw new OpenpiError('BadRequest', `missing ${missing.map((k) => `'${at}${k}'`).join(', ')}`);
   const env: Record<string, Uint8Array | Float64Array> = {};
   for (const k of ['agentview_image', 'robot0_eye_in_hand_image']) {
     const { a, h, w } = image(o, k, at);
@@ -169,7 +172,7 @@ const SPECS: Record<FormatName, FormatSpec> = {
 /** Refuse, at start-up, a format that cannot carry what the checkpoint needs. */
 export function checkFormat(format: FormatName, cfg: AdapterConfig): void {
   if (format === 'libero' && cfg.useJoints)
-    throw new ServeError('ServerConfig', "the libero format's 8-D state has no joint angles, but this checkpoint's state uses them (policy.json state.use_joints): serve it with --format native");
+    throw new OpenpiError('ServerConfig', "the libero format's 8-D state has no joint angles, but this checkpoint's state uses them (policy.json state.use_joints): serve it with --format native");
 }
 
 /** The keys of a format, for the metadata frame and messages. */
@@ -181,14 +184,14 @@ export function formatKeys(format: FormatName): { required: readonly string[]; o
 /** One decoded request -> the frame for the policy, its prompt and seed; a BadRequest names the key otherwise. */
 export function parseRequest(format: FormatName, value: unknown, cfg: AdapterConfig): ParsedRequest {
   if (typeof value !== 'object' || value === null || Array.isArray(value) || isNdArray(value))
-    throw new ServeError('BadRequest', `a request must be a map of observation keys (format '${format}')`);
+    throw new OpenpiError('BadRequest', `a request must be a map of observation keys (format '${format}')`);
   const o = value as Record<string, unknown>;
   const spec = SPECS[format];
   const known = new Set([...spec.required, ...spec.optional]);
   const unknown = Object.keys(o).filter((k) => !known.has(k));
   const missing = spec.required.filter((k) => o[k] === undefined);
   if (unknown.length || missing.length)
-    throw new ServeError('BadRequest', [
+    throw new OpenpiError('BadRequest', [
       unknown.length ? `unknown key${unknown.length > 1 ? 's' : ''} ${unknown.slice(0, 5).map((k) => `'${k.slice(0, 64)}'`).join(', ')}` : '',
       missing.length ? `missing ${missing.map((k) => `'${k}'`).join(', ')}` : '',
     ].filter(Boolean).join('; ') + `; the '${format}' format takes ${spec.required.join(', ')} (optional: ${spec.optional.join(', ')})`);
@@ -196,8 +199,82 @@ export function parseRequest(format: FormatName, value: unknown, cfg: AdapterCon
   if (typeof prompt !== 'string' || prompt.length === 0 || prompt.length > MAX_PROMPT) throw bad('prompt', `must be a non-empty string of up to ${MAX_PROMPT} characters`);
   let seed: number | null = null;
   if (o.seed !== undefined) {
-    if (typeof o.seed !== 'number' || !Number.isSafeInteger(o.seed) || o.seed < 0 || o.seed > SEED_MAX) throw bad('seed', `must be an integer in 0..${SEED_MAX}`);
+    if (typeof o.seed !== 'number' || !Number.isSafeInteger(o.seed) || o.seed < 0 || o.seed >= SEED_LIMIT) throw bad('seed', `must be an integer in 0..${SEED_LIMIT - 1}`);
     seed = o.seed;
   }
   return { frame: spec.parse(o, cfg), previous: spec.previous(o, cfg), prompt, seed };
+}
+
+// ---- the client half: a simulator frame -> a request ----
+
+/** openpi's LIBERO example: renders at 256 (LIBERO_ENV_RESOLUTION), sends 224 (resize_size). */
+export const OPENPI_RENDER = 256;
+export const OPENPI_IMAGE = 224;
+
+/** openpi_client.image_tools.resize_with_pad for one RGB uint8 image: fit inside H x W, zero padding centred. */
+export function resizeWithPad(src: Uint8Array, h: number, w: number, H: number, W: number): Uint8Array {
+  if (h === H && w === W) return src;
+  const ratio = Math.max(w / W, h / H);
+  const rh = Math.trunc(h / ratio), rw = Math.trunc(w / ratio);
+  const resized = resizePil(src, h, w, rh, rw, 'bilinear');
+  const out = new Uint8Array(H * W * 3);
+  const y0 = Math.max(0, Math.trunc((H - rh) / 2)), x0 = Math.max(0, Math.trunc((W - rw) / 2));
+  for (let y = 0; y < rh; y++) out.set(resized.subarray(y * rw * 3, (y + 1) * rw * 3), ((y0 + y) * W + x0) * 3);
+  return out;
+}
+
+/**
+ * robosuite's quat2axisangle (the copy in openpi's LIBERO example) for (x, y, z, w): the w term clipped to
+ * [-1, 1], no sign flip of the quaternion (so the angle is in [0, 2 pi]), zeros when sqrt(1 - w^2) is exactly 0.
+ * The data layer's quatToAxisAngle takes w >= 0 instead: the same rotation, but not the same 3 numbers, and a
+ * remote policy trained on openpi's state wants these.
+ */
+export function quat2axisangle(q: ArrayLike<number>): Float64Array {
+  const w = Math.min(1, Math.max(-1, q[3]));
+  const den = Math.sqrt(1 - w * w);
+  if (den === 0) return new Float64Array(3);
+  const k = (2 * Math.acos(w)) / den;
+  return Float64Array.from([q[0] * k, q[1] * k, q[2] * k]);
+}
+
+function camera(img: Uint8Array | null, side: number, which: string): Uint8Array {
+  if (!img || img.length !== side * side * 3) throw new OpenpiError('BadRequest', `the simulator's ${which} frame is missing or not ${side}x${side}x3; the remote policy needs both cameras`);
+  return img;
+}
+
+/** One frame as openpi's LIBERO client sends it; `side` is the render's size (square, as LIBERO renders). */
+export function liberoRequest(frame: ObsFrame, side: number, prompt: string): Record<string, unknown> {
+  const img = (src: Uint8Array | null, which: string) => {
+    const up = new Uint8Array(side * side * 3);
+    orientFrame(camera(src, side, which), 0, side, side, 'rot180', up, 0);
+    return { dtype: '|u1', shape: [OPENPI_IMAGE, OPENPI_IMAGE, 3], data: resizeWithPad(up, side, side, OPENPI_IMAGE, OPENPI_IMAGE) } satisfies NdArray;
+  };
+  const r = frame.robot;
+  if (!r.eefQuat) throw new OpenpiError('BadRequest', 'the simulator observation has no robot0_eef_quat; openpi\'s 8-D state needs it');
+  const state = new Float64Array(8);
+  state.set(Array.from(r.eefPos), 0);
+  state.set(quat2axisangle(r.eefQuat), 3);
+  state.set(Array.from(r.gripperQpos), 6);
+  return {
+    'observation/image': img(frame.images.agentview, 'agentview'),
+    'observation/wrist_image': img(frame.images.eyeInHand, 'eye-in-hand'),
+    'observation/state': { dtype: '<f8', shape: [8], data: state } satisfies NdArray,
+    prompt,
+  };
+}
+
+/** One frame in rdt-libero's native format: the simulator's keys and frames as rendered (a previous frame: no prompt). */
+export function nativeRequest(frame: ObsFrame, side: number, prompt: string | null): Record<string, unknown> {
+  const r = frame.robot;
+  const f64 = (v: ArrayLike<number>, n: number): NdArray => ({ dtype: '<f8', shape: [n], data: Float64Array.from(Array.from(v)) });
+  if (!r.eefQuat) throw new OpenpiError('BadRequest', 'the simulator observation has no robot0_eef_quat');
+  return {
+    agentview_image: { dtype: '|u1', shape: [side, side, 3], data: camera(frame.images.agentview, side, 'agentview') } satisfies NdArray,
+    robot0_eye_in_hand_image: { dtype: '|u1', shape: [side, side, 3], data: camera(frame.images.eyeInHand, side, 'eye-in-hand') } satisfies NdArray,
+    robot0_eef_pos: f64(r.eefPos, 3),
+    robot0_eef_quat: f64(r.eefQuat, 4),
+    robot0_gripper_qpos: f64(r.gripperQpos, 2),
+    ...(r.jointPos ? { robot0_joint_pos: f64(r.jointPos, 7) } : {}),
+    ...(prompt !== null ? { prompt } : {}),
+  };
 }

@@ -6,7 +6,7 @@
 // the TypeScript client. Encoded maps are written as msgpack maps sized up front (msgpackr writes a plain object as
 // map16, Python as fixmap), so a reply is byte-identical to what openpi's Packer writes for the same dict.
 import { Packr, Unpackr } from 'msgpackr';
-import { ServeError } from './errors.js';
+import { OpenpiError } from './errors.js';
 
 /** A numpy array on the wire: dtype as numpy's dtype.str ("<f4", "|u1"), C-order data. */
 export interface NdArray {
@@ -32,7 +32,7 @@ export function parseDtype(dtype: unknown, where: string): { str: string; size: 
   const m = typeof dtype === 'string' ? /^([<>|=])([biuf])(\d+)$/.exec(dtype) : null;
   const ctor = m ? TYPED[m[2] + m[3]] : undefined;
   if (!m || !ctor)
-    throw new ServeError('BadRequest', `${where}: dtype ${JSON.stringify(dtype)} is not supported (bool, int, uint or float of 1-8 bytes, e.g. '|u1', '<f4', '<f8')`);
+    throw new OpenpiError('BadRequest', `${where}: dtype ${JSON.stringify(dtype)} is not supported (bool, int, uint or float of 1-8 bytes, e.g. '|u1', '<f4', '<f8')`);
   const size = Number(m[3]);
   const bigEndian = m[1] === '>' && size > 1;
   return { str: `${size === 1 ? '|' : '<'}${m[2]}${size}`, size, bigEndian, ctor };
@@ -41,7 +41,7 @@ export function parseDtype(dtype: unknown, where: string): { str: string; size: 
 /** Elements of a shape, or a BadRequest naming `where`. */
 export function shapeSize(shape: unknown, where: string): number {
   if (!Array.isArray(shape) || shape.length > MAX_DIMS || !shape.every((d) => Number.isSafeInteger(d) && d >= 0))
-    throw new ServeError('BadRequest', `${where}: shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
+    throw new OpenpiError('BadRequest', `${where}: shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
   return shape.reduce((a: number, b: number) => a * b, 1);
 }
 
@@ -50,9 +50,9 @@ function ndarrayFromWire(m: Map<unknown, unknown>, where: string): NdArray {
   const { str, size, bigEndian, ctor } = parseDtype(field(m, 'dtype'), where);
   const shape = field(m, 'shape') as number[];
   const n = shapeSize(shape, where);
-  if (!(data instanceof Uint8Array)) throw new ServeError('BadRequest', `${where}: ndarray 'data' must be bytes`);
+  if (!(data instanceof Uint8Array)) throw new OpenpiError('BadRequest', `${where}: ndarray 'data' must be bytes`);
   if (data.length !== n * size)
-    throw new ServeError('BadRequest', `${where}: ndarray data has ${data.length} bytes, shape [${shape.join(', ')}] of ${str} needs ${n * size}`);
+    throw new OpenpiError('BadRequest', `${where}: ndarray data has ${data.length} bytes, shape [${shape.join(', ')}] of ${str} needs ${n * size}`);
   // A copy into an aligned buffer of our own: the source slice may be unaligned for the element type.
   const bytes = new Uint8Array(n * size);
   bytes.set(data);
@@ -73,19 +73,19 @@ function keyText(k: unknown): string | null {
 }
 
 function fromWire(v: unknown, where: string, depth: number): unknown {
-  if (depth > MAX_DEPTH) throw new ServeError('MalformedMsgpack', `nesting deeper than ${MAX_DEPTH} levels at ${where || 'the top level'}`);
+  if (depth > MAX_DEPTH) throw new OpenpiError('MalformedMsgpack', `nesting deeper than ${MAX_DEPTH} levels at ${where || 'the top level'}`);
   if (v instanceof Map) {
     if (field(v, '__ndarray__') === true) return ndarrayFromWire(v, where);
     if (field(v, '__npgeneric__') === true) {
       parseDtype(field(v, 'dtype'), where);
       const x = field(v, 'data');
-      if (typeof x !== 'number' && typeof x !== 'bigint' && typeof x !== 'boolean') throw new ServeError('BadRequest', `${where}: numpy scalar data must be a number or bool`);
+      if (typeof x !== 'number' && typeof x !== 'bigint' && typeof x !== 'boolean') throw new OpenpiError('BadRequest', `${where}: numpy scalar data must be a number or bool`);
       return x;
     }
     const entries: [string, unknown][] = [];
     for (const [k, x] of v) {
       const key = keyText(k);
-      if (key === null) throw new ServeError('MalformedMsgpack', `a map key at ${where || 'the top level'} is a ${typeof k}, not a string`);
+      if (key === null) throw new OpenpiError('MalformedMsgpack', `a map key at ${where || 'the top level'} is a ${typeof k}, not a string`);
       entries.push([key, fromWire(x, `${where}/${key}`, depth + 1)]);
     }
     return Object.fromEntries(entries); // own properties only: a "__proto__" key cannot reach the prototype
@@ -93,19 +93,19 @@ function fromWire(v: unknown, where: string, depth: number): unknown {
   if (Array.isArray(v)) return v.map((x, i) => fromWire(x, `${where}[${i}]`, depth + 1));
   if (v instanceof Uint8Array) return new Uint8Array(v); // bytes: our own copy, not a view of the frame
   if (v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return v;
-  throw new ServeError('MalformedMsgpack', `unsupported msgpack value at ${where || 'the top level'}`);
+  throw new OpenpiError('MalformedMsgpack', `unsupported msgpack value at ${where || 'the top level'}`);
 }
 
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: false, int64AsType: 'number' });
 const packr = new Packr({ useRecords: false });
 
-/** One frame -> a value, ndarrays as NdArray, numpy scalars as numbers. Throws ServeError('MalformedMsgpack' | 'BadRequest'). */
+/** One frame -> a value, ndarrays as NdArray, numpy scalars as numbers. Throws OpenpiError('MalformedMsgpack' | 'BadRequest'). */
 export function decode(frame: Uint8Array): unknown {
   let raw: unknown;
   try {
     raw = unpackr.unpack(frame);
   } catch (e) {
-    throw new ServeError('MalformedMsgpack', `the frame is not valid msgpack (${String((e as Error).message ?? e).split('\n')[0].slice(0, 120)})`);
+    throw new OpenpiError('MalformedMsgpack', `the frame is not valid msgpack (${String((e as Error).message ?? e).split('\n')[0].slice(0, 120)})`);
   }
   return fromWire(raw, '', 0);
 }
@@ -122,7 +122,7 @@ function toWire(v: unknown, where: string): unknown {
   if (isNdArray(v)) {
     const { str, size } = parseDtype(v.dtype, where);
     const n = shapeSize(v.shape, where);
-    if (v.data.byteLength !== n * size) throw new ServeError('BadRequest', `${where}: ndarray data has ${v.data.byteLength} bytes, shape [${v.shape.join(', ')}] of ${str} needs ${n * size}`);
+    if (v.data.byteLength !== n * size) throw new OpenpiError('BadRequest', `${where}: ndarray data has ${v.data.byteLength} bytes, shape [${v.shape.join(', ')}] of ${str} needs ${n * size}`);
     return new Map<unknown, unknown>([[K_ND, true], [K_DATA, Buffer.from(v.data.buffer, v.data.byteOffset, v.data.byteLength)], [K_DTYPE, str], [K_SHAPE, [...v.shape]]]);
   }
   if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
