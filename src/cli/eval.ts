@@ -31,6 +31,7 @@ policy and suites:
   --suite S[,S...]     ${Object.keys(SUITES).join(', ')}
   --tasks I[,I...]     task indices (default: every task of the suite)
   --out DIR            results: episodes.jsonl, tasks.csv, summary.json, summary.md, videos/, eval_config.json
+                       (and robustness.csv with --perturb)
 
 protocol (defaults: openpi/OpenVLA-OFT, what published numbers use):
   --protocol P         openpi (default): 50 episodes per task on fixed initial states 0..49, 10 wait steps of
