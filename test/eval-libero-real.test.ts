@@ -90,6 +90,14 @@ test('real LIBERO: perturbations change the frames where they should, level 0 ch
     assert.deepEqual([changed(zero, A), changed(zero, W)], [0, 0], 'level 0: the same frames');
     assert.deepEqual(zero.state, base.state, 'level 0: the same state');
     assert.deepEqual([changed(await reset(), A), changed(await reset(), W)], [0, 0], 'nothing survives into the next unperturbed episode');
+    // A visual perturbation leaves the dynamics alone: the same actions give the very same states.
+    const states = async (perturb?: Record<string, unknown>) => {
+      await reset(perturb);
+      const out: number[][] = [];
+      for (let i = 0; i < 5; i++) out.push((await s.step([0.3, 0.2, -0.3, 0, 0, 0, i < 3 ? -1 : 1])).state!);
+      return out;
+    };
+    assert.deepEqual(await states({ texture: { table: [0.3, -0.3, 0], floor: [0, 0.3, 0], walls: [0, 0, 0.3] }, camera: { pos_offset: [0, 0.05, 0], axis_angle: [0, 0, 0] } }), await states());
   } finally {
     await s.close();
   }
