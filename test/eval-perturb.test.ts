@@ -40,7 +40,8 @@ test('specs: canonical names, one table of levels, refusals that name the proble
   assert.deepEqual(perturbationSets(['camera:level=2', 'noise:kind=jpeg,level=1', 'language:mode=wrong', 'layout:level=1+lighting:level=3']).map((s) => s.name),
     ['camera:level=2', 'noise:kind=jpeg,level=1', 'language:mode=wrong', 'layout:level=1+lighting:level=3']);
   assert.deepEqual(parseSpec(' noise:level=2,kind=blur '), { dim: 'noise', level: 2, kind: 'blur' });
-  for (const [bad, why] of [['camera', /camera needs level=0..3/], ['camera:level=4', /level must be 0..3/], ['zoom:level=1', /unknown dimension 'zoom'/],
+  assert.deepEqual(perturbationSets(['camera:level=moderate', 'lighting:level=none']).map((x) => x.name), ['camera:level=2', 'lighting:level=0']);
+  for (const [bad, why] of [['camera', /camera needs level=0..3/], ['camera:level=4', /level must be 0..3 or none\|mild\|moderate\|severe, got '4'/], ['zoom:level=1', /unknown dimension 'zoom'/],
     ['noise:level=1', /noise needs kind=gaussian\|blur\|jpeg/], ['language:mode=shuffle', /language needs mode=paraphrase\|wrong, got 'shuffle'/],
     ['camera:level=1,fov=2', /camera takes level, not 'fov'/], ['language:mode=wrong,file=x.yaml', /only with mode=paraphrase/]] as const)
     assert.throws(() => perturbationSets([bad]), why, bad);

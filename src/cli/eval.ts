@@ -67,8 +67,9 @@ robustness (README: robustness evaluation):
   --perturb SPEC       also run every episode under a perturbation, beside the standard run (repeatable; one set
                        each): camera:level=L, lighting:level=L, texture:level=L, layout:level=L, robot_init:level=L,
                        noise:kind=gaussian|blur|jpeg,level=L, language:mode=paraphrase[,file=F]|wrong; L = 0..3
-                       (0 = identity); SPEC+SPEC combines dimensions in one set; a .yaml file maps set names to
-                       specs. Seeded per episode; summary.md leads with standard vs perturbed success
+                       or none|mild|moderate|severe (0 = none = identity); SPEC+SPEC combines dimensions in one
+                       set; a .yaml file maps set names to specs. Seeded per episode; summary.md leads with
+                       standard vs perturbed success
 
 simulator:
   --sim B              libero (default) or test (the sidecar's reach geometry, for CI and checks)

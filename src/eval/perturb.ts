@@ -46,6 +46,8 @@ export const LEVELS = {
   noise: { gaussian_std: [0, 5, 13, 25], blur_sigma_px: [0, 0.5, 1, 2], jpeg_quality: [100, 50, 20, 10] },
 } as const;
 export const MAX_LEVEL = 3;
+/** Level names, accepted for the numbers (canonical names use the number). */
+export const LEVEL_NAMES = ['none', 'mild', 'moderate', 'severe'] as const;
 
 export interface PerturbSpec {
   dim: Dimension;
@@ -88,8 +90,9 @@ export function parseSpec(text: string, where = '--perturb'): PerturbSpec {
   const spec: PerturbSpec = { dim };
   if (KEYS[dim].includes('level')) {
     if (kv.level === undefined) throw bad(`${dim} needs level=0..${MAX_LEVEL}`);
-    if (!/^\d$/.test(kv.level) || Number(kv.level) > MAX_LEVEL) throw bad(`level must be 0..${MAX_LEVEL}, got '${kv.level}'`);
-    spec.level = Number(kv.level);
+    const named = LEVEL_NAMES.indexOf(kv.level as (typeof LEVEL_NAMES)[number]);
+    if (named < 0 && (!/^\d$/.test(kv.level) || Number(kv.level) > MAX_LEVEL)) throw bad(`level must be 0..${MAX_LEVEL} or ${LEVEL_NAMES.join('|')}, got '${kv.level}'`);
+    spec.level = named >= 0 ? named : Number(kv.level);
   }
   if (dim === 'noise') {
     if (!NOISE_KINDS.includes(kv.kind as NoiseKind)) throw bad(`noise needs kind=${NOISE_KINDS.join('|')}${kv.kind ? `, got '${kv.kind}'` : ''}`);
