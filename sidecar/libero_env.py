@@ -128,7 +128,8 @@ class LiberoEnv:
             raise
         if req.get("seed") is not None:
             self._seed(int(req["seed"]))
-        return {"language": task.language, "task_name": task.name, "num_init_states": int(self.init_states.shape[0]),
+        self.perturber = None  # made at the first perturbed reset (perturb_libero.py), recording the model's defaults
+        return {"suite_languages": [suite.get_task(i).language for i in range(suite.n_tasks)], "language": task.language, "task_name": task.name, "num_init_states": int(self.init_states.shape[0]),
                 "state_dim": int(self.init_states.shape[1]), "cameras": ["agentview", "robot0_eye_in_hand"], "horizon": horizon}
 
     def reset(self, req):
@@ -137,6 +138,12 @@ class LiberoEnv:
         if req.get("seed") is not None:
             self._seed(int(req["seed"]))  # before reset: reset re-samples fixture placement (openvla#342)
         self.env.reset()
+        if req.get("perturb") is not None and self.perturber is None:
+            import perturb_libero
+
+            self.perturber = perturb_libero.LiberoPerturber(self.env)
+        if self.perturber is not None:
+            self.perturber.restore()  # no perturbation of an earlier episode survives into this one
         if req.get("state") is not None:
             state = self.np.asarray(req["state"], float)
             if state.shape != self.init_states.shape[1:]:
@@ -148,6 +155,11 @@ class LiberoEnv:
             state = self.init_states[k]
         self.t = 0
         obs = self.env.set_init_state(state)
+        # Robustness perturbations (perturb_libero.py): after the initial state, before any step; every reset first
+        # puts the model's defaults back.
+        if req.get("perturb") is not None:
+            self.applied = self.perturber.apply(req["perturb"])
+            obs = self.env.env._get_observations(force_update=True)
         return self._reply(obs, False, 0.0)
 
     def _seed(self, seed):

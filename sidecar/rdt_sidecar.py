@@ -79,6 +79,8 @@ def serve(backend_name):
                 send({"id": rid, "ok": True, **env.open(req)})
             elif op == "reset":
                 header, images = obs_reply(rid, env.reset(req))
+                if req.get("perturb") is not None:  # what the back-end applied (layout: the placements drawn)
+                    header["perturbation"] = getattr(env, "applied", None)
                 send(header, images)
             elif op == "step":
                 action = req.get("action")

@@ -42,6 +42,7 @@ import zlib
 
 import numpy as np
 
+import perturb_reach
 from sidecar_errors import RequestError
 
 SUITE_TASKS = {"libero_spatial": 10, "libero_object": 10, "libero_goal": 10, "libero_10": 10, "libero_90": 90}
@@ -161,13 +162,15 @@ class ReachEnv:
         self._build_grid()
         name, language = task_words(task)
         return {"language": language, "task_name": name, "num_init_states": NUM_INIT_STATES, "state_dim": STATE_DIM,
-                "cameras": ["agentview", "robot0_eye_in_hand"], "horizon": self.horizon}
+                "cameras": ["agentview", "robot0_eye_in_hand"], "horizon": self.horizon,
+                "suite_languages": [task_words(k)[1] for k in range(SUITE_TASKS[suite])]}
 
     def _build_grid(self):
         n = self.res
         c = (np.arange(n) + 0.5) / n
-        self.gx = -0.3 + c[None, :] * 0.6  # world x of each upright column
-        self.gy = 0.3 - c[:, None] * 0.6  # world y of each upright row
+        self.gx = self.wx = -0.3 + c[None, :] * 0.6  # world x of each upright column (agentview; wrist: wx, wy)
+        self.gy = self.wy = 0.3 - c[:, None] * 0.6  # world y of each upright row
+        self.view = perturb_reach.View()
 
     def reset(self, req):
         if self.suite is None:
@@ -198,6 +201,9 @@ class ReachEnv:
         self.blocks[:, 0:2] += placement
         self.t = 0
         self.time0 = float(state[0])
+        # Robustness perturbations (perturb_reach.py), after the placement and before any step.
+        self.view, self.applied = perturb_reach.apply(self, req.get("perturb"))
+        self.gx, self.gy = self.view.grid(self.res)
         return self._observe(False)
 
     def step(self, action):
@@ -252,7 +258,7 @@ class ReachEnv:
         gap = 0.012 + 0.03 * f
         scale = 1.0 + 2.0 * (z - BLOCK_Z)  # nearer the camera, larger
         agent = self._render(self.gx, self.gy, (x, y), gap * scale, 0.025 * scale, 0.006 * scale)
-        wrist = self._render(x + self.gx / 3, y + self.gy / 3, (x, y), gap, 0.025, 0.006)
+        wrist = self._render(x + self.wx / 3, y + self.wy / 3, (x, y), gap, 0.025, 0.006)
         images = [("agentview_image", agent), ("robot0_eye_in_hand_image", wrist)]
         return obs, images, done, 1.0 if done else 0.0, self.t, self.state()
 
@@ -260,7 +266,7 @@ class ReachEnv:
         """Upright render on the world grid (gx, gy), returned upside down (robosuite's OpenGL row order)."""
         n = self.res
         img = np.empty((n, n, 3), np.uint8)
-        img[:] = TABLE_RGB
+        img[:] = np.clip(np.rint(np.asarray(TABLE_RGB, float) + self.view.table_delta), 0, 255)
         h = BLOCK_SIZE / 2
         for b, name in enumerate(COLOURS):
             bx, by = self.blocks[b, 0:2]
@@ -271,6 +277,7 @@ class ReachEnv:
         for side in (-1, 1):
             finger = along & (np.abs(gy - (cy + side * gap)) <= finger_half_w)
             img[np.broadcast_to(finger, (n, n))] = FINGER_RGB
+        img = self.view.light(img, gx, gy)
         return np.ascontiguousarray(img[::-1])
 
     def close(self):

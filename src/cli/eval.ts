@@ -5,6 +5,7 @@ import { PROTOCOLS, SUITES } from '../eval/protocol.js';
 import { VIDEO_MODES, type VideoMode } from '../eval/video.js';
 import { SEEDINGS } from '../eval/seeding.js';
 import { TEST_BACKEND_ONLY } from '../eval/scripted_policy.js';
+import { perturbationSets } from '../eval/perturb.js';
 import type { EvalOptions } from '../eval/run.js';
 import { helpPointer, oneOf, parseCommandArgs, positiveInt } from './args.js';
 
@@ -30,6 +31,7 @@ policy and suites:
   --suite S[,S...]     ${Object.keys(SUITES).join(', ')}
   --tasks I[,I...]     task indices (default: every task of the suite)
   --out DIR            results: episodes.jsonl, tasks.csv, summary.json, summary.md, videos/, eval_config.json
+                       (and robustness.csv with --perturb)
 
 protocol (defaults: openpi/OpenVLA-OFT, what published numbers use):
   --protocol P         openpi (default): 50 episodes per task on fixed initial states 0..49, 10 wait steps of
@@ -60,6 +62,14 @@ throughput and robustness:
                        recorded as a failure with the error (as openpi counts it) and the run goes on
   --shard I/N          run only episodes i with i mod N = I (I in 0..N-1); combine with eval merge
   --videos M           none, failures (default) or all: MP4 per episode in videos/SUITE/ (Debian ffmpeg)
+
+robustness (README: robustness evaluation):
+  --perturb SPEC       also run every episode under a perturbation, beside the standard run (repeatable; one set
+                       each): camera:level=L, lighting:level=L, texture:level=L, layout:level=L, robot_init:level=L,
+                       noise:kind=gaussian|blur|jpeg,level=L, language:mode=paraphrase[,file=F]|wrong; L = 0..3
+                       or none|mild|moderate|severe (0 = none = identity); SPEC+SPEC combines dimensions in one
+                       set; a .yaml file maps set names to specs. Seeded per episode; summary.md leads with
+                       standard vs perturbed success
 
 simulator:
   --sim B              libero (default) or test (the sidecar's reach geometry, for CI and checks)
@@ -103,7 +113,7 @@ const OPTIONS = {
   workers: { type: 'string', default: '1' }, 'max-batch': { type: 'string' }, 'max-retries': { type: 'string', default: '2' },
   shard: { type: 'string' }, videos: { type: 'string', default: 'failures' }, sim: { type: 'string', default: 'libero' },
   'sim-python': { type: 'string' }, 'sim-timeout': { type: 'string', default: '300' }, 'sim-start-timeout': { type: 'string', default: '300' }, device: { type: 'string', default: 'cpu' }, dtype: { type: 'string', default: 'float32' },
-  threads: { type: 'string' }, watch: { type: 'string' }, poll: { type: 'string', default: '60' }, once: { type: 'boolean' },
+  threads: { type: 'string' }, watch: { type: 'string' }, perturb: { type: 'string', multiple: true }, poll: { type: 'string', default: '60' }, once: { type: 'boolean' },
 } as const;
 
 export async function evalCommand(args: string[]): Promise<number> {
@@ -146,6 +156,7 @@ export async function evalCommand(args: string[]): Promise<number> {
     seeding: oneOf('seeding', v.seeding, SEEDINGS, C), stopOnEnvError: v['stop-on-env-error'] ?? false,
     maxBatch: v['max-batch'] !== undefined ? positiveInt('max-batch', v['max-batch'], C) : workers,
     seed: nonNeg('seed', v.seed), maxRetries: nonNeg('max-retries', v['max-retries']),
+    perturbations: perturbationSets(v.perturb ?? []),
     sidecar: { backend: sim, python: v['sim-python'], timeoutS: positiveInt('sim-timeout', v['sim-timeout'], C), startTimeoutS: positiveInt('sim-start-timeout', v['sim-start-timeout'], C) },
     log: (line) => process.stderr.write(line + '\n'),
   };

@@ -19,6 +19,8 @@ export interface EvalIdentity {
   seed: number;
   seeding: string;
   backend: string;
+  /** --perturb's sets (perturb.ts), present only when given: a folder never mixes perturbation settings. */
+  perturbations?: unknown[];
 }
 
 /** The folder's recorded settings, or null when it has none yet. */

@@ -1,5 +1,8 @@
 // Reports from episode records: per-task CSV, summary JSON and a Markdown table per suite and averaged, every
 // rate with its Wilson score 95% interval (a binomial interval that stays inside [0, 1] and is sane at 0/n and n/n).
+// A robustness run's perturbed episodes (records with `perturbation`) stay out of those standard numbers: they get
+// their own table (per condition, and per task beside the standard rate, with the relative drop), robustness.csv,
+// and summary.md leads with it.
 import { join } from 'node:path';
 import { writeFileAtomic } from '../util/atomic.js';
 import type { EpisodeRecord } from './results.js';
@@ -55,11 +58,30 @@ export interface Summary {
   average: { rate: number; pooled: Tally };
   model_calls: number;
   wall_s: number;
+  /** Present when the records hold perturbed episodes: standard vs each perturbation set. */
+  robustness?: Robustness;
+}
+
+export interface Condition extends Tally {
+  /** 'standard' or the perturbation set's name. */
+  condition: string;
+  /** The set's dimensions ('+'-joined) and levels ('-' where a dimension has none, e.g. language). */
+  dimension: string;
+  level: string;
+  /** (standard rate - this rate) / standard rate over the same tasks; null when the standard rate is 0 (or for standard). */
+  relative_drop: number | null;
+}
+
+export interface Robustness {
+  /** Pooled over every suite and task: standard first, then each set. */
+  conditions: Condition[];
+  tasks: { suite: string; task: number; task_name: string; conditions: Condition[] }[];
 }
 
 const uniq = <T>(xs: T[]): T[] => [...new Set(xs)];
 
-export function summarize(records: readonly EpisodeRecord[]): Summary {
+export function summarize(all: readonly EpisodeRecord[]): Summary {
+  const records = all.filter((r) => !r.perturbation);
   const suites: Summary['suites'] = {};
   for (const suite of uniq(records.map((r) => r.suite)).sort()) {
     const rs = records.filter((r) => r.suite === suite);
@@ -78,9 +100,61 @@ export function summarize(records: readonly EpisodeRecord[]): Summary {
     seeding: uniq(records.map((r) => r.seeding ?? 'per-episode')),
     suites,
     average: { rate: rates.length ? rates.reduce((a, b) => a + b, 0) / rates.length : 0, pooled: tally(records) },
-    model_calls: records.reduce((s, r) => s + r.model_calls, 0),
-    wall_s: records.reduce((s, r) => s + r.wall_s, 0),
+    model_calls: all.reduce((s, r) => s + r.model_calls, 0),
+    wall_s: all.reduce((s, r) => s + r.wall_s, 0),
+    ...(all.length > records.length ? { robustness: robustness(all) } : {}),
   };
+}
+
+const STANDARD = 'standard';
+
+function robustness(all: readonly EpisodeRecord[]): Robustness {
+  const cond = (r: EpisodeRecord) => r.perturbation?.set ?? STANDARD;
+  const names = [STANDARD, ...uniq(all.filter((r) => r.perturbation).map(cond)).sort()];
+  const specsOf = new Map(all.filter((r) => r.perturbation).map((r) => [r.perturbation!.set, r.perturbation!.specs as { dim: string; level?: number; kind?: string; mode?: string }[]]));
+  const conditionOf = (name: string, rs: readonly EpisodeRecord[], std: Tally | null): Condition => {
+    const t = tally(rs);
+    const specs = specsOf.get(name) ?? [];
+    return {
+      condition: name, ...t,
+      dimension: name === STANDARD ? '-' : specs.map((x) => x.dim + (x.kind ? `/${x.kind}` : x.mode ? `/${x.mode}` : '')).join('+'),
+      level: name === STANDARD ? '-' : specs.map((x) => (x.level === undefined ? '-' : String(x.level))).join('+'),
+      relative_drop: std && name !== STANDARD && std.rate > 0 ? (std.rate - t.rate) / std.rate : null,
+    };
+  };
+  const row = (rs: readonly EpisodeRecord[]) => {
+    const std = tally(rs.filter((r) => cond(r) === STANDARD));
+    return names.map((n) => conditionOf(n, rs.filter((r) => cond(r) === n), std));
+  };
+  const keys = uniq(all.map((r) => `${r.suite}\u0000${r.task}`));
+  const tasks = keys.map((k) => {
+    const [suite, task] = k.split('\u0000');
+    const rs = all.filter((r) => r.suite === suite && r.task === Number(task));
+    return { suite, task: Number(task), task_name: rs[0].task_name, conditions: row(rs) };
+  }).sort((a, b) => a.suite.localeCompare(b.suite) || a.task - b.task);
+  return { conditions: row(all), tasks };
+}
+
+export function robustnessCsv(r: Robustness): string {
+  const head = 'suite,task,task_name,condition,dimension,level,episodes,successes,success_rate,ci95_low,ci95_high,relative_drop';
+  const line = (suite: string, task: string, name: string, c: Condition) =>
+    [suite, task, csvCell(name), csvCell(c.condition), csvCell(c.dimension), csvCell(c.level), c.episodes, c.successes, c.rate.toFixed(4), c.ci95[0].toFixed(4), c.ci95[1].toFixed(4),
+      c.relative_drop === null ? '' : c.relative_drop.toFixed(4)].join(',');
+  const rows = [...r.conditions.map((c) => line('all', 'all', 'all', c)), ...r.tasks.flatMap((t) => t.conditions.map((c) => line(t.suite, String(t.task), t.task_name, c)))];
+  return [head, ...rows].join('\n') + '\n';
+}
+
+const drop = (c: Condition) => (c.condition === STANDARD ? '-' : c.relative_drop === null ? 'n/a (standard 0%)' : `${(100 * c.relative_drop).toFixed(1)}%`);
+
+function robustnessMarkdown(r: Robustness): string[] {
+  const out = ['## Robustness: standard vs perturbed', '', 'Each perturbed condition runs the same episodes (initial states, env and policy seeds) as the standard one; ' +
+    'relative drop = (standard - perturbed) / standard.', '',
+  '| condition | dimension | level | success % | 95% CI (Wilson) | successes / episodes | relative drop |', '|---|---|---|---|---|---|---|'];
+  for (const c of r.conditions) out.push(`| ${c.condition} | ${c.dimension} | ${c.level} | ${pct(c.rate)} | ${ci(c)} | ${c.successes} / ${c.episodes} | ${drop(c)} |`);
+  const names = r.conditions.map((c) => c.condition);
+  out.push('', '### Per task (success %, 95% CI)', '', `| suite | task | ${names.join(' | ')} |`, `|---|---|${names.map(() => '---|').join('')}`);
+  for (const t of r.tasks) out.push(`| ${t.suite} | ${t.task} | ${t.conditions.map((c) => `${pct(c.rate)} (${ci(c)}), ${c.successes}/${c.episodes}${c.condition === STANDARD ? '' : `, drop ${drop(c)}`}`).join(' | ')} |`);
+  return out;
 }
 
 const pct = (x: number) => (100 * x).toFixed(1);
@@ -96,9 +170,11 @@ export function tasksCsv(s: Summary): string {
 }
 
 export function markdown(s: Summary): string {
-  const out = [`# LIBERO evaluation`, '', `policy: ${s.policy.join(', ')}; checkpoint step: ${s.checkpoint_step.map((x) => x ?? 'unknown').join(', ')}; ` +
+  const out = [`# LIBERO evaluation`, ''];
+  if (s.robustness) out.push(...robustnessMarkdown(s.robustness), '', '## Standard evaluation', '');
+  out.push(`policy: ${s.policy.join(', ')}; checkpoint step: ${s.checkpoint_step.map((x) => x ?? 'unknown').join(', ')}; ` +
     `protocol: ${s.protocol.join(', ')}; exec_horizon: ${s.exec_horizon.join(', ')}; env seeding: ${s.seeding.join(', ')}`, '',
-  '| suite | success % | 95% CI (Wilson) | successes / episodes | crash retries |', '|---|---|---|---|---|'];
+  '| suite | success % | 95% CI (Wilson) | successes / episodes | crash retries |', '|---|---|---|---|---|');
   for (const [suite, t] of Object.entries(s.suites)) out.push(`| ${suite} | ${pct(t.rate)} | ${ci(t)} | ${t.successes} / ${t.episodes} | ${t.crash_retries} |`);
   const p = s.average.pooled;
   out.push(`| **average** | ${pct(s.average.rate)} | ${ci(p)} (pooled) | ${p.successes} / ${p.episodes} | ${p.crash_retries} |`);
@@ -117,5 +193,6 @@ export function writeReports(dir: string, records: readonly EpisodeRecord[]): Su
   writeFileAtomic(join(dir, 'tasks.csv'), tasksCsv(s));
   writeFileAtomic(join(dir, 'summary.json'), JSON.stringify(s, null, 2) + '\n');
   writeFileAtomic(join(dir, 'summary.md'), markdown(s));
+  if (s.robustness) writeFileAtomic(join(dir, 'robustness.csv'), robustnessCsv(s.robustness));
   return s;
 }

@@ -39,10 +39,18 @@ export interface EpisodeRecord {
   inputs: string;
   worker: number;
   finished_at: string;
+  /**
+   * A perturbed episode's perturbation (perturb.ts): its set's name and specs, the per-episode seed, the instruction
+   * the policy got, every value drawn, and what the simulator reported applying. Absent: a standard episode.
+   */
+  perturbation?: { set: string; specs: unknown[]; seed: number; instruction: string; applied: Record<string, unknown>; sim_applied: Record<string, unknown> | null };
 }
 
-export const episodeKey = (r: { suite: string; task: number; init: number; seed: number; episode: number }): string =>
-  `${r.suite}/${r.task}/${r.episode}/${r.init}/${r.seed}`;
+/** One episode's identity; a perturbed episode's adds its set's name (records carry it as perturbation.set, specs as perturbation). */
+export const episodeKey = (r: { suite: string; task: number; init: number; seed: number; episode: number; perturbation?: string | { set: string } }): string => {
+  const p = typeof r.perturbation === 'string' ? r.perturbation : r.perturbation?.set;
+  return `${r.suite}/${r.task}/${r.episode}/${r.init}/${r.seed}${p ? `/${p}` : ''}`;
+};
 
 export function resultsFile(out: string, shard: { index: number; count: number } | null): string {
   return join(out, shard ? `episodes.shard-${shard.index}-of-${shard.count}.jsonl` : 'episodes.jsonl');
@@ -118,5 +126,5 @@ export function mergeRecords(records: readonly EpisodeRecord[]): EpisodeRecord[]
         `policy ${prev.policy} / ${r.policy}): these results come from different evaluations; merge only shards of one run`);
     if (!prev) byKey.set(k, r);
   }
-  return [...byKey.values()].sort((a, b) => a.suite.localeCompare(b.suite) || a.task - b.task || a.episode - b.episode);
+  return [...byKey.values()].sort((a, b) => a.suite.localeCompare(b.suite) || a.task - b.task || (a.perturbation?.set ?? '').localeCompare(b.perturbation?.set ?? '') || a.episode - b.episode);
 }

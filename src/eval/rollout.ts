@@ -8,8 +8,12 @@
 // with requestSeed(seed, suite, task, episode, i) (seeding.ts), whatever worker, batch or resume it runs in.
 // A simulator error (the env raised in reset or step) ends the episode as a failure that carries the error, as
 // openpi's LIBERO client counts it, unless the run asks to stop on it; any other error propagates.
+// A perturbed episode (perturb.ts) sends its simulator perturbation with the reset (applied before the wait steps),
+// gives the policy its instruction variant, and puts its image noise on every camera image the policy sees; the
+// frame sink (the video) gets the same noisy images, so a video shows what the policy saw.
 import { type ObsFrame, ObservationHistory, obsFrameFromEnv } from '../data/adapter.js';
 import { EvalError, SimEnvError } from './errors.js';
+import { type EpisodePerturbation, noisyImage } from './perturb.js';
 import { requestSeed } from './seeding.js';
 import type { ChunkBatcher } from './chunk_batcher.js';
 import type { EvalProtocol } from './protocol.js';
@@ -24,6 +28,8 @@ export interface EpisodeSpec {
   init: number;
   /** --seed: the base of the env seed and of the requests' sampling seeds. */
   seed: number;
+  /** The perturbation set's name (perturb.ts), or undefined for the standard condition. */
+  perturbation?: string;
 }
 
 export interface RolloutOptions {
@@ -37,6 +43,8 @@ export interface RolloutOptions {
   seedReset: boolean;
   /** A simulator error ends the episode as a recorded failure (false) or propagates and stops the run (true). */
   stopOnEnvError: boolean;
+  /** This episode's perturbation draw (perturb.ts drawEpisode), or null for a standard episode. */
+  perturbation?: EpisodePerturbation | null;
 }
 
 export interface EpisodeOutcome {
@@ -49,6 +57,8 @@ export interface EpisodeOutcome {
   replans: number[];
   /** The simulator error that ended the episode (a failure), or null. */
   error: string | null;
+  /** What the simulator reported applying (the reset reply's `perturbation`), or null. */
+  simApplied: Record<string, unknown> | null;
 }
 
 /** Called with every observation (reset, wait steps, policy steps), for videos. */
@@ -64,10 +74,22 @@ export async function runEpisode(
   let error: string | null = null;
   let envSteps = 0;
   let o: SimObs;
+  let simApplied: Record<string, unknown> | null = null;
+  const pert = opts.perturbation ?? null;
+  // The images the policy (and the video) sees: with image noise, every camera image noised from the episode's
+  // noise seed and the env step, so a re-run draws the same noise.
+  const seen = (x: SimObs): SimObs => {
+    if (!pert?.noise) return x;
+    const obs = { ...x.obs };
+    let cam = 0;
+    for (const k of ['agentview_image', 'robot0_eye_in_hand_image'])
+      if (obs[k] instanceof Uint8Array) obs[k] = noisyImage(obs[k] as Uint8Array, Math.round(Math.sqrt((obs[k] as Uint8Array).length / 3)), pert.noise, x.t, cam++);
+    return { ...x, obs };
+  };
   /** One env step, timed for the batcher's gather rule; policyStep null for wait steps. */
   const stepEnv = async (action: ArrayLike<number>, policyStep: number | null) => {
     const t0 = performance.now();
-    o = await worker.step(action);
+    o = seen(await worker.step(action));
     envSteps = o.t;
     batcher.noteStep((performance.now() - t0) / 1000);
     onFrame?.(o, policyStep);
@@ -75,7 +97,9 @@ export async function runEpisode(
   try {
     batcher.setDue(env, Infinity);
     policy.startEpisode?.(env);
-    o = await worker.reset({ initIndex: spec.init, seed: opts.seedReset ? spec.seed : undefined });
+    const r = await worker.reset({ initIndex: spec.init, seed: opts.seedReset ? spec.seed : undefined, perturb: pert?.sim ?? undefined });
+    simApplied = r.perturbation ?? null;
+    o = seen(r);
     onFrame?.(o, null);
     const { waitSteps, waitAction } = opts.protocol;
     for (let i = 0; i < waitSteps; i++) {
@@ -88,7 +112,7 @@ export async function runEpisode(
     const ask = async (at: number): Promise<ActionChunk> => {
       const seed = requestSeed(spec.seed, spec.suite, spec.task, spec.episode, replans.length);
       replans.push(at);
-      const chunk = await batcher.request(env, { history: [...history.current], instruction: opts.language }, seed);
+      const chunk = await batcher.request(env, { history: [...history.current], instruction: pert?.instruction ?? opts.language }, seed);
       if (chunk.length < (opts.temporalEnsemble === null ? opts.execHorizon : 1))
         throw new EvalError(`the policy returned a ${chunk.length}-step chunk; exec_horizon is ${opts.execHorizon}`);
       return chunk;
@@ -122,7 +146,7 @@ export async function runEpisode(
   } finally {
     batcher.leave(env);
   }
-  return { success, steps, envSteps, modelCalls: replans.length, replans, error };
+  return { success, steps, envSteps, modelCalls: replans.length, replans, error, simApplied };
 }
 
 /** ACT's temporal ensemble: every live chunk's action for this step, weighted exp(-k i) with i = 0 the oldest. */

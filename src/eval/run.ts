@@ -14,6 +14,7 @@ import { ChunkBatcher } from './chunk_batcher.js';
 import { type EvalIdentity, claimFolder } from './eval_config.js';
 import { type EvalProtocol, SUITES } from './protocol.js';
 import type { ChunkPolicy } from './chunk_policy.js';
+import { type PerturbationSet, drawEpisode, setSlug } from './perturb.js';
 import { type EpisodeRecord, RecordWriter, episodeKey, mergeRecords, readAllRecords, readRecords, resultsFile } from './results.js';
 import { type Summary, markdown, writeReports } from './report.js';
 import { type EpisodeSpec, runEpisode } from './rollout.js';
@@ -47,6 +48,11 @@ export interface EvalOptions {
   maxRetries: number;
   sidecar: SidecarOptions;
   log: (line: string) => void;
+  /**
+   * Robustness evaluation (perturb.ts): every episode runs once unperturbed and once per set, on the same initial
+   * state and seeds; the reports put them side by side. Empty or absent: the standard evaluation only.
+   */
+  perturbations?: PerturbationSet[];
   /** Aborting it (SIGINT/SIGTERM) stops the run: no new episodes, every sidecar closed, EvalInterrupted thrown. */
   signal?: AbortSignal;
 }
@@ -63,15 +69,17 @@ export interface EvalResult {
   summaryText: string;
 }
 
-export function episodeList(o: Pick<EvalOptions, 'suites' | 'tasks' | 'episodesPerTask' | 'protocol' | 'seed' | 'shard'>): EpisodeSpec[] {
+export function episodeList(o: Pick<EvalOptions, 'suites' | 'tasks' | 'episodesPerTask' | 'protocol' | 'seed' | 'shard' | 'perturbations'>): EpisodeSpec[] {
+  const conditions: (string | undefined)[] = [undefined, ...(o.perturbations ?? []).map((p) => p.name)];
   const all: EpisodeSpec[] = [];
   for (const suite of o.suites) {
     const info = SUITES[suite];
     const tasks = o.tasks ?? Array.from({ length: info.tasks }, (_, i) => i);
     for (const task of tasks) {
       if (task >= info.tasks) throw new EvalError(`task ${task} does not exist in ${suite} (tasks 0..${info.tasks - 1})`);
-      for (let episode = 0; episode < o.episodesPerTask; episode++)
-        all.push({ suite, task, episode, init: o.protocol.initIndex(episode, 50), seed: o.seed });
+      for (const perturbation of conditions)
+        for (let episode = 0; episode < o.episodesPerTask; episode++)
+          all.push({ suite, task, episode, init: o.protocol.initIndex(episode, 50), seed: o.seed, ...(perturbation ? { perturbation } : {}) });
     }
   }
   return o.shard ? all.filter((_, i) => i % o.shard!.count === o.shard!.index) : all;
@@ -90,7 +98,10 @@ export async function runEval(policy: ChunkPolicy, o: EvalOptions): Promise<Eval
   const identity: EvalIdentity = {
     policy: policy.describe, checkpoint_step: policy.checkpointStep, protocol: o.protocol.name, exec_horizon: execHorizon,
     temporal_ensemble: o.temporalEnsemble, max_steps: o.maxSteps, seed: o.seed, seeding, backend: o.sidecar.backend,
+    // Only when given, so folders of standard evaluations written before perturbations existed still resume.
+    ...(o.perturbations?.length ? { perturbations: o.perturbations } : {}),
   };
+  const sets = new Map((o.perturbations ?? []).map((p) => [p.name, p]));
   claimFolder(o.out, identity);
   const file = resultsFile(o.out, o.shard);
   removeOrphanVideos(join(o.out, 'videos'));
@@ -111,7 +122,7 @@ export async function runEval(policy: ChunkPolicy, o: EvalOptions): Promise<Eval
     if (rec.success) successes++;
     const el = (performance.now() - t0) / 1000;
     const retries = [rec.crash_retries ? `${rec.crash_retries} crash retr${rec.crash_retries > 1 ? 'ies' : 'y'}` : '', rec.reconnect_retries ? `${rec.reconnect_retries} reconnect retr${rec.reconnect_retries > 1 ? 'ies' : 'y'}` : ''].filter(Boolean);
-    o.log(`[${finished}/${total}] ${rec.suite} task ${rec.task} init ${rec.init}: ${rec.success ? 'success' : rec.error ? 'failure (simulator error)' : 'failure'} after ${rec.steps} steps ` +
+    o.log(`[${finished}/${total}] ${rec.suite} task ${rec.task} init ${rec.init}${rec.perturbation ? ` [${rec.perturbation.set}]` : ''}: ${rec.success ? 'success' : rec.error ? 'failure (simulator error)' : 'failure'} after ${rec.steps} steps ` +
       `(${rec.wall_s.toFixed(1)} s${retries.length ? `, ${retries.join(', ')}` : ''}) | ${successes}/${finished} ` +
       `${((100 * successes) / finished).toFixed(1)}% | ${((finished / el) * 3600).toFixed(0)} ep/h, ETA ${Math.round((el / finished) * (total - finished))} s`);
   };
@@ -166,7 +177,13 @@ export async function runEval(policy: ChunkPolicy, o: EvalOptions): Promise<Eval
             if (o.videos !== 'none') video = new EpisodeVideo(join(o.out, 'videos', spec.suite, `.tmp-${process.pid}-${w}.mp4`), policy.resolution);
             const v = video;
             opened.resets++;
+            const set = spec.perturbation ? sets.get(spec.perturbation)! : null;
+            const pert = set ? drawEpisode(set, {
+              seed: spec.seed, suite: spec.suite, task: spec.task, episode: spec.episode, language: info.language, taskName: info.task_name,
+              suiteLanguages: info.suite_languages ?? [info.language],
+            }) : null;
             const res = await runEpisode(s, batcher, w, policy, spec, {
+              perturbation: pert,
               protocol: o.protocol, maxSteps, execHorizon, temporalEnsemble: o.temporalEnsemble, language: info.language,
               seedReset: seeding === 'per-episode', stopOnEnvError: o.stopOnEnvError ?? false,
             }, v ? (ob, step) => v.add(ob.obs.agentview_image as Uint8Array, ob.obs.robot0_eye_in_hand_image as Uint8Array, step === null ? `WAIT T ${ob.t}` : `STEP ${step}/${maxSteps}`) : undefined);
@@ -178,6 +195,7 @@ export async function runEval(policy: ChunkPolicy, o: EvalOptions): Promise<Eval
               model_calls: res.modelCalls, replans: res.replans, crash_retries: crashes, reconnect_retries: reconnects, error: res.error, video: videoPath,
               checkpoint_step: policy.checkpointStep, policy: policy.describe, protocol: o.protocol.name, exec_horizon: execHorizon,
               temporal_ensemble: o.temporalEnsemble, seeding, inputs: policy.inputs ?? 'see the policy', worker: w, finished_at: new Date().toISOString(),
+              ...(set && pert ? { perturbation: { set: set.name, specs: set.specs, seed: pert.seed, instruction: pert.instruction, applied: pert.applied, sim_applied: res.simApplied } } : {}),
             };
             writer.append(rec);
             if (res.error && envErrors++ === 0)
@@ -224,11 +242,14 @@ export async function runEval(policy: ChunkPolicy, o: EvalOptions): Promise<Eval
   return { ran: finished, skipped, crashRetries, modelCalls: batcher.calls, batchSizes: batcher.batchSizes, wallS: (performance.now() - t0) / 1000, summary, summaryText: markdown(summary) };
 }
 
-/** Close an episode's video: kept as videos/SUITE/taskTT_initII_epEE_OUTCOME.mp4 when --videos says so; its path relative to --out. */
+/**
+ * Close an episode's video: kept as videos/SUITE/taskTT_initII_epEE_OUTCOME.mp4 (a perturbed episode's
+ * taskTT_initII_epEE_SET_OUTCOME.mp4, SET its set's name made file-safe) when --videos says so; its path relative to --out.
+ */
 async function finishVideo(video: EpisodeVideo, o: EvalOptions, spec: EpisodeSpec, success: boolean): Promise<string | null> {
   const keep = o.videos === 'all' || !success;
   const pad = (n: number) => String(n).padStart(2, '0');
-  const name = `task${pad(spec.task)}_init${pad(spec.init)}_ep${pad(spec.episode)}_${success ? 'success' : 'failure'}.mp4`;
+  const name = `task${pad(spec.task)}_init${pad(spec.init)}_ep${pad(spec.episode)}_${spec.perturbation ? `${setSlug(spec.perturbation)}_` : ''}${success ? 'success' : 'failure'}.mp4`;
   const p = await video.finish(success, keep ? join(o.out, 'videos', spec.suite, name) : null);
   return p ? relative(o.out, p) : null;
 }

@@ -48,6 +48,8 @@ export interface TaskInfo {
   state_dim: number;
   cameras: string[];
   horizon: number;
+  /** Every task's instruction of the suite, in task order (for the wrong-instruction control); absent from old sidecars. */
+  suite_languages?: string[];
 }
 
 /** A reset or step reply: the raw observation in robosuite's keys and units, images as rendered (upside down). */
@@ -59,6 +61,8 @@ export interface SimObs {
   t: number;
   /** The simulator's flattened state after this reset or step (LIBERO: MuJoCo's [time, qpos, qvel]); for recording. */
   state?: number[];
+  /** A perturbed reset's report of what the simulator applied (layout: the placements drawn and re-draws). */
+  perturbation?: Record<string, unknown>;
 }
 
 interface Pending {
@@ -228,8 +232,8 @@ export class SidecarWorker {
   }
 
   /** Reset to a fixed initial state (or an explicit one); with `seed`, numpy and the env are seeded first, else they draw on. */
-  async reset(r: { initIndex?: number; state?: number[]; seed?: number }): Promise<SimObs> {
-    return toObs(await this.request('reset', { init_index: r.initIndex, state: r.state, seed: r.seed }));
+  async reset(r: { initIndex?: number; state?: number[]; seed?: number; perturb?: Record<string, unknown> }): Promise<SimObs> {
+    return toObs(await this.request('reset', { init_index: r.initIndex, state: r.state, seed: r.seed, perturb: r.perturb }));
   }
 
   async step(action: ArrayLike<number>): Promise<SimObs> {
@@ -260,5 +264,6 @@ export class SidecarWorker {
 function toObs({ header, blobs }: { header: Record<string, unknown>; blobs: Map<string, Uint8Array> }): SimObs {
   const obs: Record<string, number[] | Uint8Array> = { ...(header.obs as Record<string, number[]>) };
   for (const [k, v] of blobs) obs[k] = v;
-  return { obs, done: header.done === true, reward: Number(header.reward), t: Number(header.t), state: header.state as number[] | undefined };
+  const perturbation = header.perturbation as Record<string, unknown> | undefined;
+  return { obs, done: header.done === true, reward: Number(header.reward), t: Number(header.t), state: header.state as number[] | undefined, ...(perturbation ? { perturbation } : {}) };
 }
