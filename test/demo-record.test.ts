@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { LiberoDataset } from '../src/data/dataset.js';
+import { LiberoFile } from '../src/data/hdf5/libero_file.js';
+import { hash32 } from '../src/data/rng.js';
 import { recordDemos } from '../src/demo/record.js';
 import { BLOCK_STATE, BlockExpert, namedBlock } from '../src/demo/expert.js';
 import { SidecarWorker } from '../src/eval/sidecar.js';
@@ -139,4 +141,27 @@ out = {'problems': problems, 'demos': demos, 'steps': steps, 'init0': init0}
   assert.equal(inspect.status, 0, inspect.stderr + inspect.stdout);
   assert.match(inspect.stdout, /libero_object \(libero_object\): 2 tasks, 4 demos/);
   assert.match(inspect.stdout, /0 problems/);
+
+  // What a recorded action means is what the evaluation executes: the stored actions, replayed open-loop in the
+  // test back-end from the same initial state and placement seed as the recording, solve every task again.
+  const replay = await SidecarWorker.start({ backend: 'test' });
+  try {
+    for (const [task, file] of [[0, 'pick_up_the_red_block_demo.hdf5'], [2, 'pick_up_the_blue_block_demo.hdf5']] as const) {
+      const f = LiberoFile.open(join(root, 'libero_object', file));
+      await replay.open({ suite: 'libero_object', task, resolution: 32, seed: 0, horizon: 100 });
+      for (const [d, init] of [20, 21].entries()) {
+        const actions = f.lowdim(`demo_${d}`).actions;
+        let o = await replay.reset({ initIndex: init, seed: hash32(3, task, init) });
+        const T = actions.length / 7;
+        for (let t = 0; t < T; t++) {
+          assert.ok(!o.done, `task ${task} init ${init}: done before step ${t} of ${T}`);
+          o = await replay.step(Array.from(actions.subarray(t * 7, t * 7 + 7)));
+        }
+        assert.ok(o.done, `task ${task} init ${init}: the ${T} recorded actions replayed do not succeed`);
+      }
+      f.close();
+    }
+  } finally {
+    await replay.close();
+  }
 });
