@@ -12,17 +12,6 @@ export const LAYERS = [['util', 'engine', 'metrics'], ['model', 'encoders', 'dat
 const APART = new Set(['train', 'eval', 'serve']); // peers that must not import each other
 const RANK = new Map(LAYERS.flatMap((folders, rank) => folders.map((f) => [f, rank])));
 
-// Problems that exist on main and are being removed (issue 22). Each is printed as known and does not fail the
-// check; one that no longer occurs does fail, so this list can only shrink. Empty it as the fixes land.
-export const KNOWN = [
-  'back-arrow: src/eval/openpi_request.ts imports src/serve/codec.ts (train, eval, serve must not import each other)',
-  'back-arrow: src/eval/ws_policy.ts imports src/serve/client.ts (train, eval, serve must not import each other)',
-  'back-arrow: src/eval/ws_policy.ts imports src/serve/codec.ts (train, eval, serve must not import each other)',
-  'back-arrow: src/eval/ws_policy.ts imports src/serve/errors.ts (train, eval, serve must not import each other)',
-  'back-arrow: src/policy/policy.ts imports src/train/conditioning.ts (policy is below train)',
-  'cycle: src/eval/policy_source.ts -> src/eval/scripted_policy.ts -> src/eval/policy_source.ts (3 files tied: src/eval/policy_source.ts, src/eval/scripted_policy.ts, src/eval/ws_policy.ts)',
-];
-
 function sources(dir) {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
     const p = join(dir, e.name);
@@ -103,16 +92,9 @@ export function checkImports(root) {
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  // KNOWN describes this repository only; another root (the test's planted trees) is judged on its own.
   const root = resolve(process.argv[2] ?? join(dirname(fileURLToPath(import.meta.url)), '..'));
-  const allowed = process.argv[2] === undefined ? KNOWN : [];
   const problems = checkImports(root);
-  const known = problems.filter((p) => allowed.includes(p));
-  const fresh = problems.filter((p) => !allowed.includes(p));
-  const gone = allowed.filter((k) => !problems.includes(k));
-  for (const p of known) console.log(`known (issue 22): ${p}`);
-  for (const p of fresh) console.log(p);
-  for (const k of gone) console.log(`fixed: remove from KNOWN in scripts/check-imports.mjs: ${k}`);
-  if (fresh.length || gone.length) process.exit(1);
-  console.log(`imports: ok (${known.length} known problems left)`);
+  for (const p of problems) console.log(p);
+  if (problems.length) process.exit(1);
+  console.log('imports: ok (no cycle, no import up the layers)');
 }

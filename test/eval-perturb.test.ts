@@ -13,7 +13,7 @@ import { mergeInto } from '../src/eval/merge.js';
 import { readAllRecords, readRecords } from '../src/eval/results.js';
 import { runEval } from '../src/eval/run.js';
 import { scriptedPolicy } from '../src/eval/scripted_policy.js';
-import type { ChunkPolicy } from '../src/eval/policy_source.js';
+import type { ChunkPolicy } from '../src/eval/chunk_policy.js';
 import type { PolicyInput } from '../src/policy/policy.js';
 import { SidecarWorker } from '../src/eval/sidecar.js';
 import { actionLog, testEvalOptions } from './helpers/eval.js';
