@@ -16,7 +16,9 @@ the model anyway; this also covers an env made with hard_reset=False).
   layout      every movable object (the task's objects_dict: free joints; fixtures stay) shifted by shift_m in its
               own random direction and turned about z by up to yaw_deg, one object after the other, each one's
               direction re-drawn (up to PER_OBJECT_TRIES) until it penetrates nothing. A placement is valid when no object
-              penetrates another object, a fixture or the robot by more than PENETRATION_M after mj_forward, and,
+              penetrates another object, a fixture or the robot by more than PENETRATION_M beyond what that pair
+              already does in the unperturbed scene (LIBERO's own initial states have a bowl sunk 3-7 mm into its
+              plate in this build) after mj_forward, and,
               after SETTLE_S of physics with the arm pinned, no object moved more than SETTLE_MOVE_M or tilted more
               than SETTLE_TILT_DEG beyond what it does in the unperturbed scene; the state is then put back to the placement (the
               wait steps settle it as they settle the standard scene). Invalid: re-drawn, up to MAX_DRAWS times, then
@@ -192,9 +194,13 @@ class LiberoPerturber:
         seed = lay.get("seed")
         if not isinstance(seed, int):
             raise RequestError(f"field 'perturb.layout.seed' must be an integer, got {seed!r}")
+        if shift == 0 and yaw == 0:  # level 0: the standard scene, untouched (not even a settle run)
+            return {"shift_m": 0.0, "yaw_deg": 0.0, "draws": 0, "rejected": [], "moved_xy_m_yaw_deg": {}}
         rng = np.random.default_rng(seed)
         objs = self._objects()
         q0, v0, t0 = d.qpos.copy(), d.qvel.copy(), d.time
+        mj.mj_forward(m, d)
+        self._overlap0 = self._overlaps(objs)  # what the unperturbed scene already penetrates
         baseline = self._settle(objs)  # how the unperturbed scene settles
         d.qpos[:], d.qvel[:], d.time = q0, v0, t0
         reasons = []
@@ -230,19 +236,25 @@ class LiberoPerturber:
         mj.mj_forward(m, d)
         raise RuntimeError(f"layout: no valid placement in {MAX_DRAWS} draws of a {shift} m shift (last: {reasons[-1]}); use a lower layout level")
 
-    def _penetration(self, objs):
+    def _overlaps(self, objs):
+        """{(name, name): depth m} of every contact between a movable object and anything else, deepest per pair."""
         mj, m, d = self.mj, self._model(), self._data()
-        owner = {}
-        for name, _qa, _va, geoms in objs:
-            for g in geoms:
-                owner[g] = name
+        owner = {g: name for name, _qa, _va, geoms in objs for g in geoms}
+        out = {}
         for i in range(d.ncon):
             c = d.contact[i]
             g1, g2 = int(c.geom1), int(c.geom2)
             a, b = owner.get(g1), owner.get(g2)
-            if (a or b) and a != b and c.dist < -PENETRATION_M:
-                n1, n2 = a or self._name(mj.mjtObj.mjOBJ_GEOM, g1), b or self._name(mj.mjtObj.mjOBJ_GEOM, g2)
-                return f"{n1} penetrates {n2} by {-c.dist * 1000:.1f} mm"
+            if (a or b) and a != b:
+                key = tuple(sorted((a or self._name(mj.mjtObj.mjOBJ_GEOM, g1) or f"geom {g1}", b or self._name(mj.mjtObj.mjOBJ_GEOM, g2) or f"geom {g2}")))
+                out[key] = max(out.get(key, 0.0), -float(c.dist))
+        return out
+
+    def _penetration(self, objs):
+        """The first pair that penetrates PENETRATION_M deeper than it does in the unperturbed scene, or None."""
+        for (n1, n2), depth in self._overlaps(objs).items():
+            if depth - self._overlap0.get((n1, n2), 0.0) > PENETRATION_M:
+                return f"{n1} penetrates {n2} by {depth * 1000:.1f} mm"
         return None
 
     def _settle(self, objs):
