@@ -27,6 +27,7 @@ the model anyway; this also covers an env made with hard_reset=False).
 """
 import numpy as np
 
+from rotation import aa2mat, aa2quat, qmul
 from sidecar_errors import RequestError
 
 MAX_DRAWS = 20
@@ -43,31 +44,6 @@ def _vec(p, key, n, where):
     if not isinstance(v, list) or len(v) != n or not all(isinstance(x, (int, float)) for x in v):
         raise RequestError(f"field 'perturb.{where}.{key}' must be a list of {n} numbers, got {v!r}")
     return np.asarray(v, float)
-
-
-def _quat_aa(aa):
-    """MuJoCo quaternion (w, x, y, z) of an axis-angle vector."""
-    th = float(np.linalg.norm(aa))
-    if th < 1e-15:
-        return np.array([1.0, 0.0, 0.0, 0.0])
-    k = np.asarray(aa) / th
-    return np.concatenate([[np.cos(th / 2)], np.sin(th / 2) * k])
-
-
-def _qmul(a, b):
-    w1, x1, y1, z1 = a
-    w2, x2, y2, z2 = b
-    return np.array([w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2, w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-                     w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2, w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2])
-
-
-def _rot(aa):
-    th = float(np.linalg.norm(aa))
-    if th < 1e-15:
-        return np.eye(3)
-    k = np.asarray(aa) / th
-    K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + np.sin(th) * K + (1 - np.cos(th)) * (K @ K)
 
 
 def _reflect(rgb, d):
@@ -120,13 +96,13 @@ class LiberoPerturber:
             pos, aa = _vec(c, "pos_offset", 3, "camera"), _vec(c, "axis_angle", 3, "camera")
             i = mj.mj_name2id(m, mj.mjtObj.mjOBJ_CAMERA, "agentview")
             m.cam_pos[i] = m.cam_pos[i] + pos
-            q = _qmul(_quat_aa(aa), m.cam_quat[i])
+            q = qmul(aa2quat(aa), m.cam_quat[i])
             m.cam_quat[i] = q / np.linalg.norm(q)
             report["camera"] = {"agentview_pos": m.cam_pos[i].tolist(), "agentview_quat_wxyz": m.cam_quat[i].tolist()}
         if "lighting" in p:
             li = p["lighting"]
             s = float(li.get("intensity_scale", 1.0))
-            R = _rot(_vec(li, "direction_axis_angle", 3, "lighting"))
+            R = aa2mat(_vec(li, "direction_axis_angle", 3, "lighting"))
             a = float(li.get("ambient_add", 0.0))
             m.light_diffuse[:] = m.light_diffuse * s
             m.light_specular[:] = m.light_specular * s
@@ -215,7 +191,7 @@ class LiberoPerturber:
                     d.qpos[qa: qa + 7] = q0[qa: qa + 7]
                     d.qpos[qa] += shift * np.cos(ang)
                     d.qpos[qa + 1] += shift * np.sin(ang)
-                    q = _qmul(_quat_aa([0.0, 0.0, turn]), q0[qa + 3: qa + 7])
+                    q = qmul(aa2quat([0.0, 0.0, turn]), q0[qa + 3: qa + 7])
                     d.qpos[qa + 3: qa + 7] = q / np.linalg.norm(q)
                     mj.mj_forward(m, d)
                     if self._penetration([(name, qa, _va, geoms)]) is None:

@@ -19,6 +19,7 @@ because an invalid placement is re-drawn. What each dimension means in this scen
 """
 import numpy as np
 
+from rotation import aa2mat
 from sidecar_errors import RequestError
 
 CAMERA_HEIGHT = 0.6
@@ -26,15 +27,6 @@ ARM_M = 0.5
 MAX_DRAWS = 100
 TABLE_HALF = 0.27  # a block's centre stays this far from the middle: the whole block on the table
 MIN_GAP = 0.01
-
-
-def _rot(v):
-    th = float(np.linalg.norm(v))
-    if th < 1e-15:
-        return np.eye(3)
-    k = np.asarray(v, float) / th
-    K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + np.sin(th) * K + (1 - np.cos(th)) * (K @ K)
 
 
 def _vec(p, key, n, where):
@@ -87,7 +79,7 @@ def apply(env, p):
     if "camera" in p:
         c = p["camera"]
         pos, aa = _vec(c, "pos_offset", 3, "camera"), _vec(c, "axis_angle", 3, "camera")
-        R = _rot(aa)
+        R = aa2mat(aa)
         down = R @ np.array([0.0, 0.0, -1.0])
         view.centre = pos[0:2] + CAMERA_HEIGHT * down[0:2] / -down[2]
         view.zoom = (CAMERA_HEIGHT + pos[2]) / CAMERA_HEIGHT
@@ -96,7 +88,7 @@ def apply(env, p):
     if "lighting" in p:
         li = p["lighting"]
         view.intensity = float(li.get("intensity_scale", 1.0))
-        d = _rot(_vec(li, "direction_axis_angle", 3, "lighting")) @ np.array([0.0, 0.0, -1.0])
+        d = aa2mat(_vec(li, "direction_axis_angle", 3, "lighting")) @ np.array([0.0, 0.0, -1.0])
         view.light_dir = d[0:2]
         view.ambient = float(li.get("ambient_add", 0.0))
         report["lighting"] = {"intensity": view.intensity, "light_dir_xy": view.light_dir.tolist(), "ambient": view.ambient}

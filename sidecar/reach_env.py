@@ -43,6 +43,7 @@ import zlib
 import numpy as np
 
 import perturb_reach
+from rotation import aa2mat
 from sidecar_errors import RequestError
 
 SUITE_TASKS = {"libero_spatial": 10, "libero_object": 10, "libero_goal": 10, "libero_10": 10, "libero_90": 90}
@@ -67,15 +68,6 @@ FINGER_RGB = (50, 50, 50)
 STATE_DIM = 21
 # Pointing down: the gripper frame rotated pi about world x, quaternion (x, y, z, w) = (1, 0, 0, 0).
 R_DOWN = np.diag([1.0, -1.0, -1.0])
-
-
-def aa2mat(v):
-    th = float(np.linalg.norm(v))
-    if th < 1e-12:
-        return np.eye(3)
-    k = np.asarray(v) / th
-    K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + np.sin(th) * K + (1 - np.cos(th)) * (K @ K)
 
 
 def mat2quat_xyzw(R):

@@ -19,6 +19,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import jpeg from 'jpeg-js';
 import { UsageError } from '../util/errors.js';
+import { SEED_LIMIT } from '../policy/policy.js';
 import { EvalError } from './errors.js';
 
 export const DIMENSIONS = ['camera', 'lighting', 'texture', 'layout', 'robot_init', 'language', 'noise'] as const;
@@ -204,7 +205,7 @@ export class Rng {
 
 /** The seed of one episode's perturbation draws: (env seed, suite, task, episode, set name). */
 export function perturbSeed(seed: number, suite: string, task: number, episode: number, set: string): number {
-  return hashSeed(`${seed}/${suite}/${task}/${episode}/perturb/${set}`) % 2 ** 31;
+  return hashSeed(`${seed}/${suite}/${task}/${episode}/perturb/${set}`) % SEED_LIMIT;
 }
 
 export interface EpisodeContext {
@@ -263,14 +264,14 @@ export function drawEpisode(set: PerturbationSet, ctx: EpisodeContext): EpisodeP
         sim.texture = Object.fromEntries(['table', 'floor', 'walls'].map((k) => [k, scaled(unitRgb(rng), LEVELS.texture.rgb[L])]));
         break;
       case 'layout':
-        sim.layout = { shift_m: LEVELS.layout.shift_m[L], yaw_deg: LEVELS.layout.yaw_deg[L], seed: rng.int(2 ** 31) };
+        sim.layout = { shift_m: LEVELS.layout.shift_m[L], yaw_deg: LEVELS.layout.yaw_deg[L], seed: rng.int(SEED_LIMIT) };
         break;
       case 'robot_init':
         sim.robot_init = { joint_noise: Array.from({ length: 7 }, () => round(rng.normal() * LEVELS.robot_init.joint_std_rad[L])) };
         break;
       case 'noise': {
         const magnitude = s.kind === 'gaussian' ? LEVELS.noise.gaussian_std[L] : s.kind === 'blur' ? LEVELS.noise.blur_sigma_px[L] : LEVELS.noise.jpeg_quality[L];
-        noise = { kind: s.kind!, level: L, magnitude, seed: rng.int(2 ** 31) };
+        noise = { kind: s.kind!, level: L, magnitude, seed: rng.int(SEED_LIMIT) };
         applied.noise = noise;
         break;
       }

@@ -4,6 +4,7 @@
 import * as torch from '../engine/index.js';
 import type { Batch } from '../data/dataset.js';
 import { type Encoders, type ModelInputs, modelInputs } from '../policy/inputs.js';
+import { SEED_LIMIT } from '../policy/policy.js';
 import { STATE_VEC_LEN } from '../data/state_vec.js';
 import { BACKGROUND } from '../data/images.js';
 import { augmentImages } from './image_aug.js';
@@ -71,7 +72,7 @@ export function prepareInputs(batch: Batch, enc: Encoders, augment: Augment | nu
     // One seed per sample: its frames augment the same way in any batch and on any rank.
     const perSample = batch.historySize * cams;
     for (let b = 0; b < B; b++) {
-      const seed = torch.scope(() => torch.randint(0, 2 ** 31 - 1, [1], { generator: augment.rng.gen('imageAug', b) }).item());
+      const seed = torch.scope(() => torch.randint(0, SEED_LIMIT - 1, [1], { generator: augment.rng.gen('imageAug', b) }).item());
       const rng = new Rng(seed);
       augmentImages(images.subarray(b * perSample * frame, (b + 1) * perSample * frame), batch.imageMask.subarray(b * perSample, (b + 1) * perSample),
         perSample, batch.height, batch.width, () => rng.next());
