@@ -2,9 +2,9 @@
 // per task, so the text encoder (T5-XXL: 4.8 B parameters) runs once per distinct instruction instead of on every
 // model call, as RDT's own deployment encodes it once. Entries are keyed by the encoder's identity (policy.json
 // encoders, plus the folders, dtype and device it runs with) and the text, so the policies of one process with the
-// same encoder share them while loaded; the last one's dispose frees them. Each text is encoded alone and rows are zero-padded (padTokenRows), exactly as the
-// official T5 encoder does live, so a cached batch is the live batch bit for bit. Bounded: the least recently used
-// texts go first (a server is sent whatever prompts its clients like).
+// same encoder share them while loaded; the last one's dispose frees them. Each text is encoded alone and rows are
+// zero-padded (padTokenRows), exactly as the official T5 encoder does live, so a cached batch is the live batch bit
+// for bit. Bounded: the least recently used texts go first (a server is sent whatever prompts its clients like).
 import type { Tensor } from '../engine/index.js';
 import * as torch from '../engine/index.js';
 import { padTokenRows } from '../encoders/official.js';
