@@ -96,7 +96,7 @@ const conventions = (encoding: string) => ({
   action: { encoding, chunk_size: 64, ctrl_freq: 20, exec_horizon: null },
   state: { use_joints: false, slots: [10, 30, 31, 32, 33, 34, 35, 36, 37, 38] },
   cameras: { slots: { agentview: 0, eye_in_hand: 1 }, orientation: 'flip_v' as const, height: S, width: S, history: H },
-  statistics: null, encoders: demoEncoderIdentity(rdtPreset('tiny')), lora: null, origin: null,
+  statistics: null, normalization: 'none' as const, encoders: demoEncoderIdentity(rdtPreset('tiny')), lora: null, origin: null,
 });
 
 /** Random observations: the arrays of the --decode input file, and the same as PolicyInput[]. */

@@ -79,3 +79,54 @@ test('no tensor leaks: a loss, a backward pass and a sampling call leave only th
   runner.dispose();
   assert.equal(torch.liveTensors(), before);
 });
+
+test('value normalization: the network sees (x - mean) / std of the state and the targets; predictAction maps its sample back', () => torch.scope(() => {
+  const B = 2, T = 64, A = 128;
+  const gen = new torch.Generator(5);
+  const plain = new RDTRunner(rdtPreset('tiny'), { generator: new torch.Generator(3) });
+  const normed = new RDTRunner(rdtPreset('tiny'), { generator: new torch.Generator(3) }); // the same weights
+  // Statistics with slots that never vary (std 0 and 5e-5): those are centred only, never divided by ~0.
+  const rnd = (lo: number, hi: number) => Array.from({ length: A }, (_, i) => lo + (hi - lo) * ((i * 7919) % 101) / 100);
+  const st = { stateMean: rnd(-1, 1), stateStd: rnd(0.01, 0.5), actionMean: rnd(-0.5, 2), actionStd: rnd(0.02, 3) };
+  st.stateStd[3] = 0;
+  st.actionStd[7] = 0;
+  st.actionStd[9] = 5e-5;
+  normed.setValueNormalization(st);
+  assert.ok(normed.normalizesValues && !plain.normalizesValues);
+  const z = (x: torch.Tensor, mean: number[], std: number[]) => {
+    const v = x.toFloat64();
+    const out = Float32Array.from(v, (y, i) => (y - mean[i % A]) / (std[i % A] >= 1e-4 ? std[i % A] : 1));
+    return torch.tensor(out, { shape: x.shape });
+  };
+  const maskV = Float32Array.from({ length: B * A }, (_, i) => (i % A < 100 ? 1 : 0));
+  const c = {
+    langTokens: torch.randn([B, 5, 32], { generator: gen }), langMask: torch.ones([B, 5]), imgTokens: torch.randn([B, 54, 24], { generator: gen }),
+    stateTokens: torch.randn([B, 1, A], { generator: gen }), actionMask: torch.tensor(maskV, { shape: [B, 1, A] }), ctrlFreqs: torch.tensor([20, 20]),
+  };
+  const actionGt = torch.randn([B, T, A], { generator: gen }).mul(2);
+  const noise = torch.randn([B, T, A], { generator: gen });
+  const timesteps = torch.tensor(new BigInt64Array([BigInt(10), BigInt(900)]));
+  const zc = { ...c, stateTokens: z(c.stateTokens, st.stateMean, st.stateStd) };
+  const lossN = normed.computeLoss({ ...c, actionGt }, { noise, timesteps }).item();
+  const lossP = plain.computeLoss({ ...zc, actionGt: z(actionGt, st.actionMean, st.actionStd) }, { noise, timesteps }).item();
+  assert.ok(Math.abs(lossN - lossP) <= 1e-6 * Math.abs(lossP), `loss ${lossN} vs ${lossP} on z-scores`);
+  // Sampling: x_T and the steps are in z units; the result is x * std + mean, then masked.
+  const xT = torch.randn([B, T, A], { generator: gen });
+  const outN = normed.predictAction(c, { noise: xT }).toFloat64();
+  const outZ = plain.predictAction(zc, { noise: xT }).toFloat64(); // masked z-scores
+  let worst = 0;
+  for (let i = 0; i < outN.length; i++) {
+    const k = i % A;
+    const std = st.actionStd[k] >= 1e-4 ? st.actionStd[k] : 1;
+    const want = maskV[k] ? outZ[i] * std + st.actionMean[k] : 0;
+    worst = Math.max(worst, Math.abs(outN[i] - want) / (1 + Math.abs(want)));
+  }
+  assert.ok(worst <= 1e-5, `predictAction = z-sample x std + mean (masked): worst relative difference ${worst}`);
+  // Off again: the runner is the official one.
+  normed.setValueNormalization(null);
+  assert.equal(normed.computeLoss({ ...c, actionGt }, { noise, timesteps }).item(), plain.computeLoss({ ...c, actionGt }, { noise, timesteps }).item());
+  assert.throws(() => normed.setValueNormalization({ ...st, actionStd: st.actionStd.slice(1) }), /value normalization: actionStd has 127 values, the model's vectors 128/);
+  assert.throws(() => normed.setValueNormalization({ ...st, stateMean: [NaN, ...st.stateMean.slice(1)] }), /stateMean has a value that is not a finite number/);
+  plain.dispose();
+  normed.dispose();
+}));

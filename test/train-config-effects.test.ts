@@ -301,6 +301,14 @@ const EFFECTS: Record<string, Check> = {
   state_noise_snr: async () => assert.ok(weightsDiffer(ck(await run({ state_noise_snr: null })), ck(base)), 'state noise changes the trained weights'),
   image_aug: async () => assert.notDeepEqual((await run({ image_aug: true })).r.losses, base.r.losses),
   ctrl_freq: async () => assert.notDeepEqual((await run({ ctrl_freq: 10 })).r.losses, base.r.losses),
+  // The runner's z-scores themselves: test/model-runner.test.ts; here the run uses the data's statistics and records it.
+  value_normalization: async () => {
+    const z = await run({ value_normalization: 'zscore' });
+    assert.notDeepEqual(z.r.losses, base.r.losses);
+    assert.equal(policyOf(z).normalization, 'zscore');
+    assert.equal(policyOf(base).normalization, 'none');
+    assert.throws(() => cfgOf({ value_normalization: 'minmax' }), /'value_normalization' must be one of none, zscore, got 'minmax'/);
+  },
   // Recorded for the evaluation (its default exec horizon, test/eval-policy.test.ts); training does not use it.
   exec_horizon: async () => {
     assert.equal(policyOf(base).action.exec_horizon, 16);

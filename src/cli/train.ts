@@ -84,7 +84,7 @@ export function trainSummary(cfg: TrainConfig, r: TrainResult, seconds: number):
       (a?.eef_pos_err_cm !== undefined ? `; position error ${ba(b?.eef_pos_err_cm, a.eef_pos_err_cm)} cm` : '') +
       (a?.eef_rot_err_deg !== undefined ? `, rotation ${ba(b?.eef_rot_err_deg, a.eef_rot_err_deg)} deg` : ''));
   }
-  if (cfg.encoders === 'demo') lines.push('  (DEMO encoders: these numbers are only meaningful as a pipeline check)');
+  if (cfg.encoders !== 'official') lines.push('  (DEMO encoders: these numbers are only meaningful as a pipeline check)');
   lines.push(`  last checkpoint: ${r.lastCheckpoint ? rel(r.lastCheckpoint) : '(none)'}`);
   if (r.finalModelDir) lines.push(`  final weights:   ${rel(r.finalModelDir)}`);
   if (cfg.report_to.includes('jsonl')) lines.push(`  metrics:         ${rel(resolve(cfg.output_dir, 'metrics.jsonl'))}`);

@@ -115,7 +115,11 @@ export function demoTrainConfig(s: DemoSettings, p: DemoPaths): TrainConfig {
   return loadConfig({
     overrides: {
       model: p.model,
-      encoders: 'demo',
+      // The demo's stand-ins: hashed words and one token per palette colour (src/encoders/demo.ts), and z-scored
+      // values; with random patch projections or physical units the tiny model learns only the mean chunk in the
+      // demo's budget (README, demo section).
+      encoders: 'demo_palette',
+      value_normalization: 'zscore',
       output_dir: p.train,
       seed: s.seed,
       train_batch_size: s.batch,

@@ -1,12 +1,12 @@
 // The one encoder factory: the condition encoders are built from a recorded identity, by the trainer (from its
 // config) and by loadPolicy (from policy.json), so a policy runs with exactly the encoders it was trained with.
-// Two kinds: 'demo' (the labelled stand-ins of demo.ts, rebuilt from their sizes and seeds) and 'official'
+// Two kinds: 'demo' (the labelled stand-ins of demo.ts, rebuilt from their sizes, palette and seeds) and 'official'
 // (T5 v1.1 + SigLIP from hub folders, identified by their paths and the sha256 of their config.json and tokenizer
 // files; a folder whose files hash differently is refused, naming which one differs).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DType, Device } from '../engine/index.js';
-import { DemoTextEncoder, DemoVisionEncoder, type DemoTextIdentity, type DemoVisionIdentity } from './demo.js';
+import { DemoPaletteEncoder, DemoTextEncoder, DemoVisionEncoder, isPaletteIdentity, type DemoPaletteIdentity, type DemoTextIdentity, type DemoVisionIdentity } from './demo.js';
 import { EncoderError } from './errors.js';
 import { SiglipVisionEncoder, T5TextEncoder, configHash, tokenizerHash } from './official.js';
 import { readHubConfig } from './hub_weights.js';
@@ -47,7 +47,7 @@ export interface OfficialVisionIdentity {
 /** The identity of a pair of condition encoders, as policy.json records it. */
 export interface EncoderIdentity {
   text: DemoTextIdentity | OfficialTextIdentity;
-  vision: DemoVisionIdentity | OfficialVisionIdentity;
+  vision: DemoVisionIdentity | DemoPaletteIdentity | OfficialVisionIdentity;
 }
 
 export interface CreateEncoderOptions {
@@ -61,7 +61,8 @@ export interface CreateEncoderOptions {
 
 /** Image tokens one image gives, by the identity alone. */
 export function identityTokensPerImage(v: EncoderIdentity['vision']): number {
-  return v.kind === 'demo' ? v.grid * v.grid : v.tokens_per_image;
+  if (v.kind === 'official') return v.tokens_per_image;
+  return isPaletteIdentity(v) ? v.palette.length : v.grid * v.grid;
 }
 
 const short = (h: string) => h.slice(0, 12);
@@ -104,10 +105,10 @@ export function createEncoders(id: EncoderIdentity, opts: CreateEncoderOptions =
     throw new EncoderError(`encoders: text kind '${id.text.kind}' and vision kind '${id.vision.kind}' differ; both are 'demo' or both 'official'`);
   if (id.text.kind === 'official') return createOfficial(id as { text: OfficialTextIdentity; vision: OfficialVisionIdentity }, opts);
   const t = id.text as DemoTextIdentity;
-  const v = id.vision as DemoVisionIdentity;
+  const v = id.vision as DemoVisionIdentity | DemoPaletteIdentity;
   for (const [part, e] of [['text', t], ['vision', v]] as const)
     if (e.kind !== 'demo') throw new EncoderError(`encoders.${part}.kind '${(e as { kind: string }).kind}': known kinds are 'demo' and 'official'`);
-  const vision = new DemoVisionEncoder(v.token_dim, v.grid, v.cells, v.seed);
+  const vision = isPaletteIdentity(v) ? new DemoPaletteEncoder(v.token_dim, v.palette, v.seed) : new DemoVisionEncoder(v.token_dim, v.grid, v.cells, v.seed);
   const text = new DemoTextEncoder(t.token_dim, t.max_length, t.vocab, t.seed);
   return { text, vision };
 }
@@ -135,6 +136,11 @@ export function encoderIdentity(enc: { text: TextEncoder; vision: VisionEncoder 
     return {
       text: { kind: 'demo', token_dim: text.tokenDim, max_length: text.maxLength, vocab: text.vocab, seed: text.seed },
       vision: { kind: 'demo', token_dim: vision.tokenDim, grid: vision.grid, cells: vision.cells, seed: vision.seed },
+    };
+  if (text instanceof DemoTextEncoder && vision instanceof DemoPaletteEncoder)
+    return {
+      text: { kind: 'demo', token_dim: text.tokenDim, max_length: text.maxLength, vocab: text.vocab, seed: text.seed },
+      vision: { kind: 'demo', tokens: 'palette', token_dim: vision.tokenDim, palette: vision.palette.map((c) => [...c]), seed: vision.seed },
     };
   if (text instanceof T5TextEncoder && vision instanceof SiglipVisionEncoder)
     return {

@@ -67,6 +67,22 @@ export interface SampleOptions {
   trace?: Trace;
 }
 
+/**
+ * Per-slot statistics of the physical values (128 each): with them the network sees the state and the action
+ * targets as z = (x - mean) / std, and predictAction maps its output back, so every caller keeps physical units.
+ * The official RDT feeds physical values (rdt-spec.md 2.1); a small model trained from scratch learns far faster on
+ * z-scores, where a 1 cm move is not drowned by noise of std 1 (measured in the README's demo section).
+ */
+export interface ValueNormalization {
+  stateMean: ArrayLike<number>;
+  stateStd: ArrayLike<number>;
+  actionMean: ArrayLike<number>;
+  actionStd: ArrayLike<number>;
+}
+
+/** A slot whose std is below this does not vary in the data: it is centred, not scaled (no division by ~0). */
+export const MIN_NORMALIZED_STD = 1e-4;
+
 export class RDTRunner extends nn.Module {
   model: RDT;
   lang_adaptor: nn.TensorModule;
@@ -75,6 +91,8 @@ export class RDTRunner extends nn.Module {
 
   readonly noiseScheduler: DDPMScheduler;
   readonly sampleScheduler: DPMSolverMultistepScheduler;
+  /** (1, 1, 128) each; null = physical values, as the official runner. Not parameters: not in stateDict. */
+  #norm: { stateMean: Tensor; stateStd: Tensor; actionMean: Tensor; actionStd: Tensor } | null = null;
 
   constructor(readonly config: RdtConfig, opts: RunnerOptions = {}) {
     super();
@@ -98,6 +116,43 @@ export class RDTRunner extends nn.Module {
   override dispose(): void {
     super.dispose();
     this.noiseScheduler.dispose();
+    this.setValueNormalization(null);
+  }
+
+  /** Train on / sample in z-scores of these statistics from now on (null: physical values). */
+  setValueNormalization(v: ValueNormalization | null): void {
+    if (this.#norm) for (const t of Object.values(this.#norm)) t.dispose();
+    this.#norm = null;
+    if (!v) return;
+    const vec = (name: string, xs: ArrayLike<number>, std: boolean) => {
+      const A = name.startsWith('state') ? this.config.state_token_dim : this.config.action_dim;
+      if (xs.length !== A) throw new ModelError(`value normalization: ${name} has ${xs.length} values, the model's vectors ${A}`);
+      const out = Float32Array.from(xs, (x) => (std && !(x >= MIN_NORMALIZED_STD) ? 1 : x));
+      if (!out.every(Number.isFinite)) throw new ModelError(`value normalization: ${name} has a value that is not a finite number`);
+      return torch.tensor(out, { shape: [1, 1, A] }).keep();
+    };
+    this.#norm = {
+      stateMean: vec('stateMean', v.stateMean, false), stateStd: vec('stateStd', v.stateStd, true),
+      actionMean: vec('actionMean', v.actionMean, false), actionStd: vec('actionStd', v.actionStd, true),
+    };
+  }
+
+  get normalizesValues(): boolean {
+    return this.#norm !== null;
+  }
+
+  /** (x - mean) / std in x's dtype and device, or x itself without statistics. */
+  #normalize(x: Tensor, which: 'state' | 'action'): Tensor {
+    if (!this.#norm) return x;
+    const o = { dtype: x.dtype, device: x.device };
+    const [m, s] = which === 'state' ? [this.#norm.stateMean, this.#norm.stateStd] : [this.#norm.actionMean, this.#norm.actionStd];
+    return x.sub(m.to(o)).div(s.to(o));
+  }
+
+  #denormalizeAction(z: Tensor): Tensor {
+    if (!this.#norm) return z;
+    const o = { dtype: z.dtype, device: z.device };
+    return z.mul(this.#norm.actionStd.to(o)).add(this.#norm.actionMean.to(o));
   }
 
   get dtype(): DType {
@@ -157,12 +212,14 @@ export class RDTRunner extends nn.Module {
   /**
    * The official compute_loss: x_t = add_noise(a0, eps, t); tokens = state_adaptor([state; x_t] ++ mask);
    * pred = RDT(...) (the x0 prediction); loss = MSE(pred, a0) over every element, unmasked (rdt-spec.md 3.1).
+   * With value normalization, a0 and the state are z-scores (the loss is then in z units).
    */
   computeLoss(batch: Conditions & { actionGt: Tensor }, opts: LossOptions = {}): Tensor {
     return torch.scope(() => {
       const c = this.#prepare(batch, { actionGt: batch.actionGt, ...(opts.noise ? { noise: opts.noise } : {}), ...(opts.timesteps ? { timesteps: opts.timesteps } : {}) });
       const B = c.langTokens.shape[0];
-      const actionGt = c.actionGt;
+      const actionGt = this.#normalize(c.actionGt, 'action');
+      c.stateTokens = this.#normalize(c.stateTokens, 'state');
       const gen = { generator: opts.generator, device: this.device };
       const noise = c.noise ?? torch.randn(actionGt.shape, { ...gen, dtype: actionGt.dtype });
       const timesteps = c.timesteps ?? torch.randint(0, this.config.noise_scheduler.num_train_timesteps, [B], gen);
@@ -181,7 +238,8 @@ export class RDTRunner extends nn.Module {
   /**
    * The official predict_action: 5 DPM-Solver++(2M) steps from x_T ~ N(0, I); at every step the
    * action tokens are state_adaptor(x ++ mask); the result is x * mask (rdt-spec.md 3.2).
-   * Returns (B, horizon, action_dim) in the model dtype. Runs without autograd.
+   * Returns (B, horizon, action_dim) in the model dtype, in physical units (with value normalization the sample
+   * is mapped back, then masked). Runs without autograd.
    */
   predictAction(inputs: Conditions, opts: SampleOptions = {}): Tensor {
     return torch.noGrad(() => torch.scope(() => {
@@ -189,7 +247,7 @@ export class RDTRunner extends nn.Module {
       const cfg = this.config;
       const B = c.langTokens.shape[0];
       const cache = opts.cacheConditions ?? true;
-      const a = this.adaptConditions(c.langTokens, c.imgTokens, torch.cat([c.stateTokens, c.actionMask], 2)); // state: (B, 1, D)
+      const a = this.adaptConditions(c.langTokens, c.imgTokens, torch.cat([this.#normalize(c.stateTokens, 'state'), c.actionMask], 2)); // state: (B, 1, D)
       opts.trace?.('state_traj', a.state);
       const cond = cache ? this.model.prepareConditions(a.lang, a.img, c.langMask) : null;
       if (cond) [a.lang, a.img].forEach((t) => t.dispose()); // the cache holds all the steps need
@@ -217,7 +275,7 @@ export class RDTRunner extends nn.Module {
           mPrev = m;
           x = next;
         });
-        return x.mul(mask);
+        return this.#denormalizeAction(x).mul(mask);
       } finally {
         if (cond) disposeConditionCache(cond);
       }

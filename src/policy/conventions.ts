@@ -6,7 +6,8 @@ import type { DatasetStat } from '../data/stats.js';
 import { encoderIdentity } from '../encoders/factory.js';
 import type { TextEncoder, VisionEncoder } from '../encoders/types.js';
 import type { RdtConfig } from '../model/config.js';
-import type { PolicyConventions, PolicyStatistics } from './file.js';
+import type { ValueNormalization } from '../model/runner.js';
+import type { PolicyConventions, PolicyStatistics, ValueNormalizationName } from './file.js';
 import { PolicyError } from './errors.js';
 
 /** The sizes the model's config implies for the data adapter. */
@@ -85,6 +86,13 @@ export interface RunFacts {
   execHorizon: number;
   /** The training data's format (LiberoDataset.format). */
   dataFormat?: string;
+  /** The run's value_normalization. */
+  normalization: ValueNormalizationName;
+}
+
+/** The statistics a runner normalizes its values with (RDTRunner.setValueNormalization). */
+export function valueNormalizationOf(s: Pick<DatasetStat, 'state_mean' | 'state_std' | 'action_mean' | 'action_std'>): ValueNormalization {
+  return { stateMean: s.state_mean, stateStd: s.state_std, actionMean: s.action_mean, actionStd: s.action_std };
 }
 
 /** The conventions of a run (origin filled per saved folder by withOrigin). Refuses inconsistent runs up front. */
@@ -103,6 +111,7 @@ export function policyConventions(f: RunFacts): PolicyConventions {
     state: { use_joints: f.adapter.useJoints, slots: stateSlots(f.adapter) },
     cameras: { slots: { ...CAMERA_SLOT }, orientation: f.adapter.orientation, height: f.adapter.imageHeight, width: f.adapter.imageWidth, history: f.adapter.historySize },
     statistics,
+    normalization: f.normalization,
     encoders: encoderIdentity(f.encoders),
     lora: f.lora.enabled ? { rank: f.lora.rank, alpha: f.lora.alpha, targets: [...f.lora.targets] } : null,
     origin: { run: f.run, step: 0, ema: false, base_model: f.baseModel, ...(f.dataFormat ? { data_format: f.dataFormat } : {}) },

@@ -19,6 +19,10 @@ export const POLICY_FILE = 'policy.json';
 export const POLICY_FORMAT = 'rdt-libero.policy';
 export const POLICY_VERSION = 1;
 
+/** The train config's value_normalization, as policy.json records it. */
+export const VALUE_NORMALIZATIONS = ['none', 'zscore'] as const;
+export type ValueNormalizationName = (typeof VALUE_NORMALIZATIONS)[number];
+
 /** Dataset statistics the run used: the fields of one src/data/stats.ts entry that a policy keeps (128 values per list). */
 export type PolicyStatistics = Pick<DatasetStat,
   'dataset_name' | 'state_mean' | 'state_std' | 'state_min' | 'state_max' | 'action_mean' | 'action_std' | 'action_min' |
@@ -36,6 +40,12 @@ export interface PolicyConventions {
   cameras: { slots: Record<string, number>; orientation: ImageOrientation; height: number; width: number; history: number };
   /** null when unknown (a model folder given its conventions by hand). */
   statistics: PolicyStatistics | null;
+  /**
+   * What the network sees: 'none' = the physical values (the official RDT); 'zscore' = (x - mean) / std of
+   * `statistics` for the state and the actions (RDTRunner.setValueNormalization). 'none' in folders written before
+   * it was recorded.
+   */
+  normalization: ValueNormalizationName;
   encoders: EncoderIdentity;
   /** The LoRA adapters of a run with lora.enabled (adapter_model.safetensors beside the weights); null otherwise. */
   lora: { rank: number; alpha: number; targets: string[] } | null;
@@ -121,11 +131,17 @@ function parseEncoders(f: Fields): EncoderIdentity {
   if (v.str('kind', ['demo', 'official']) !== kind) v.fail('kind', `is '${v.str('kind')}' but encoders.text.kind is '${kind}'; both are 'demo' or both 'official'`);
   if (kind === 'demo') {
     t.only(['kind', 'token_dim', 'max_length', 'vocab', 'seed']);
+    const text = { kind: 'demo' as const, token_dim: t.int('token_dim', 1), max_length: t.int('max_length', 1), vocab: t.int('vocab', 1), seed: t.int('seed', 0) };
+    // Two demo vision encoders: patches (no 'tokens' field, as every folder before the palette) and 'palette'.
+    if (v.obj.tokens !== undefined && v.str('tokens', ['palette']) === 'palette') {
+      v.only(['kind', 'tokens', 'token_dim', 'palette', 'seed']);
+      const palette = v.get('palette');
+      if (!Array.isArray(palette) || !palette.length || !palette.every((c) => Array.isArray(c) && c.length === 3 && c.every((x) => Number.isInteger(x) && x >= 0 && x <= 255)))
+        v.fail('palette', 'must be a non-empty list of [r, g, b] integers in 0..255');
+      return { text, vision: { kind: 'demo', tokens: 'palette', token_dim: v.int('token_dim', 5), palette: palette as number[][], seed: v.int('seed', 0) } };
+    }
     v.only(['kind', 'token_dim', 'grid', 'cells', 'seed']);
-    return {
-      text: { kind: 'demo', token_dim: t.int('token_dim', 1), max_length: t.int('max_length', 1), vocab: t.int('vocab', 1), seed: t.int('seed', 0) },
-      vision: { kind: 'demo', token_dim: v.int('token_dim', 1), grid: v.int('grid', 1), cells: v.int('cells', 1), seed: v.int('seed', 0) },
-    };
+    return { text, vision: { kind: 'demo', token_dim: v.int('token_dim', 1), grid: v.int('grid', 1), cells: v.int('cells', 1), seed: v.int('seed', 0) } };
   }
   t.only(['kind', 'path', 'tokenizer_path', 'token_dim', 'max_length', 'dtype', 'config_sha256', 'tokenizer_sha256']);
   v.only(['kind', 'path', 'token_dim', 'tokens_per_image', 'image_size', 'dtype', 'config_sha256']);
@@ -172,7 +188,7 @@ export function parsePolicyFile(obj: unknown, file: string): PolicyFileContent {
   if (r.get('format') !== POLICY_FORMAT) r.fail('format', `must be '${POLICY_FORMAT}', got ${JSON.stringify(obj.format)}`);
   if (r.get('version') !== POLICY_VERSION)
     r.fail('version', `is ${JSON.stringify(obj.version)}; this rdt-libero reads version ${POLICY_VERSION} (a newer rdt-libero wrote it?)`);
-  r.only(['format', 'version', 'action', 'state', 'cameras', 'statistics', 'encoders', 'lora', 'origin']);
+  r.only(['format', 'version', 'action', 'state', 'cameras', 'statistics', 'normalization', 'encoders', 'lora', 'origin']);
 
   const a = r.sub('action');
   a.only(['encoding', 'chunk_size', 'ctrl_freq', 'exec_horizon']);
@@ -207,6 +223,9 @@ export function parsePolicyFile(obj: unknown, file: string): PolicyFileContent {
 
   const sf = r.nullable('statistics');
   const statistics = sf ? parseStatistics(sf, action.encoding, useJoints) : null;
+  const normalization = r.obj.normalization === undefined ? 'none' : r.str('normalization', VALUE_NORMALIZATIONS) as ValueNormalizationName;
+  if (normalization !== 'none' && !statistics)
+    r.fail('normalization', `is '${normalization}', but 'statistics' is null: the model reads its values through the run's statistics, so the folder is incomplete`);
   const encoders = parseEncoders(r.sub('encoders'));
 
   const lf = r.nullable('lora');
@@ -227,7 +246,7 @@ export function parsePolicyFile(obj: unknown, file: string): PolicyFileContent {
     // The training data's format (hdf5 or lerobot); cameras.orientation already says how to turn simulator frames.
     if (of.obj.data_format !== undefined) origin.data_format = of.str('data_format', ['hdf5', 'lerobot']);
   }
-  return { format: POLICY_FORMAT, version: POLICY_VERSION, action, state: { use_joints: useJoints, slots: want }, cameras, statistics, encoders, lora, origin };
+  return { format: POLICY_FORMAT, version: POLICY_VERSION, action, state: { use_joints: useJoints, slots: want }, cameras, statistics, normalization, encoders, lora, origin };
 }
 
 /** policy.json of a folder, validated; null when the folder has none. */

@@ -19,7 +19,7 @@ import { findWeights, loadRdtCheckpoint, loraAdapters, loraMergeHint, readCheckp
 import type { RDTRunner } from '../model/runner.js';
 import { modelInputs } from './inputs.js';
 import { CachedTextEncoder } from './text_embeddings.js';
-import { type ModelSizes, adapterFromConventions, checkAgainstModel, modelSizes } from './conventions.js';
+import { type ModelSizes, adapterFromConventions, checkAgainstModel, modelSizes, valueNormalizationOf } from './conventions.js';
 import { POLICY_FILE, POLICY_FORMAT, POLICY_VERSION, type PolicyConventions, parsePolicyFile, readPolicyFile } from './file.js';
 import { PolicyError } from './errors.js';
 import type { VerifyLevel } from '../util/checksums.js';
@@ -203,7 +203,7 @@ function completeExplicit(e: ExplicitConventions, dir: string): PolicyConvention
     action: { encoding: e.encoding, chunk_size: sizes.chunkSize, ctrl_freq: e.ctrlFreq ?? 20, exec_horizon: null },
     state: { use_joints: e.useJoints ?? false, slots: stateSlots({ useJoints: e.useJoints ?? false }) },
     cameras: { slots: { agentview: 0, eye_in_hand: 1 }, orientation: e.orientation, height: e.imageHeight, width: e.imageWidth, history: sizes.historySize },
-    statistics: null, encoders, lora: null, origin: null,
+    statistics: null, normalization: 'none', encoders, lora: null, origin: null,
   };
   return parsePolicyFile(obj, 'the conventions given explicitly');
 }
@@ -243,6 +243,7 @@ export function loadPolicy(dir: string, opts: LoadPolicyOptions = {}): Policy {
   try {
     encoders = createEncoders(conventions.encoders, { dirs: opts.encoderDirs, device: opts.device, dtype: opts.encoderDtype });
     const sizes = checkAgainstModel(conventions, runner.config, encoders, { policy: recorded ? join(dir, POLICY_FILE) : 'the conventions given explicitly', config: configPath });
+    if (conventions.normalization === 'zscore') runner.setValueNormalization(valueNormalizationOf(conventions.statistics!));
     runner.eval();
     const textKey = JSON.stringify([conventions.encoders.text, opts.encoderDirs ?? {}, opts.encoderDtype ?? null, opts.device ?? 'cpu']);
     return new Policy(dir, conventions, runner, encoders, sizes, recorded !== null, textKey);

@@ -318,7 +318,7 @@ export class PolicyFolderWriter {
     this.#conventions = policyConventions({
       adapter: data.dataset.cfg, stats: data.stats.libero, encoders: parts.encoders, rdt: parts.runner.config,
       run: basename(ctx.outputDir), baseModel: cfg.pretrained_model_name_or_path ?? cfg.model, lora: cfg.lora, execHorizon: cfg.exec_horizon,
-      dataFormat: data.dataset.format,
+      dataFormat: data.dataset.format, normalization: cfg.value_normalization,
     });
   }
 

@@ -10,6 +10,7 @@ import { DATA_FORMATS } from '../data/episode_file.js';
 import { ENCODINGS } from '../data/encodings/index.js';
 import { ALIGNMENTS } from '../data/step_index.js';
 import { ConfigError } from './errors.js';
+import { VALUE_NORMALIZATIONS } from '../policy/file.js';
 import {
   defaultsOf, intFrom, isObj, key, mergeChecked, notOneOf, nullable, oneOf, parseOverrides, schemaKeys, where,
   type Plain, type ValuesOf,
@@ -26,7 +27,7 @@ export type LrSchedulerName = (typeof LR_SCHEDULERS)[number];
 const isProb = (v: number) => v >= 0 && v <= 1;
 // The demo encoders read no folders: these keys would do nothing.
 const demoReadsNoFolders = (_v: string, c: { encoders: string }) =>
-  c.encoders === 'demo' ? 'is set, but encoders: demo reads no encoder folders; remove it or set encoders: official' : undefined;
+  c.encoders !== 'official' ? `is set, but encoders: ${c.encoders} reads no encoder folders; remove it or set encoders: official` : undefined;
 
 /**
  * Every key: key(type, default, doc, check?), nullable(...) when null is a value, oneOf(values, default, doc). A new
@@ -35,12 +36,12 @@ const demoReadsNoFolders = (_v: string, c: { encoders: string }) =>
 export const TRAIN_CONFIG = {
   model: key('string', 'auto', "architecture: 'auto' (the pretrained checkpoint's own; rdt-1b from scratch), a preset 'rdt-1b', 'rdt-170m', 'tiny', or a hub config.json; must match the pretrained checkpoint"),
   pretrained_model_name_or_path: nullable('string', null, 'checkpoint folder (hub layout: config.json + weights) to fine-tune from; null = from scratch'),
-  encoders: oneOf(['demo', 'official'], 'official', "'official' (T5-v1.1-XXL + SigLIP from text_encoder / vision_encoder) or 'demo' (deterministic stand-ins, for testing only)"),
+  encoders: oneOf(['demo', 'demo_palette', 'official'], 'official', "'official' (T5-v1.1-XXL + SigLIP from text_encoder / vision_encoder), 'demo' (deterministic stand-ins, for testing only: hashed words, random patch projections) or 'demo_palette' (the demo text encoder + one image token per palette colour: presence, centroid, spread; what the embedded demo trains with)"),
   text_encoder: nullable('string', null, 'encoders: official: hub folder of the T5 v1.1 encoder (google/t5-v1_1-xxl: config.json + weights, spiece.model); required there, refused with demo', demoReadsNoFolders),
   vision_encoder: nullable('string', null, 'encoders: official: hub folder of the SigLIP tower (google/siglip-so400m-patch14-384); required there, refused with demo', demoReadsNoFolders),
   tokenizer: nullable('string', null, 'encoders: official: folder of the T5 tokenizer (spiece.model or tokenizer.json) when not in text_encoder; null = text_encoder', demoReadsNoFolders),
   encoder_dtype: key<'string', 'auto' | 'float32' | 'bfloat16'>('string', 'auto', "encoders: official: 'auto' (bfloat16 on cuda, float32 on cpu), 'float32' or 'bfloat16'; the frozen encoders' weights and compute", (v, c) =>
-    notOneOf(v, ['auto', 'float32', 'bfloat16']) ?? (c.encoders === 'demo' && v !== 'auto' ? `is ${v}, but the demo encoders always run in float32; remove it or set encoders: official` : undefined)),
+    notOneOf(v, ['auto', 'float32', 'bfloat16']) ?? (c.encoders !== 'official' && v !== 'auto' ? `is ${v}, but the demo encoders always run in float32; remove it or set encoders: official` : undefined)),
   text_cache: nullable('string', null, "encoders: official: T5 token cache from 'rdt-libero encode --cache FILE' covering every instruction; T5 is then never loaded (its folder is only hashed); null = encode live", demoReadsNoFolders),
   output_dir: key('string', 'runs/rdt-libero', 'where checkpoints, metrics.jsonl, tensorboard/, stats/ and run_config.yaml go'),
   seed: key('number', 42, 'seed for the model init, the sampler, noise, timesteps and condition dropout', intFrom(0)),
@@ -71,6 +72,7 @@ export const TRAIN_CONFIG = {
   state_noise_snr: nullable('number', 40, 'state noise SNR in dB added during training; null = no noise'),
   image_aug: key('boolean', false, 'augment half of the valid camera frames: colour jitter and/or Gaussian noise + box blur (official recipe, simplified)'),
   ctrl_freq: key('number', 20, 'control frequency in Hz fed to the model (LIBERO: 20)', where((v) => v > 0, '> 0 Hz')),
+  value_normalization: oneOf(VALUE_NORMALIZATIONS, 'none', "'none' (the model sees physical units, as the official RDT) or 'zscore' (state and actions as (x - mean) / std of the run's dataset statistics, recorded in policy.json; learns much faster from scratch; slots that never vary are only centred)"),
   exec_horizon: key('number', 16, "chunk steps an evaluation executes before it asks for the next chunk; recorded in every saved policy.json (action.exec_horizon) as rdt-libero eval's and serve's default for the policy; at most the model's chunk", intFrom(1)),
   report_to: key('list', ['jsonl', 'tensorboard'], 'metric sinks: jsonl, tensorboard, wandb, none (list, or comma-separated on the command line)', (v) => v.map((r) => notOneOf(r, REPORT_SINKS)).find(Boolean)),
   log_every: key('number', 10, 'write train/* metrics every this many optimizer steps', intFrom(1)),

@@ -31,9 +31,9 @@ function checkSizes(c: RdtConfig, enc: Encoders, label: string, fix: string): En
   throw new TrainError(`the model has ${problems.join('; ')} (${label}); ${fix}`);
 }
 
-function demoEncoders(c: RdtConfig): Encoders {
+function demoEncoders(c: RdtConfig, vision: 'patches' | 'palette'): Encoders {
   // Built through the one factory that loadPolicy also uses, from the identity policy.json records.
-  const enc = createEncoders(demoEncoderIdentity(c));
+  const enc = createEncoders(demoEncoderIdentity(c, vision));
   return checkSizes(c, enc, 'demo encoders', `use a config with img_cond_len ${HISTORY * CAMERA_SLOTS * enc.vision.tokensPerImage}`);
 }
 
@@ -78,7 +78,8 @@ function cachedEncoders(c: RdtConfig, cfg: TrainConfig): Encoders {
 export type EncoderFactory = (model: RdtConfig, cfg: TrainConfig) => Encoders;
 
 export const ENCODER_FACTORIES: Readonly<Record<TrainConfig['encoders'], EncoderFactory>> = {
-  demo: (c) => demoEncoders(c),
+  demo: (c) => demoEncoders(c, 'patches'),
+  demo_palette: (c) => demoEncoders(c, 'palette'),
   official: (c, cfg) => officialEncoders(c, cfg),
 };
 

@@ -5,6 +5,7 @@
 import { join } from 'node:path';
 import * as torch from '../engine/index.js';
 import { CachedTextEncoder } from '../encoders/text_cache.js';
+import { valueNormalizationOf } from '../policy/conventions.js';
 import { checkEncoderFolders, DEFAULT_CONFIG, type TrainConfig } from './config.js';
 import { buildParts, type TrainParts } from './build.js';
 import { PolicyFolderWriter, RunState, removeHalfWrittenCheckpoints, resolveResume, resumeFrom } from './checkpoint.js';
@@ -127,6 +128,10 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
           `start it with --nproc_per_node N (or torchrun), or remove it (default ${DEFAULT_CONFIG.ddp[k]})`);
     let zero: Zero2 | null = null;
     parts = buildParts(cfg, hooks.encoders, say, dist && cfg.zero_stage === 2 ? (trainable) => (zero = new Zero2(dist, trainable)).owned() : undefined);
+    if (cfg.value_normalization === 'zscore') {
+      parts.runner.setValueNormalization(valueNormalizationOf(data.stats.libero));
+      say(`value_normalization: zscore: the model sees the state and the actions as z-scores of ${data.statsPath}`);
+    }
     // From here each backward's gradient hooks feed the reducer (buckets reduced while backward runs).
     dist?.attach(parts.trainable, zero);
     if (zero) {
