@@ -196,6 +196,8 @@ test('changing any recorded convention changes the result or is refused', async 
     { field: 'cameras.history', set: (p) => (p.cameras.history = 1) },
     { field: 'statistics.action_encoding', set: (p) => (p.statistics.action_encoding = 'raw_delta') },
     { field: 'statistics.state_max', set: (p) => (p.statistics.state_max[0] = 1) },
+    // loadPolicy applies it: the model then reads the state and writes actions as z-scores of the statistics.
+    { field: 'normalization', set: (p) => (p.normalization = 'zscore') },
     { field: 'encoders.text.kind', set: (p) => (p.encoders.text.kind = 'official') },
     { field: 'encoders.text.token_dim', set: (p) => (p.encoders.text.token_dim = 64) },
     { field: 'encoders.text.max_length', set: (p) => (p.encoders.text.max_length = 17) },
@@ -209,8 +211,9 @@ test('changing any recorded convention changes the result or is refused', async 
     { field: 'lora', set: (p) => (p.lora = { rank: 4, alpha: 4, targets: ['attn.qkv'] }) },
     { field: 'unknown key', set: (p) => (p.action.chunk = 64) },
   ];
-  // Recorded for people and for later runs, not applied at inference: provenance, and the statistics' values (RDT
-  // normalises nothing with them, rdt-spec 5.6; their consistency with the encoding and state slots is checked above).
+  // Recorded for people and for later runs, not applied at inference: provenance, and the statistics' values (with
+  // normalization 'none', as here, RDT normalises nothing with them, rdt-spec 5.6; their consistency with the encoding
+  // and state slots is checked above; with 'zscore' they are applied, the mutation above).
   const notApplied = ['origin.', 'statistics.'];
   const leaves = (o: unknown, path = ''): string[] =>
     o !== null && typeof o === 'object' && !Array.isArray(o) && !(path === 'cameras.slots.')
