@@ -26,8 +26,8 @@ Closes the loop on one CPU in a few minutes, with no downloads:
   1. records a scripted expert in the simulator sidecar's TEST back-end (four coloured blocks on a table; the
      instruction names the one to grasp): ${DEMO.demosPerTask} demonstrations per task for ${DEMO.suite} tasks ${DEMO.tasks.join(',')}, from
      initial states ${DEMO.firstDemoInit}-${DEMO.firstDemoInit + DEMO.demosPerTask - 1}, in LIBERO's HDF5 layout (reused when present);
-  2. fine-tunes a tiny RDT from scratch with the DEMO encoders (fixed random projections standing in for T5
-     and SigLIP, which need multi-GB downloads);
+  2. fine-tunes a tiny RDT from scratch with the DEMO encoders (hashed words standing in for T5, one image token
+     per palette colour standing in for SigLIP, which need multi-GB downloads), state and actions z-scored;
   3. runs rdt-libero eval --sim test closed loop on initial states 0-${DEMO.episodes - 1} (not used for the demonstrations) for
      the untrained and the trained policy, at exec horizons ${DEMO.execHorizons.join(', ')}, and reports success rates with
      Wilson intervals, per task, with a video of a success and of a failure.
