@@ -127,6 +127,7 @@ test('value normalization: the network sees (x - mean) / std of the state and th
   assert.equal(normed.computeLoss({ ...c, actionGt }, { noise, timesteps }).item(), plain.computeLoss({ ...c, actionGt }, { noise, timesteps }).item());
   assert.throws(() => normed.setValueNormalization({ ...st, actionStd: st.actionStd.slice(1) }), /value normalization: actionStd has 127 values, the model's vectors 128/);
   assert.throws(() => normed.setValueNormalization({ ...st, stateMean: [NaN, ...st.stateMean.slice(1)] }), /stateMean has a value that is not a finite number/);
+  assert.throws(() => normed.setValueNormalization({ ...st, actionStd: [NaN, ...st.actionStd.slice(1)] }), /actionStd has a value that is not a finite number/);
   plain.dispose();
   normed.dispose();
 }));

@@ -127,8 +127,8 @@ export class RDTRunner extends nn.Module {
     const vec = (name: string, xs: ArrayLike<number>, std: boolean) => {
       const A = name.startsWith('state') ? this.config.state_token_dim : this.config.action_dim;
       if (xs.length !== A) throw new ModelError(`value normalization: ${name} has ${xs.length} values, the model's vectors ${A}`);
-      const out = Float32Array.from(xs, (x) => (std && !(x >= MIN_NORMALIZED_STD) ? 1 : x));
-      if (!out.every(Number.isFinite)) throw new ModelError(`value normalization: ${name} has a value that is not a finite number`);
+      if (!Array.from(xs).every(Number.isFinite)) throw new ModelError(`value normalization: ${name} has a value that is not a finite number`);
+      const out = Float32Array.from(xs, (x) => (std && x < MIN_NORMALIZED_STD ? 1 : x));
       return torch.tensor(out, { shape: [1, 1, A] }).keep();
     };
     this.#norm = {
