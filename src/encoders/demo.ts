@@ -63,6 +63,10 @@ export class DemoVisionEncoder implements VisionEncoder {
     return out;
   }
 
+  identity(): DemoVisionIdentity {
+    return { kind: 'demo', token_dim: this.tokenDim, grid: this.grid, cells: this.cells, seed: this.seed };
+  }
+
   encode(images: Uint8Array, n: number, height: number, width: number): Tensor {
     if (images.length !== n * height * width * 3)
       throw new Error(`demo vision encoder: expected ${n}x${height}x${width}x3 = ${n * height * width * 3} bytes, got ${images.length}`);
@@ -88,6 +92,13 @@ export const DEMO_PALETTE: readonly (readonly [number, number, number])[] = Obje
   [0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [0, 255, 255], [255, 0, 255], [128, 128, 128],
 ] as const);
 
+/** What a palette is (policy.json's encoders.vision.palette is checked by the same rule). */
+export const PALETTE_RULE = 'a non-empty list of [r, g, b] integers in 0..255';
+export function isPalette(p: unknown): p is number[][] {
+  return Array.isArray(p) && p.length > 0 &&
+    p.every((c) => Array.isArray(c) && c.length === 3 && c.every((x) => Number.isInteger(x) && x >= 0 && x <= 255));
+}
+
 /** Values per palette token after its identity: presence, centroid x, centroid y, spread. */
 const PALETTE_FEATURES = 4;
 
@@ -108,8 +119,7 @@ export class DemoPaletteEncoder implements VisionEncoder {
 
   constructor(readonly tokenDim: number, readonly palette: readonly (readonly number[])[] = DEMO_PALETTE, readonly seed = 1234) {
     if (tokenDim <= PALETTE_FEATURES) throw new EncoderError(`demo palette encoder: token_dim ${tokenDim} leaves no room for the colour identity (> ${PALETTE_FEATURES} needed)`);
-    if (!palette.length || !palette.every((c) => c.length === 3 && c.every((x) => Number.isInteger(x) && x >= 0 && x <= 255)))
-      throw new EncoderError('demo palette encoder: the palette must be a non-empty list of [r, g, b] integers in 0..255');
+    if (!isPalette(palette)) throw new EncoderError(`demo palette encoder: the palette must be ${PALETTE_RULE}`);
     this.tokensPerImage = palette.length;
     const gen = new torch.Generator(seed);
     this.#identity = torch.scope(() => Float32Array.from(torch.randn([palette.length, tokenDim - PALETTE_FEATURES], { generator: gen }).toFloat64()));
@@ -161,6 +171,10 @@ export class DemoPaletteEncoder implements VisionEncoder {
     return out;
   }
 
+  identity(): DemoPaletteIdentity {
+    return { kind: 'demo', tokens: 'palette', token_dim: this.tokenDim, palette: this.palette.map((c) => [...c]), seed: this.seed };
+  }
+
   encode(images: Uint8Array, n: number, height: number, width: number): Tensor {
     if (images.length !== n * height * width * 3)
       throw new Error(`demo palette encoder: expected ${n}x${height}x${width}x3 = ${n * height * width * 3} bytes, got ${images.length}`);
@@ -194,6 +208,10 @@ export class DemoTextEncoder implements TextEncoder {
     const gen = new torch.Generator(seed);
     this.#table = torch.scope(() => torch.randn([vocab, tokenDim], { generator: gen })).keep();
     this.#pos = torch.scope(() => torch.randn([maxLength, tokenDim], { generator: gen }).mul(0.1)).keep();
+  }
+
+  identity(): DemoTextIdentity {
+    return { kind: 'demo', token_dim: this.tokenDim, max_length: this.maxLength, vocab: this.vocab, seed: this.seed };
   }
 
   encode(instructions: string[]): { tokens: Tensor; mask: Tensor } {

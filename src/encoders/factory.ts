@@ -132,16 +132,8 @@ const officialDtype = (d: DType, what: string): 'float32' | 'bfloat16' => {
 /** The identity of live encoders (to record what a run trained with). Encoders the factory cannot rebuild are refused. */
 export function encoderIdentity(enc: { text: TextEncoder; vision: VisionEncoder }): EncoderIdentity {
   const { text, vision } = enc;
-  if (text instanceof DemoTextEncoder && vision instanceof DemoVisionEncoder)
-    return {
-      text: { kind: 'demo', token_dim: text.tokenDim, max_length: text.maxLength, vocab: text.vocab, seed: text.seed },
-      vision: { kind: 'demo', token_dim: vision.tokenDim, grid: vision.grid, cells: vision.cells, seed: vision.seed },
-    };
-  if (text instanceof DemoTextEncoder && vision instanceof DemoPaletteEncoder)
-    return {
-      text: { kind: 'demo', token_dim: text.tokenDim, max_length: text.maxLength, vocab: text.vocab, seed: text.seed },
-      vision: { kind: 'demo', tokens: 'palette', token_dim: vision.tokenDim, palette: vision.palette.map((c) => [...c]), seed: vision.seed },
-    };
+  if (text instanceof DemoTextEncoder && (vision instanceof DemoVisionEncoder || vision instanceof DemoPaletteEncoder))
+    return { text: text.identity(), vision: vision.identity() };
   if (text instanceof T5TextEncoder && vision instanceof SiglipVisionEncoder)
     return {
       text: {

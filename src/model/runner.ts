@@ -70,8 +70,8 @@ export interface SampleOptions {
 /**
  * Per-slot statistics of the physical values (128 each): with them the network sees the state and the action
  * targets as z = (x - mean) / std, and predictAction maps its output back, so every caller keeps physical units.
- * The official RDT feeds physical values, not normalised (rdt-spec.md 4, "Units"); a small model trained from scratch learns far faster on
- * z-scores, where a 1 cm move is not drowned by noise of std 1 (measured in the README's demo section).
+ * The official RDT feeds physical values, not normalised (rdt-spec.md 4, "Units"); a small model trained from
+ * scratch learns far faster on z-scores, where a 1 cm move is not drowned by noise of std 1 (README, demo section).
  */
 export interface ValueNormalization {
   stateMean: ArrayLike<number>;

@@ -11,6 +11,7 @@ import { ORIENTATIONS, type ImageOrientation } from '../data/images.js';
 import { STATE_VEC_LEN } from '../data/state_vec.js';
 import type { DatasetStat } from '../data/stats.js';
 import type { EncoderIdentity } from '../encoders/factory.js';
+import { PALETTE_RULE, isPalette } from '../encoders/demo.js';
 import { didYouMean } from '../util/did-you-mean.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { PolicyError } from './errors.js';
@@ -136,9 +137,8 @@ function parseEncoders(f: Fields): EncoderIdentity {
     if (v.obj.tokens !== undefined && v.str('tokens', ['palette']) === 'palette') {
       v.only(['kind', 'tokens', 'token_dim', 'palette', 'seed']);
       const palette = v.get('palette');
-      if (!Array.isArray(palette) || !palette.length || !palette.every((c) => Array.isArray(c) && c.length === 3 && c.every((x) => Number.isInteger(x) && x >= 0 && x <= 255)))
-        v.fail('palette', 'must be a non-empty list of [r, g, b] integers in 0..255');
-      return { text, vision: { kind: 'demo', tokens: 'palette', token_dim: v.int('token_dim', 5), palette: palette as number[][], seed: v.int('seed', 0) } };
+      if (!isPalette(palette)) return v.fail('palette', `must be ${PALETTE_RULE}`);
+      return { text, vision: { kind: 'demo', tokens: 'palette', token_dim: v.int('token_dim', 5), palette, seed: v.int('seed', 0) } };
     }
     v.only(['kind', 'token_dim', 'grid', 'cells', 'seed']);
     return { text, vision: { kind: 'demo', token_dim: v.int('token_dim', 1), grid: v.int('grid', 1), cells: v.int('cells', 1), seed: v.int('seed', 0) } };
