@@ -180,7 +180,11 @@ out = {'agent': recovered(req['observation/image'], 32, 32).ravel().tolist(), 'w
 test('rdt-libero eval --workers 4 against rdt-libero serve: every env\'s request goes out at once on its own connection, the server batches them (its metrics show batches of more than one)', async () => {
   const metrics = join(work, 'concurrent-serve.jsonl');
   const { child, url } = await serve('--metrics', metrics);
-  const r = await cli(['eval', '--policy', url, '--sim', 'test', '--suite', 'libero_goal', '--tasks', '0,1', '--episodes', '2', '--max-steps', '8',
+  // The server batches what is queued when the model is free (it never waits for more), so requests only meet when
+  // the workers' episodes overlap in time: 8 requests per episode keep each worker asking for over a second, longer
+  // than the workers' simulators take to start one after another on a small, busy machine (2 requests per episode
+  // were served one by one there once).
+  const r = await cli(['eval', '--policy', url, '--sim', 'test', '--suite', 'libero_goal', '--tasks', '0,1', '--episodes', '2', '--max-steps', '32',
     '--exec-horizon', '4', '--workers', '4', '--videos', 'none', '--out', join(work, 'concurrent')]).done;
   const exited = new Promise((res) => child.once('exit', res));
   child.kill('SIGTERM'); // the server writes its last metrics record as it stops
